@@ -1,0 +1,11 @@
+"""The "as of" clock of ARCHITECTURE.md: wall time live, newest event time when replaying history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def as_of(mode: str, newest_event_time: datetime | None) -> datetime:
+    if mode == "replay" and newest_event_time is not None:
+        return newest_event_time
+    return datetime.now(UTC)

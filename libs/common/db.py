@@ -1,0 +1,58 @@
+"""Async SQLAlchemy on asyncpg, and the inbox/outbox tables every service keeps in its own schema."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from libs.common.settings import Settings
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_pool_size,
+        pool_pre_ping=True,
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+class MessagingTables:
+    """The inbox (processed ce_ids) and outbox (events to publish) of one service schema."""
+
+    def __init__(self, metadata: MetaData) -> None:
+        self.inbox = Table(
+            "inbox",
+            metadata,
+            Column("event_id", Text, primary_key=True),
+            Column("consumer", Text, primary_key=True),
+            Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        )
+        self.outbox = Table(
+            "outbox",
+            metadata,
+            Column("id", BigInteger, primary_key=True, autoincrement=True),
+            Column("topic", Text, nullable=False),
+            Column("key", LargeBinary, nullable=False),
+            Column("value", LargeBinary, nullable=False),
+            Column("headers", JSONB, nullable=False),
+            Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+            Column("published_at", DateTime(timezone=True)),
+            Index("outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+        )

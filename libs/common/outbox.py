@@ -1,0 +1,144 @@
+"""Transactional outbox: derived events are written with the state change, then relayed to Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka.errors import KafkaError
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from libs.common import metrics
+from libs.common.db import MessagingTables
+from libs.common.envelope import CloudEvent
+from libs.common.kafka import Publisher
+
+log = logging.getLogger(__name__)
+
+
+class Outbox:
+    """Collects events inside a transaction; they are rows until the relay publishes them."""
+
+    def __init__(self, tables: MessagingTables, topic_prefix: str) -> None:
+        self.table = tables.outbox
+        self.topic_prefix = topic_prefix
+
+    async def add(self, session: AsyncSession, topic: str, *events: CloudEvent) -> None:
+        """`topic` is the base name from libs.common.topics."""
+        if not events:
+            return
+        rows = []
+        for event in events:
+            key, value, headers = event.to_kafka()
+            rows.append(
+                {
+                    "topic": self.topic_prefix + topic,
+                    "key": key,
+                    "value": value,
+                    "headers": [[name, raw.decode()] for name, raw in headers],
+                }
+            )
+        await session.execute(insert(self.table), rows)
+
+
+class OutboxRelay:
+    """Publishes outbox rows in id order and marks them sent; safe with several replicas (SKIP LOCKED)."""
+
+    def __init__(
+        self,
+        tables: MessagingTables,
+        sessions: async_sessionmaker[AsyncSession],
+        publisher: Publisher,
+        *,
+        service: str,
+        poll_interval_s: float,
+        batch_size: int,
+    ) -> None:
+        self.table = tables.outbox
+        self.sessions = sessions
+        self.publisher = publisher
+        self.service = service
+        self.poll_interval_s = poll_interval_s
+        self.batch_size = batch_size
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        last_purge = time.monotonic()
+        while not self._stopping.is_set():
+            try:
+                published = await self.relay_once()
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("outbox relay cannot publish, will retry", extra={"error": repr(exc)})
+                published = 0
+                await self._sleep(1.0)
+            except Exception:
+                log.exception("outbox relay failed, will retry")
+                published = 0
+                await self._sleep(1.0)
+            if published < self.batch_size:
+                await self._sleep(self.poll_interval_s)
+            if time.monotonic() - last_purge > 60:
+                last_purge = time.monotonic()
+                try:
+                    await self.purge_published()
+                except Exception:
+                    log.exception("outbox purge failed")
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def relay_once(self) -> int:
+        table = self.table
+        async with self.sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(table.c.id, table.c.topic, table.c.key, table.c.value, table.c.headers)
+                    .where(table.c.published_at.is_(None))
+                    .order_by(table.c.id)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
+                return 0
+            futures = [
+                await self.publisher.publish_raw(
+                    row.topic, row.key, row.value, [(name, value.encode()) for name, value in row.headers]
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*futures)
+            await session.execute(
+                update(table).where(table.c.id.in_([row.id for row in rows])).values(published_at=func.now())
+            )
+        for row in rows:
+            event_type = next((v for k, v in row.headers if k == "ce_type"), "unknown")
+            metrics.EVENTS_PRODUCED.labels(self.service, row.topic, event_type).inc()
+        await self._report_backlog()
+        return len(rows)
+
+    async def purge_published(self, older_than_s: float = 3600) -> None:
+        """Published rows are kept a while for inspection, then removed so the table stays small."""
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                delete(self.table).where(
+                    self.table.c.published_at < func.now() - text(f"interval '{int(older_than_s)} seconds'")
+                )
+            )
+
+    async def _report_backlog(self) -> None:
+        async with self.sessions() as session:
+            backlog = await session.scalar(
+                select(func.count()).select_from(self.table).where(self.table.c.published_at.is_(None))
+            )
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog or 0)
+

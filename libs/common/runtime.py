@@ -1,0 +1,245 @@
+"""Bootstrap: wires settings, database, broker, consumers, outbox relay and the HTTP app of one service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from libs.common import metrics
+from libs.common.consumer import ConsumerLoop, Subscription
+from libs.common.db import MessagingTables, create_engine, session_factory
+from libs.common.kafka import Publisher, ensure_topics, ping
+from libs.common.logs import configure_logging
+from libs.common.migrations import migrate
+from libs.common.outbox import Outbox, OutboxRelay
+from libs.common.problems import install_problem_handlers, problem_response
+from libs.common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BackgroundTask = Callable[["Runtime"], Awaitable[None]]
+
+
+@dataclass
+class ServiceDefinition:
+    """What one service contributes; everything else is the same for all five."""
+
+    name: str
+    title: str
+    migrations_dir: Path
+    tables: MessagingTables
+    subscriptions: Sequence[Subscription] = ()
+    routers: Sequence[APIRouter] = ()
+    # Long-running loops (schedulers, relays of the service's own) started once the broker is up.
+    background: Sequence[BackgroundTask] = ()
+    # Ingest keeps accepting into its outbox while the broker is down; the others are not ready then.
+    ready_without_broker: bool = False
+    description: str = ""
+    openapi_tags: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Runtime:
+    def __init__(self, definition: ServiceDefinition, settings: Settings) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.engine: AsyncEngine = create_engine(settings)
+        self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
+        self.publisher = Publisher(settings)
+        self.outbox = Outbox(definition.tables, settings.topic_prefix)
+        self.consumers = [
+            ConsumerLoop(sub, settings, self.sessions, definition.tables, self.publisher, self.outbox)
+            for sub in definition.subscriptions
+        ]
+        self.relay = OutboxRelay(
+            definition.tables,
+            self.sessions,
+            self.publisher,
+            service=settings.service,
+            poll_interval_s=settings.outbox_poll_interval_s,
+            batch_size=settings.outbox_batch_size,
+        )
+        self.broker_connected = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        if self.settings.migrate_on_start:
+            await migrate(self.definition.migrations_dir, self.settings.database_url, self.definition.name)
+        self._spawn(self._connect_broker(), "connect-broker")
+
+    async def _connect_broker(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await ensure_topics(self.settings)
+                await self.publisher.start()
+                break
+            except Exception as exc:
+                log.warning("broker not reachable yet", extra={"error": repr(exc), "retry_in_s": delay})
+                await self.publisher.stop()
+                self.publisher = Publisher(self.settings)
+                self._rebind_publisher()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+        self.broker_connected.set()
+        self._spawn(self.relay.run(), "outbox-relay")
+        for loop in self.consumers:
+            self._spawn(loop.run(), f"consumer-{loop.consumer_name}")
+        for task in self.definition.background:
+            self._spawn(task(self), getattr(task, "__name__", "background"))
+
+    def _rebind_publisher(self) -> None:
+        self.relay.publisher = self.publisher
+        for loop in self.consumers:
+            loop.publisher = self.publisher
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A dead consumer would silently stop the service: crash the process so it gets restarted.
+                log.critical("background task %s died; exiting", name, exc_info=True)
+                import os
+                import signal
+
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        self._tasks.append(asyncio.create_task(guarded(), name=name))
+
+    async def stop(self) -> None:
+        for loop in self.consumers:
+            loop.stop()
+        self.relay.stop()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=15)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.publisher.stop()
+        await self.engine.dispose()
+
+    async def database_ok(self) -> bool:
+        try:
+            async with self.engine.connect() as connection:
+                await asyncio.wait_for(connection.execute(text("SELECT 1")), 2)
+            return True
+        except Exception:
+            return False
+
+    async def readiness(self) -> tuple[bool, dict[str, str]]:
+        database, broker = await asyncio.gather(self.database_ok(), ping(self.publisher))
+        checks = {"database": "ok" if database else "unreachable", "broker": "ok" if broker else "unreachable"}
+        if database and broker:
+            return True, {"status": "ready", **checks}
+        if database and self.definition.ready_without_broker:
+            return True, {"status": "degraded", **checks}
+        return False, {"status": "not_ready", **checks}
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """FastAPI dependency: one session per request; routes open their own transaction."""
+    async with runtime_of(request).sessions() as session:
+        yield session
+
+
+class HttpMetricsMiddleware:
+    """Pure ASGI (no BaseHTTPMiddleware) so it adds microseconds, not milliseconds, per request."""
+
+    def __init__(self, app: ASGIApp, service: str, max_body_bytes: int) -> None:
+        self.app = app
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            response = problem_response(
+                413, "Payload Too Large", f"body exceeds {self.max_body_bytes} bytes", instance=scope["path"]
+            )
+            await response(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            metrics.HTTP_LATENCY.labels(self.service, scope["method"], path, str(status)).observe(
+                time.perf_counter() - started
+            )
+
+
+def create_app(definition: ServiceDefinition, settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings(service=definition.name)
+    if settings.service == "retain":
+        settings = settings.model_copy(update={"service": definition.name})
+    configure_logging(settings.service, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime(definition, settings)
+        app.state.runtime = runtime
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title=definition.title,
+        description=definition.description,
+        version="1.0.0",
+        lifespan=lifespan,
+        openapi_tags=definition.openapi_tags or None,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.add_middleware(HttpMetricsMiddleware, service=settings.service, max_body_bytes=settings.max_body_bytes)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["operations"], summary="Database and broker reachable")
+    async def readyz(request: Request) -> JSONResponse:
+        ready, body = await runtime_of(request).readiness()
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in definition.routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,55 @@
+"""Settings shared by every service, read from `RETAIN_*` environment variables.
+
+Defaults suit the embedded stack that `retain run` starts; production sets every address explicitly.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Scope = Literal["events:write", "customers:read", "customers:write", "campaigns:write", "feedback:write", "admin"]
+ALL_SCOPES: tuple[Scope, ...] = (
+    "events:write",
+    "customers:read",
+    "customers:write",
+    "campaigns:write",
+    "feedback:write",
+    "admin",
+)
+
+
+class ApiKey(BaseModel):
+    source: str = Field(description="Name of the calling system; becomes ce_source of events it posts.")
+    scopes: list[Scope]
+    rate_limit_per_s: float | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RETAIN_", extra="ignore")
+
+    service: str = "retain"
+    database_url: str = "postgresql+asyncpg://postgres@localhost:5432/retain"
+    database_pool_size: int = 10
+    kafka_bootstrap: str = "localhost:9092"
+    topic_prefix: str = ""
+    topic_partitions: int = 3
+    topic_replication: int = 1
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    api_keys: dict[str, ApiKey] = Field(default_factory=dict)
+    max_body_bytes: int = 5 * 1024 * 1024
+
+    consumer_batch_size: int = 500
+    consumer_max_attempts: int = 3
+    consumer_retry_backoff_s: float = 0.2
+    outbox_poll_interval_s: float = 0.05
+    outbox_batch_size: int = 1000
+    migrate_on_start: bool = True
+
+    log_level: str = "INFO"
+    # "replay" makes "now" the newest event time seen, so replayed history is scored as it was lived.
+    clock_mode: Literal["live", "replay"] = "live"

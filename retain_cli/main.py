@@ -1,0 +1,26 @@
+"""The `retain` command-line tool."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="retain", description="Retain: event-driven customer retention.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the whole platform (embedded PostgreSQL and broker by default)")
+    run.add_argument("--data-dir", type=Path, default=Path(".data"), help="where embedded data and logs live")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        from retain_cli.run import run as run_platform
+
+        return asyncio.run(run_platform(args.data_dir.resolve()))
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Runs the five services as separate processes, restarts any that crash, and stops them in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("ingest", "profile", "scoring", "campaign", "feedback")
+DEFAULT_PORTS = {"ingest": 8001, "profile": 8002, "scoring": 8003, "campaign": 8004, "feedback": 8005}
+MAX_RESTART_DELAY_S = 30.0
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    last_start: float = 0.0
+    next_start: float = 0.0
+
+
+@dataclass
+class Supervisor:
+    env: dict[str, str]
+    ports: dict[str, int]
+    log_dir: Path
+    host: str = "127.0.0.1"
+    children: dict[str, ManagedProcess] = field(default_factory=dict)
+    stopping: bool = False
+
+    def url(self, name: str) -> str:
+        return f"http://{self.host}:{self.ports[name]}"
+
+    def start_all(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for name in SERVICES:
+            self.children[name] = ManagedProcess(name, self.ports[name])
+            self._start(self.children[name])
+
+    def _start(self, child: ManagedProcess) -> None:
+        env = {
+            **self.env,
+            "RETAIN_SERVICE": child.name,
+            "RETAIN_HTTP_HOST": self.host,
+            "RETAIN_HTTP_PORT": str(child.port),
+        }
+        with open(self.log_dir / f"{child.name}.log", "ab") as output:
+            child.process = subprocess.Popen(
+                [sys.executable, "-m", f"services.{child.name}"],
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C goes to the supervisor, which stops children in order
+            )
+        child.last_start = time.monotonic()
+
+    def watch(self) -> None:
+        """Restarts crashed children with exponential backoff; call periodically."""
+        now = time.monotonic()
+        for child in self.children.values():
+            if self.stopping or child.process is None or child.process.poll() is None:
+                continue
+            if child.next_start == 0.0:
+                # A process that ran a while before dying gets a fresh backoff.
+                if now - child.last_start > 60:
+                    child.restarts = 0
+                delay = min(MAX_RESTART_DELAY_S, 0.5 * 2**child.restarts)
+                child.next_start = now + delay
+                print(f"  {child.name} exited with code {child.process.returncode}; restarting in {delay:.1f}s")
+            elif now >= child.next_start:
+                child.restarts += 1
+                child.next_start = 0.0
+                self._start(child)
+
+    async def wait_ready(self, timeout_s: float) -> dict[str, bool]:
+        deadline = time.monotonic() + timeout_s
+        ready = dict.fromkeys(self.children, False)
+        async with httpx.AsyncClient(timeout=2) as client:
+            while time.monotonic() < deadline and not all(ready.values()):
+                for name in self.children:
+                    if ready[name]:
+                        continue
+                    try:
+                        response = await client.get(self.url(name) + "/readyz")
+                        ready[name] = response.status_code == 200 and response.json().get("status") == "ready"
+                    except httpx.HTTPError:
+                        pass
+                self.watch()
+                await asyncio.sleep(0.25)
+        return ready
+
+    def stop(self, names: tuple[str, ...], timeout_s: float = 25) -> None:
+        for name in names:
+            process = self.children[name].process
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for name in names:
+            process = self.children[name].process
+            if process is None:
+                continue
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    async def shutdown(self, drain_timeout_s: float = 60) -> None:
+        """Ingest first, so nothing new arrives; then wait until every consumer has caught up."""
+        self.stopping = True
+        print("stopping ingest ...")
+        self.stop(("ingest",))
+        await self.drain(drain_timeout_s)
+        print("stopping profile, scoring, campaign, feedback ...")
+        self.stop(tuple(name for name in SERVICES if name != "ingest"))
+
+    async def drain(self, timeout_s: float) -> None:
+        from retain_cli.lag import total_lag
+
+        groups = consumer_groups()
+        bootstrap = self.env["RETAIN_KAFKA_BOOTSTRAP"]
+        prefix = self.env.get("RETAIN_TOPIC_PREFIX", "")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                lag = await asyncio.wait_for(total_lag(bootstrap, prefix, groups), 10)
+            except Exception as exc:  # noqa: BLE001 - the broker may already be gone; stopping must go on
+                print(f"  cannot read consumer lag ({exc!r}); stopping anyway")
+                return
+            if lag == 0:
+                print("  every consumer has drained its lag")
+                return
+            if time.monotonic() > deadline:
+                print(f"  lag still {lag} after {timeout_s:.0f}s; stopping anyway (replay can recover it)")
+                return
+            print(f"  waiting for consumers to drain: lag {lag}")
+            await asyncio.sleep(1)
+
+
+def consumer_groups() -> dict[str, tuple[str, ...]]:
+    """Every consumer group of the platform and its topics, from the services' own definitions."""
+    from services.campaign.bootstrap import DEFINITION as campaign
+    from services.feedback.bootstrap import DEFINITION as feedback
+    from services.ingest.bootstrap import DEFINITION as ingest
+    from services.profile.bootstrap import DEFINITION as profile
+    from services.scoring.bootstrap import DEFINITION as scoring
+
+    groups: dict[str, tuple[str, ...]] = {}
+    for definition in (ingest, profile, scoring, campaign, feedback):
+        for subscription in definition.subscriptions:
+            groups[f"{definition.name}.{subscription.name}"] = subscription.topics
+    return groups
+
+
+def configured_ports() -> dict[str, int]:
+    return {name: int(os.environ.get(f"RETAIN_{name.upper()}_PORT", port)) for name, port in DEFAULT_PORTS.items()}

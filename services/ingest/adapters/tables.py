@@ -1,0 +1,27 @@
+"""Ingest's schema: the event log is both the dedupe record and the outbox of accepted events."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Column, DateTime, Index, MetaData, Table, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+
+from libs.common.db import MessagingTables
+
+SCHEMA = "ingest"
+metadata = MetaData(schema=SCHEMA)
+messaging = MessagingTables(metadata)
+
+event_log = Table(
+    "event_log",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("customer_id", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("event_time", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("data", JSONB, nullable=False),
+    Column("published", Boolean, nullable=False, server_default=text("false")),
+    Index("event_log_unpublished", "received_at", postgresql_where=text("NOT published")),
+    Index("event_log_event_time", "event_time"),
+)
