@@ -33,7 +33,7 @@ async def list_actions(
                 "kind": row.kind,
                 "status": row.status,
                 "created_at": row.created_at.isoformat(),
-                **row.payload,
+                "details": row.payload,
             }
             for row in rows
         ],

@@ -38,16 +38,14 @@ class Windows:
 
 
 def _baseline_coverage(state: ProfileState, day: date) -> int:
-    start = day - timedelta(days=RECENT_DAYS + BASELINE_DAYS - 1)
+    if state.first_seen is None:
+        return 0
     end = day - timedelta(days=RECENT_DAYS)
     # The baseline only counts from when we knew the customer and from the oldest bucket still kept.
-    if state.first_seen is not None:
-        start = max(start, state.first_seen.date())
+    start = max(day - timedelta(days=RECENT_DAYS + BASELINE_DAYS - 1), state.first_seen.date())
     floor = bucket_floor(state)
     if floor is not None:
         start = max(start, floor)
-    if state.first_seen is None:
-        return 0
     return max(0, min(BASELINE_DAYS, (end - start).days + 1))
 
 

@@ -69,9 +69,7 @@ def test_probability_alive_matches_lifetimes(dataset: pd.DataFrame, reference: B
 
 
 @pytest.mark.parametrize("horizon", [1.0, 30.0, 90.0, 365.0])
-def test_expected_purchases_matches_lifetimes(
-    dataset: pd.DataFrame, reference: BetaGeoFitter, horizon: float
-) -> None:
+def test_expected_purchases_matches_lifetimes(dataset: pd.DataFrame, reference: BetaGeoFitter, horizon: float) -> None:
     f, r, t = _columns(dataset)
     expected = reference.conditional_expected_number_of_purchases_up_to_time(horizon, f, r, t)
     actual = expected_purchases(_params_of(reference), horizon, f, r, t)
@@ -107,6 +105,9 @@ def test_days_until_expected_purchases_is_the_first_day_reaching_threshold(cdnow
     assert np.all(before < 0.5)
     never = expected_purchases(params, 365.0, f[~reached], r[~reached], t[~reached])
     assert np.all(never < 0.5)
+    # the per-customer path evaluates a grid of days instead of bisecting: same answers
+    for i in range(0, 300, 37):
+        assert days_until_expected_purchases(params, f[i], r[i], t[i], threshold=0.5, max_days=365)[0] == days[i]
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ import pytest
 
 from services.scoring.domain.churn import (
     ChurnConfig,
+    ChurnReason,
     ChurnSignals,
     LevelCrossing,
     ReasonCode,
@@ -17,7 +18,7 @@ def codes(signals: ChurnSignals) -> set[ReasonCode]:
     return {r.code for r in assess_churn(signals).reasons}
 
 
-def reason(signals: ChurnSignals, code: ReasonCode):  # type: ignore[no-untyped-def]
+def reason(signals: ChurnSignals, code: ReasonCode) -> ChurnReason:
     matches = [r for r in assess_churn(signals).reasons if r.code is code]
     assert len(matches) == 1, f"expected exactly one {code}"
     return matches[0]

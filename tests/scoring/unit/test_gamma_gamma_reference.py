@@ -89,7 +89,9 @@ def test_clv_with_our_own_fits_is_close_to_lifetimes(cdnow_days: pd.DataFrame) -
     repeat = _repeat_buyers(df)
     bgf = BetaGeoFitter().fit(f, r, t)
     ggf = GammaGammaFitter().fit(repeat["frequency"], repeat["monetary_value"])
-    expected = ggf.customer_lifetime_value(bgf, df["frequency"], df["recency"], df["T"], df["monetary_value"]).to_numpy()
+    expected = ggf.customer_lifetime_value(
+        bgf, df["frequency"], df["recency"], df["T"], df["monetary_value"]
+    ).to_numpy()
     ours = customer_lifetime_value(
         fit_bgnbd(f, r, t), fit_gamma_gamma(repeat["frequency"], repeat["monetary_value"]), f, r, t, m
     )

@@ -39,9 +39,7 @@ def test_tier_up_and_down() -> None:
 
 
 def test_stage_change_carries_reasons() -> None:
-    result = detect_changes(
-        snap(stage=Stage.ACTIVE), snap(stage=Stage.AT_RISK, risk=0.3, reasons=("no_login",))
-    )
+    result = detect_changes(snap(stage=Stage.ACTIVE), snap(stage=Stage.AT_RISK, risk=0.3, reasons=("no_login",)))
     (c,) = result.crossings
     assert (c.kind, c.old, c.new, c.reasons) == (CrossingKind.STAGE_CHANGED, "active", "at_risk", ("no_login",))
 

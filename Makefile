@@ -1,0 +1,43 @@
+# Two commands do everything on a fresh machine with only Python 3.11+: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install run test lint bench bench-ingest bench-profile bench-scoring clean
+
+$(INSTALLED): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+run: install
+	$(BIN)/retain run
+
+# pytest exits 5 when it collected no test: that is our failure, never a silent pass.
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy libs services retain_cli bench
+
+bench: bench-ingest bench-profile bench-scoring
+
+bench-ingest: install
+	$(BIN)/python -m bench.bench_ingest
+
+bench-profile: install
+	$(BIN)/python -m bench.bench_profile
+
+bench-scoring: install
+	$(BIN)/python -m bench.bench_scoring
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
