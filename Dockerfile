@@ -1,0 +1,15 @@
+# One image for every service; the command picks the service: `python -m services.<name>`.
+FROM python:3.11-slim
+WORKDIR /app
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+COPY requirements.lock pyproject.toml ./
+RUN pip install --no-cache-dir -r requirements.lock
+COPY libs libs
+COPY services services
+COPY retain_cli retain_cli
+RUN pip install --no-cache-dir --no-deps .
+RUN useradd --system --uid 10001 retain
+USER retain
+ENV RETAIN_HTTP_HOST=0.0.0.0 RETAIN_HTTP_PORT=8000
+EXPOSE 8000
+HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
