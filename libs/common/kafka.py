@@ -72,7 +72,8 @@ class Publisher:
 
     async def publish_raw(self, topic: str, key: bytes, value: bytes, headers: KafkaHeaders) -> asyncio.Future[object]:
         """Queues one record and returns its delivery future (outbox relay and dead-lettering)."""
-        return await self._producer.send(topic, value=value, key=key, headers=headers)
+        delivery: asyncio.Future[object] = await self._producer.send(topic, value=value, key=key, headers=headers)
+        return delivery
 
 
 def all_topic_names(prefix: str, bases: Iterable[str] = ALL_TOPICS) -> list[str]:
@@ -114,7 +115,7 @@ async def broker_reachable(settings: Settings, timeout_s: float = 2.0) -> bool:
     finally:
         try:
             await admin.close()
-        except Exception:  # noqa: BLE001 - a half-started client may fail to close; readiness is already decided
+        except Exception:
             pass
 
 

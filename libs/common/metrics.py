@@ -18,7 +18,9 @@ EVENTS_CONSUMED = Counter(
 EVENTS_PRODUCED = Counter(
     "retain_events_produced_total", "Events acknowledged by the broker.", ["service", "topic", "type"]
 )
-PRODUCE_ERRORS = Counter("retain_produce_errors_total", "Publishes the broker did not acknowledge.", ["service", "topic"])
+PRODUCE_ERRORS = Counter(
+    "retain_produce_errors_total", "Publishes the broker did not acknowledge.", ["service", "topic"]
+)
 CONSUMER_LAG = Gauge("retain_consumer_lag", "Records behind the partition end.", ["service", "topic", "partition"])
 HANDLER_LATENCY = Histogram(
     "retain_handler_duration_seconds",

@@ -141,4 +141,3 @@ class OutboxRelay:
                 select(func.count()).select_from(self.table).where(self.table.c.published_at.is_(None))
             )
         metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog or 0)
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -120,7 +121,12 @@ async def test_purchase_flows_to_profile_score_and_exactly_one_coupon(platform: 
         assert seen_ticket["priority"] == "urgent"
 
         metrics = (await client.get(f"{platform.url('profile')}/metrics")).text
-        assert 'retain_events_consumed_total{outcome="processed"' in metrics or "retain_events_consumed_total{" in metrics
+        processed = re.search(
+            r'retain_events_consumed_total\{service="profile",topic="[^"]*customer-events",'
+            r'type="purchase",outcome="processed"\} (\d+)',
+            metrics,
+        )
+        assert processed is not None and int(processed.group(1)) >= 3
 
 
 async def test_bad_input_gets_a_problem_naming_the_field(platform: Supervisor) -> None:

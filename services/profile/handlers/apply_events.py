@@ -38,7 +38,9 @@ async def handle_customer_events(ctx: HandlerContext, events: Sequence[CloudEven
         await ctx.session.execute(
             pg_insert(customers)
             .values(customer_id=event.subject, state=state)
-            .on_conflict_do_update(index_elements=[customers.c.customer_id], set_={"state": state, "updated_at": func.now()})
+            .on_conflict_do_update(
+                index_elements=[customers.c.customer_id], set_={"state": state, "updated_at": func.now()}
+            )
         )
         await ctx.emit(
             PROFILE_CHANGES,

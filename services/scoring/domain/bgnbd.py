@@ -69,55 +69,69 @@ def _validate(frequency: FloatArray, recency: FloatArray, T: FloatArray) -> None
 class _Likelihood:
     """Mean negative log-likelihood and its analytic gradient over log-parameters.
 
-    The log-likelihood of one customer is A1(x) + A2(x) + logaddexp(A3(x, T), A4(x, t_x)). Only the
-    last term needs the full triple, so the gamma functions are evaluated on the distinct x values,
-    the logs on the distinct T and t_x values, and only a handful of cheap operations run per
-    distinct triple. The analytic gradient avoids finite differences (4 extra passes) and autodiff.
+    Per customer ll = A1(x) + A2(x) + A3(x, T) + [x > 0] * softplus(D), with A3 = -(r + x) log(alpha + T)
+    and D = A4 - A3 = log a - log(b + x - 1) + (r + x) (log(alpha + T) - log(alpha + t_x)). That is the
+    usual logaddexp(A3, A4), rearranged so that everything except the softplus is a sum of terms in
+    x alone or in T alone: those are evaluated on distinct x / T values with pre-summed weights, and
+    only the softplus (and its sigmoid, for the gradient) runs per distinct triple of a repeat
+    buyer. The analytic gradient avoids finite differences and autodiff overhead.
     """
 
     def __init__(
         self, frequency: FloatArray, recency: FloatArray, T: FloatArray, weights: FloatArray, penalizer: float
     ) -> None:
-        self.x_u, self.x_idx = np.unique(frequency, return_inverse=True)
-        self.tx_u, self.tx_idx = np.unique(recency, return_inverse=True)
-        self.T_u, self.T_idx = np.unique(T, return_inverse=True)
-        self.w = weights / weights.sum()
-        # per distinct x the summed weight lets x-only terms be computed once per x value
-        self.w_x = np.bincount(self.x_idx, weights=self.w, minlength=self.x_u.size)
-        self.x = frequency
-        self.tx = recency
-        self.T = T
-        self.has_repeat = self.x > 0
+        w = weights / weights.sum()
+        self.x_u, x_idx = np.unique(frequency, return_inverse=True)
+        self.T_u, T_idx = np.unique(T, return_inverse=True)
+        self.tx_u, tx_idx = np.unique(recency, return_inverse=True)
+        self.w_x = np.bincount(x_idx, weights=w, minlength=self.x_u.size)
+        self.w_T = np.bincount(T_idx, weights=w, minlength=self.T_u.size)
+        self.wx_T = np.bincount(T_idx, weights=w * frequency, minlength=self.T_u.size)
+        rep = frequency > 0
+        self.r_x = frequency[rep]
+        self.r_w = w[rep]
+        self.r_xi = x_idx[rep]
+        self.r_Ti = T_idx[rep]
+        self.r_txi = tx_idx[rep]
+        # b + x - 1 is only needed for x > 0; max() keeps the x == 0 entry finite (it gets no weight)
+        self.x_u_pos = np.maximum(self.x_u, 1.0)
         self.penalizer = penalizer
 
     def __call__(self, log_params: FloatArray) -> tuple[float, FloatArray]:
         r, alpha, a, b = np.exp(log_params)
         xu = self.x_u
-        x = self.x
 
-        a1_u = gammaln(r + xu) - gammaln(r) + r * np.log(alpha)
-        a2_u = gammaln(a + b) + gammaln(b + xu) - gammaln(b) - gammaln(a + b + xu)
-        log_aT = np.log(alpha + self.T_u)[self.T_idx]
-        log_atx = np.log(alpha + self.tx_u)[self.tx_idx]
-        rx = r + x
-        a3 = -rx * log_aT
-        # b + x - 1 would be b - 1 for x == 0; that term is masked out, max() only keeps the log finite
-        log_bx1 = np.log(b + np.maximum(x, 1.0) - 1.0)
-        a4 = np.where(self.has_repeat, np.log(a) - log_bx1 - rx * log_atx, -np.inf)
-        lse = np.logaddexp(a3, a4)
-        ll = float(self.w_x @ (a1_u + a2_u) + self.w @ lse)
+        a12_u = gammaln(r + xu) - gammaln(r) + r * np.log(alpha)
+        a12_u += gammaln(a + b) + gammaln(b + xu) - gammaln(b) - gammaln(a + b + xu)
+        log_aT = np.log(alpha + self.T_u)
+        log_atx = np.log(alpha + self.tx_u)
+        sum_a3 = -(r * self.w_T + self.wx_T) @ log_aT
 
-        # softmax weights of the two branches of the mixture
-        p4 = np.exp(a4 - lse)
-        p3 = 1.0 - p4
+        bx1 = b + self.x_u_pos - 1.0
+        c_u = np.log(a) - np.log(bx1)
+        gap = log_aT[self.r_Ti] - log_atx[self.r_txi]  # >= 0 because t_x <= T
+        rx = r + self.r_x
+        d = c_u[self.r_xi] + rx * gap
+        ll = float(self.w_x @ a12_u + sum_a3 + self.r_w @ np.logaddexp(0.0, d))
 
-        psi_r_x = digamma(r + xu)
-        d_r = self.w_x @ (psi_r_x - digamma(r) + np.log(alpha)) - self.w @ (p3 * log_aT + p4 * log_atx)
-        d_alpha = r / alpha - self.w @ (rx * (p3 / (alpha + self.T) + p4 / (alpha + self.tx)))
+        ws = self.r_w * expit(d)  # weight times posterior probability of the "dropped out" branch
+        wsrx = ws * rx
+        n_T, n_tx = self.T_u.size, self.tx_u.size
+        inv_aT = 1.0 / (alpha + self.T_u)
+        inv_atx = 1.0 / (alpha + self.tx_u)
         psi_ab = digamma(a + b)
         psi_abx = digamma(a + b + xu)
-        d_a = self.w_x @ (psi_ab - psi_abx) + (self.w @ p4) / a
-        d_b = self.w_x @ (psi_ab + digamma(b + xu) - digamma(b) - psi_abx) - self.w @ (p4 / np.exp(log_bx1))
+        d_r = self.w_x @ (digamma(r + xu) - digamma(r) + np.log(alpha)) - self.w_T @ log_aT + float(ws @ gap)
+        d_alpha = (
+            r / alpha
+            - (r * self.w_T + self.wx_T) @ inv_aT
+            + np.bincount(self.r_Ti, weights=wsrx, minlength=n_T) @ inv_aT
+            - np.bincount(self.r_txi, weights=wsrx, minlength=n_tx) @ inv_atx
+        )
+        d_a = self.w_x @ (psi_ab - psi_abx) + float(ws.sum()) / a
+        d_b = self.w_x @ (psi_ab + digamma(b + xu) - digamma(b) - psi_abx) - np.bincount(
+            self.r_xi, weights=ws, minlength=xu.size
+        ) @ (1.0 / bx1)
 
         params = np.array([r, alpha, a, b])
         grad_params = np.array([d_r, d_alpha, d_a, d_b])
@@ -125,6 +139,31 @@ class _Likelihood:
         # chain rule to log-space: d/dlog(theta) = theta * d/dtheta; penalty derivative is 2 theta^2
         grad = -grad_params * params + 2.0 * self.penalizer * params * params
         return value, grad
+
+
+def _distinct_histories(
+    f: FloatArray, rec: FloatArray, age: FloatArray, w: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Distinct (x, t_x, T) triples with summed weights."""
+    whole = np.all(rec == np.floor(rec)) and np.all(age == np.floor(age))
+    if whole and (float(f.max()) + 1) * (float(age.max()) + 1) ** 2 < 2.0**62:
+        # whole-day inputs: one int64 key per customer sorts ~20x faster than np.unique(axis=0)
+        span = np.int64(age.max()) + 1
+        key = (f.astype(np.int64) * span + rec.astype(np.int64)) * span + age.astype(np.int64)
+        ukey, inverse = np.unique(key, return_inverse=True)
+        counts = np.bincount(inverse, weights=w, minlength=ukey.size)
+        keep = counts > 0
+        ukey, counts = ukey[keep], counts[keep]
+        return (
+            (ukey // (span * span)).astype(np.float64),
+            ((ukey // span) % span).astype(np.float64),
+            (ukey % span).astype(np.float64),
+            counts.astype(np.float64),
+        )
+    uniq, inverse = np.unique(np.stack([f, rec, age], axis=1), axis=0, return_inverse=True)
+    counts = np.bincount(inverse.ravel(), weights=w, minlength=uniq.shape[0]).astype(np.float64)
+    keep = counts > 0
+    return uniq[keep, 0], uniq[keep, 1], uniq[keep, 2], counts[keep]
 
 
 def fit_bgnbd_detailed(
@@ -156,13 +195,8 @@ def fit_bgnbd_detailed(
 
     max_T = float(age.max())
     scale = 1.0 / max_T if max_T > 0 else 1.0
-    triples = np.stack([f, rec * scale, age * scale], axis=1)
-    uniq, inverse = np.unique(triples, axis=0, return_inverse=True)
-    counts = np.bincount(inverse.ravel(), weights=w, minlength=uniq.shape[0]).astype(np.float64)
-    keep = counts > 0
-    uniq, counts = uniq[keep], counts[keep]
-
-    lik = _Likelihood(uniq[:, 0], uniq[:, 1], uniq[:, 2], counts, penalizer)
+    uf, urec, uage, counts = _distinct_histories(f, rec, age, w)
+    lik = _Likelihood(uf, urec * scale, uage * scale, counts, penalizer)
     result: Any = minimize(
         lik,
         _INITIAL_LOG_PARAMS,
@@ -179,7 +213,7 @@ def fit_bgnbd_detailed(
         converged=converged,
         iterations=int(result.nit),
         n_customers=int(f.size),
-        n_unique_triples=int(uniq.shape[0]),
+        n_unique_triples=int(uf.size),
     )
 
 

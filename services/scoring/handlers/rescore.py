@@ -39,6 +39,11 @@ async def handle_profile_updated(ctx: HandlerContext, event: CloudEvent) -> None
                 type="threshold.crossed",
                 subject=event.subject,
                 time=event.time,
-                data={"kind": crossing, "old": old_tier, "new": new_tier, "reasons": [f"total spend {facts.get('total_spend')}"]},
+                data={
+                    "kind": crossing,
+                    "old": old_tier,
+                    "new": new_tier,
+                    "reasons": [f"total spend {facts.get('total_spend')}"],
+                },
             ),
         )
