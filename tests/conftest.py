@@ -26,6 +26,8 @@ TEST_API_KEYS = {
     "test-reader-key": {"source": "crm", "scopes": ["customers:read"]},
 }
 _counter = itertools.count()
+# Consumer-group joins on the embedded broker take about half the session timeout.
+FAST_GROUP_JOIN = {"consumer_session_timeout_ms": 4000, "consumer_heartbeat_interval_ms": 1000}
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Stack:
             "api_keys": TEST_API_KEYS,
             "outbox_poll_interval_s": 0.02,
             "consumer_retry_backoff_s": 0.01,
+            **FAST_GROUP_JOIN,
         }
         values.update(overrides)
         return Settings.model_validate(values)
@@ -81,6 +84,7 @@ class Isolation:
             "RETAIN_TOPIC_PARTITIONS": "2",
             "RETAIN_API_KEYS": json.dumps(TEST_API_KEYS),
             "RETAIN_OUTBOX_POLL_INTERVAL_S": "0.02",
+            **{f"RETAIN_{name.upper()}": str(value) for name, value in FAST_GROUP_JOIN.items()},
         }
 
 

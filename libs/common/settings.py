@@ -45,6 +45,10 @@ class Settings(BaseSettings):
 
     consumer_batch_size: int = 500
     consumer_max_attempts: int = 3
+    # Tansu answers a group join after roughly half the session timeout: shorter joins faster,
+    # longer tolerates longer pauses before a member is presumed dead.
+    consumer_session_timeout_ms: int = 10_000
+    consumer_heartbeat_interval_ms: int = 3_000
     consumer_retry_backoff_s: float = 0.2
     outbox_poll_interval_s: float = 0.05
     outbox_batch_size: int = 1000
