@@ -72,12 +72,14 @@ class Runtime:
             batch_size=settings.outbox_batch_size,
         )
         self.broker_connected = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        # Consumers and the relay stop at a batch boundary when asked; background tasks are cancelled.
+        self._graceful: list[asyncio.Task[None]] = []
+        self._cancellable: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         if self.settings.migrate_on_start:
             await migrate(self.definition.migrations_dir, self.settings.database_url, self.definition.name)
-        self._spawn(self._connect_broker(), "connect-broker")
+        self._spawn(self._connect_broker(), "connect-broker", graceful=False)
 
     async def _connect_broker(self) -> None:
         delay = 0.5
@@ -98,14 +100,14 @@ class Runtime:
         for loop in self.consumers:
             self._spawn(loop.run(), f"consumer-{loop.consumer_name}")
         for task in self.definition.background:
-            self._spawn(task(self), getattr(task, "__name__", "background"))
+            self._spawn(task(self), getattr(task, "__name__", "background"), graceful=False)
 
     def _rebind_publisher(self) -> None:
         self.relay.publisher = self.publisher
         for loop in self.consumers:
             loop.publisher = self.publisher
 
-    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+    def _spawn(self, coro: Awaitable[None], name: str, *, graceful: bool = True) -> None:
         async def guarded() -> None:
             try:
                 await coro
@@ -119,17 +121,21 @@ class Runtime:
 
                 os.kill(os.getpid(), signal.SIGTERM)
 
-        self._tasks.append(asyncio.create_task(guarded(), name=name))
+        task = asyncio.create_task(guarded(), name=name)
+        (self._graceful if graceful else self._cancellable).append(task)
 
     async def stop(self) -> None:
         for loop in self.consumers:
             loop.stop()
         self.relay.stop()
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=15)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        for task in self._cancellable:
+            task.cancel()
+        pending: set[asyncio.Task[None]] = set()
+        if self._graceful:
+            _, pending = await asyncio.wait(self._graceful, timeout=15)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*self._cancellable, *pending, return_exceptions=True)
         await self.publisher.stop()
         await self.engine.dispose()
 
