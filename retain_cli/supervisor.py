@@ -150,15 +150,17 @@ class Supervisor:
 
 
 def consumer_groups() -> dict[str, tuple[str, ...]]:
-    """Every consumer group of the platform and its topics, from the services' own definitions."""
-    from services.campaign.bootstrap import DEFINITION as campaign
-    from services.feedback.bootstrap import DEFINITION as feedback
-    from services.ingest.bootstrap import DEFINITION as ingest
-    from services.profile.bootstrap import DEFINITION as profile
-    from services.scoring.bootstrap import DEFINITION as scoring
+    """Every consumer group of the platform and its topics, from the services' own definitions.
+
+    The broker is asked for lag of groups we name, because Tansu does not list consumer groups.
+    Building an app has no side effects: connections are made by its lifespan, which is not run.
+    """
+    import importlib
 
     groups: dict[str, tuple[str, ...]] = {}
-    for definition in (ingest, profile, scoring, campaign, feedback):
+    for name in SERVICES:
+        app = importlib.import_module(f"services.{name}.bootstrap").create_app()
+        definition = app.state.definition
         for subscription in definition.subscriptions:
             groups[f"{definition.name}.{subscription.name}"] = subscription.topics
     return groups

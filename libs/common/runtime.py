@@ -210,10 +210,10 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
     settings = settings or Settings(service=definition.name)
     if settings.service == "retain":
         settings = settings.model_copy(update={"service": definition.name})
-    configure_logging(settings.service, settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.service, settings.log_level)
         runtime = Runtime(definition, settings)
         app.state.runtime = runtime
         await runtime.start()
@@ -230,6 +230,7 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
         openapi_tags=definition.openapi_tags or None,
     )
     app.state.settings = settings
+    app.state.definition = definition
     install_problem_handlers(app)
     app.add_middleware(HttpMetricsMiddleware, service=settings.service, max_body_bytes=settings.max_body_bytes)
 

@@ -144,3 +144,15 @@ async def test_bad_input_gets_a_problem_naming_the_field(platform: Supervisor) -
         assert body["errors"][0]["field"] == "data.currency"
         reader = await client.post(url, json=bad, headers={"Authorization": "Bearer test-reader-key"})
         assert reader.status_code == 403
+
+
+async def test_supervisor_restarts_a_crashed_service(platform: Supervisor) -> None:
+    child = platform.children["profile"]
+    assert child.process is not None
+    crashed_pid = child.process.pid
+    child.process.kill()
+    child.process.wait()
+    ready = await platform.wait_ready(60)
+    assert ready["profile"], "profile was not restarted"
+    assert child.process.pid != crashed_pid
+    assert child.restarts == 1
