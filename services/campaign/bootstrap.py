@@ -1,3 +1,5 @@
+"""Wiring of the campaign service: consumers, sender and scheduler loops, HTTP routes."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -5,28 +7,85 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from libs.common.consumer import Subscription, one_by_one
-from libs.common.runtime import ServiceDefinition
+from libs.common.outbox import Outbox
+from libs.common.runtime import Runtime, ServiceDefinition
 from libs.common.runtime import create_app as create_service_app
 from libs.common.settings import Settings
-from libs.common.topics import SCORE_CHANGES
+from libs.common.topics import CUSTOMER_EVENTS, FEEDBACK_EVENTS, PROFILE_CHANGES, SCORE_CHANGES
+from services.campaign.adapters.channels import Channels
 from services.campaign.adapters.tables import SCHEMA, messaging
 from services.campaign.entrypoints.api import router
-from services.campaign.handlers.top_tier_coupon import handle_threshold_crossed
+from services.campaign.handlers.deps import CampaignDeps
+from services.campaign.handlers.events import CampaignHandlers
+from services.campaign.handlers.scheduler import Scheduler
+from services.campaign.handlers.sender import Sender
+from services.campaign.settings import CampaignSettings
 
-DEFINITION = ServiceDefinition(
-    name=SCHEMA,
-    title="Retain campaign",
-    description="Triggered coupons, alerts and messages, each sent exactly once.",
-    migrations_dir=Path(__file__).parent / "migrations",
-    tables=messaging,
-    subscriptions=[
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def campaign_settings(settings: Settings | None) -> CampaignSettings:
+    """The shared settings as given (tests pass them explicitly) plus campaign's own from the environment."""
+    if isinstance(settings, CampaignSettings):
+        return settings
+    if settings is None:
+        return CampaignSettings(service=SCHEMA)
+    values = settings.model_dump()
+    if values.get("service") == "retain":
+        values["service"] = SCHEMA
+    return CampaignSettings(**values)
+
+
+def subscriptions(handlers: CampaignHandlers) -> list[Subscription]:
+    return [
         Subscription(
-            "score-changes", (SCORE_CHANGES,), one_by_one(handle_threshold_crossed), frozenset({"threshold.crossed"})
-        )
-    ],
-    routers=[router],
-)
+            "score-changes",
+            (SCORE_CHANGES,),
+            one_by_one(handlers.on_score_change),
+            frozenset({"threshold.crossed", "score.changed"}),
+        ),
+        Subscription(
+            "profile-changes",
+            (PROFILE_CHANGES,),
+            one_by_one(handlers.on_profile_change),
+            frozenset({"profile.updated", "customer.erased"}),
+        ),
+        Subscription(
+            "feedback-events", (FEEDBACK_EVENTS,), one_by_one(handlers.on_feedback), frozenset({"feedback.received"})
+        ),
+        Subscription(
+            "customer-events",
+            (CUSTOMER_EVENTS,),
+            one_by_one(handlers.on_customer_event),
+            frozenset({"purchase", "refund", "consent.changed", "login"}),
+        ),
+    ]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(DEFINITION, settings)
+def definition(deps: CampaignDeps, channels: Channels) -> ServiceDefinition:
+    handlers = CampaignHandlers(deps)
+
+    async def sender(runtime: Runtime) -> None:
+        await Sender(deps, runtime.sessions, channels).run()
+
+    async def scheduler(runtime: Runtime) -> None:
+        await Scheduler(deps, runtime.sessions).run()
+
+    return ServiceDefinition(
+        name=SCHEMA,
+        title="Retain campaign",
+        description="Triggered coupons, alerts and messages, each sent exactly once.",
+        migrations_dir=MIGRATIONS,
+        tables=messaging,
+        subscriptions=subscriptions(handlers),
+        routers=[router],
+        background=[sender, scheduler],
+    )
+
+
+def create_app(settings: Settings | None = None, *, channels: Channels | None = None) -> FastAPI:
+    settings = campaign_settings(settings)
+    deps = CampaignDeps(settings, Outbox(messaging, settings.topic_prefix))
+    app = create_service_app(definition(deps, channels or Channels(settings)), settings)
+    app.state.campaign = deps
+    return app

@@ -1,0 +1,48 @@
+"""What every campaign use case needs: settings, policies and the clock (injectable for tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from libs.common.outbox import Outbox
+from services.campaign.domain.guards import GuardPolicy
+from services.campaign.domain.loyalty import DEFAULT_POLICY as DEFAULT_LOYALTY
+from services.campaign.domain.loyalty import LoyaltyPolicy
+from services.campaign.settings import CampaignSettings
+
+SOURCE = "retain/campaign"
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class CampaignDeps:
+    settings: CampaignSettings
+    outbox: Outbox
+    clock: Callable[[], datetime] = wall_clock
+    loyalty: LoyaltyPolicy = DEFAULT_LOYALTY
+    guard_policy: GuardPolicy = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.guard_policy = GuardPolicy(
+            max_messages=s.frequency_cap_messages,
+            frequency_window=timedelta(days=s.frequency_cap_days),
+            quiet_start=s.quiet_hours_start,
+            quiet_end=s.quiet_hours_end,
+            default_timezone=s.default_timezone,
+        )
+
+    def now(self, event_time: datetime | None = None) -> datetime:
+        """The "as of" clock of ARCHITECTURE.md: event time when replaying history, wall time live."""
+        if self.settings.clock_mode == "replay" and event_time is not None:
+            return event_time
+        return self.clock()
+
+    @property
+    def include_builtin(self) -> bool:
+        return self.settings.builtin_campaigns

@@ -1,0 +1,174 @@
+"""Time-based triggers (birthday, N days after a purchase, replenishment due, inactivity).
+
+Whenever a customer's facts change, each active time-triggered campaign's next due date is written
+as a `scheduled_triggers` row, unique per (campaign, customer, window); a newer date replaces the
+pending one. The scheduler claims due rows with FOR UPDATE SKIP LOCKED and fires them in the same
+transaction that marks them `fired`, so rows survive restarts and fire once with any number of
+replicas (and the action's idempotency key would stop a second firing anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from libs.common.consumer import HandlerContext
+from services.campaign.adapters import repository as repo
+from services.campaign.adapters.repository import StoredCampaign
+from services.campaign.adapters.tables import customer_facts, scheduled_triggers
+from services.campaign.domain.definitions import TIME_TRIGGER_KINDS
+from services.campaign.domain.triggers import CustomerFacts, TriggerMatch, due_dates, trigger_window
+from services.campaign.handlers.deps import CampaignDeps
+from services.campaign.handlers.firing import fire
+
+log = logging.getLogger(__name__)
+
+
+def _day(moment: datetime | None) -> date | None:
+    return moment.date() if moment is not None else None
+
+
+def customer_facts_for_schedule(facts: Mapping[str, Any]) -> CustomerFacts:
+    return CustomerFacts(
+        birthday=facts.get("birthday"),
+        first_purchase=_day(facts.get("first_purchase_at")),
+        last_purchase=_day(facts.get("last_purchase_at")),
+        predicted_next_purchase=_day(facts.get("predicted_next_purchase_at")),
+        last_activity=_day(facts.get("last_activity_at")),
+    )
+
+
+def _zone(name: str | None, default: str) -> ZoneInfo:
+    for candidate in (name, default):
+        if candidate:
+            try:
+                return ZoneInfo(candidate)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
+
+
+def fire_time(due: date, facts: Mapping[str, Any], deps: CampaignDeps) -> datetime:
+    """A due *date* becomes a moment in waking hours of the customer's own zone."""
+    zone = _zone(facts.get("timezone"), deps.settings.default_timezone)
+    return datetime.combine(due, deps.settings.scheduled_fire_local_time, tzinfo=zone).astimezone(UTC)
+
+
+def time_triggered(campaigns: Iterable[StoredCampaign]) -> list[StoredCampaign]:
+    return [c for c in campaigns if c.definition.trigger.kind in TIME_TRIGGER_KINDS]
+
+
+async def reschedule(
+    deps: CampaignDeps,
+    session: AsyncSession,
+    customer_id: str,
+    campaigns: Iterable[StoredCampaign],
+    today: date,
+) -> None:
+    """Brings the customer's pending rows in line with their facts as of `today`."""
+    facts = await repo.load_facts(session, customer_id)
+    schedule_facts = customer_facts_for_schedule(facts)
+    for campaign in time_triggered(campaigns):
+        trigger = campaign.definition.trigger
+        due = due_dates(trigger, schedule_facts, today)
+        windows = [trigger_window(trigger, datetime.combine(d, time.min, tzinfo=UTC)) for d in due]
+        # A newer purchase or a new prediction moves the date: the old pending row no longer applies.
+        cancel = update(scheduled_triggers).where(
+            scheduled_triggers.c.campaign_id == campaign.id,
+            scheduled_triggers.c.customer_id == customer_id,
+            scheduled_triggers.c.status == "pending",
+        )
+        if windows:
+            cancel = cancel.where(scheduled_triggers.c.window.not_in(windows))
+        await session.execute(cancel.values(status="cancelled"))
+        for day, window in zip(due, windows, strict=True):
+            await session.execute(
+                pg_insert(scheduled_triggers)
+                .values(
+                    campaign_id=campaign.id,
+                    customer_id=customer_id,
+                    fire_at=fire_time(day, facts, deps),
+                    window=window,
+                )
+                # Fired already stays fired; cancelled and re-announced comes back to life.
+                .on_conflict_do_update(
+                    constraint="scheduled_triggers_once",
+                    set_={"status": "pending", "fire_at": fire_time(day, facts, deps)},
+                    where=scheduled_triggers.c.status == "cancelled",
+                )
+            )
+
+
+async def schedule_campaign_for_everyone(deps: CampaignDeps, session: AsyncSession, campaign: StoredCampaign) -> int:
+    """A new or re-activated time-triggered campaign covers customers already known."""
+    if not time_triggered([campaign]):
+        return 0
+    today = deps.now().date()
+    ids = list((await session.execute(select(customer_facts.c.customer_id))).scalars())
+    for customer_id in ids:
+        await reschedule(deps, session, customer_id, [campaign], today)
+    return len(ids)
+
+
+class Scheduler:
+    def __init__(self, deps: CampaignDeps, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.deps = deps
+        self.sessions = sessions
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler pass failed; will retry")
+            await asyncio.sleep(self.deps.settings.scheduler_poll_interval_s)
+
+    async def run_once(self) -> int:
+        fired = 0
+        while True:
+            batch = await self._fire_batch()
+            fired += batch
+            if batch < self.deps.settings.scheduler_batch_size:
+                return fired
+
+    async def _fire_batch(self) -> int:
+        now = self.deps.now()
+        async with self.sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(scheduled_triggers)
+                    .where(scheduled_triggers.c.status == "pending", scheduled_triggers.c.fire_at <= now)
+                    .order_by(scheduled_triggers.c.fire_at, scheduled_triggers.c.id)
+                    .limit(self.deps.settings.scheduler_batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            ctx = HandlerContext(session, self.deps.outbox)
+            for row in rows:
+                await self._fire(ctx, row)
+        return len(rows)
+
+    async def _fire(self, ctx: HandlerContext, row: Any) -> None:
+        await ctx.session.execute(
+            update(scheduled_triggers)
+            .where(scheduled_triggers.c.id == row.id)
+            .values(status="fired", fired_at=self.deps.now())
+        )
+        campaign = await repo.load_campaign(ctx.session, row.campaign_id)
+        if campaign is None:
+            return
+        match = TriggerMatch(campaign.definition.trigger.kind, {"scheduled_for": row.fire_at.isoformat()})
+        # A paused campaign still "fires": the status guard records the skip and its reason.
+        await fire(self.deps, ctx, campaign, row.customer_id, match, row.window, row.fire_at)
+        # The next occurrence (next year's birthday, ...) is scheduled from the day after this one.
+        await reschedule(self.deps, ctx.session, row.customer_id, [campaign], row.fire_at.date() + timedelta(days=1))
