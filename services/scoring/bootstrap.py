@@ -4,29 +4,40 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from libs.common.consumer import Subscription, one_by_one
-from libs.common.runtime import ServiceDefinition
+from libs.common.consumer import Subscription
+from libs.common.runtime import Runtime, ServiceDefinition
 from libs.common.runtime import create_app as create_service_app
 from libs.common.settings import Settings
-from libs.common.topics import PROFILE_CHANGES
+from libs.common.topics import FEEDBACK_EVENTS, PROFILE_CHANGES
 from services.scoring.adapters.tables import SCHEMA, messaging
 from services.scoring.entrypoints.api import router
-from services.scoring.handlers.rescore import handle_profile_updated
+from services.scoring.handlers.refit import refit_periodically
+from services.scoring.handlers.rescore import FEEDBACK_EVENT_TYPES, PROFILE_EVENT_TYPES, ScoringService
+from services.scoring.settings import scoring_settings
 
-DEFINITION = ServiceDefinition(
-    name=SCHEMA,
-    title="Retain scoring",
-    description="Value tier, lifecycle stage, churn risk and lifetime value for every customer.",
-    migrations_dir=Path(__file__).parent / "migrations",
-    tables=messaging,
-    subscriptions=[
-        Subscription(
-            "profile-changes", (PROFILE_CHANGES,), one_by_one(handle_profile_updated), frozenset({"profile.updated"})
-        )
-    ],
-    routers=[router],
-)
+
+def definition(service: ScoringService) -> ServiceDefinition:
+    async def scheduled_refit(runtime: Runtime) -> None:
+        await refit_periodically(service, runtime.sessions, runtime.outbox)
+
+    return ServiceDefinition(
+        name=SCHEMA,
+        title="Retain scoring",
+        description="Value tier, lifecycle stage, churn risk and lifetime value for every customer.",
+        migrations_dir=Path(__file__).parent / "migrations",
+        tables=messaging,
+        subscriptions=[
+            Subscription("profile-changes", (PROFILE_CHANGES,), service.handle_profile_changes, PROFILE_EVENT_TYPES),
+            Subscription("feedback-events", (FEEDBACK_EVENTS,), service.handle_feedback, FEEDBACK_EVENT_TYPES),
+        ],
+        routers=[router],
+        background=[scheduled_refit],
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(DEFINITION, settings)
+    scoring = scoring_settings(settings)
+    service = ScoringService(scoring)
+    app = create_service_app(definition(service), scoring)
+    app.state.scoring = service
+    return app

@@ -1,9 +1,21 @@
-"""Scoring's schema: the latest score per customer."""
+"""Scoring's schema: customer facts, the current score per customer and versioned models."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from libs.common.db import MessagingTables
 
@@ -11,12 +23,71 @@ SCHEMA = "scoring"
 metadata = MetaData(schema=SCHEMA)
 messaging = MessagingTables(metadata)
 
+facts = Table(
+    "facts",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("first_purchase_at", DateTime(timezone=True)),
+    Column("last_purchase_at", DateTime(timezone=True)),
+    Column("purchase_count", Integer, nullable=False, server_default="0"),
+    Column("total_spend", Double, nullable=False, server_default="0"),
+    Column("typical_interval_days", Double),
+    Column("last_login_at", DateTime(timezone=True)),
+    Column("login_ratio_30_90", Double),
+    Column("purchase_ratio_30_90", Double),
+    Column("spend_ratio_30_90", Double),
+    Column("open_tickets", Integer, nullable=False, server_default="0"),
+    Column("last_complaint_at", DateTime(timezone=True)),
+    Column("recent_complaints", Integer, nullable=False, server_default="0"),
+    Column("sla_breached_at", DateTime(timezone=True)),
+    Column("last_nps", Integer),
+    Column("last_nps_at", DateTime(timezone=True)),
+    Column("profile_at", DateTime(timezone=True)),
+    Column("last_event_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# One row: the newest event time ever seen, the replay clock. A watermark of its own rather than
+# max(facts.last_event_at) so that erasing the newest customer does not move the clock backwards.
+clock = Table(
+    "clock",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("newest_event_at", DateTime(timezone=True)),
+)
+
 scores = Table(
     "scores",
     metadata,
     Column("customer_id", Text, primary_key=True),
     Column("tier", Text, nullable=False),
-    Column("facts", JSONB, nullable=False),
-    Column("score", JSONB, nullable=False),
+    Column("stage", Text, nullable=False),
+    Column("churn_risk", Double, nullable=False),
+    Column("clv", Double),
+    Column("model_version", BigInteger),
+    Column("score", JSONB, nullable=False),  # the full document served by the API (policy.score_document)
+    Column("as_of", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # the list API filters on these and pages by customer_id
+    Index("scores_tier_customer", "tier", "customer_id"),
+    Index("scores_stage_customer", "stage", "customer_id"),
+    Index("scores_churn_risk", "churn_risk"),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("version", BigInteger, primary_key=True, autoincrement=True),
+    Column("fitted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("as_of", DateTime(timezone=True), nullable=False),
+    Column("n_customers", Integer, nullable=False),
+    Column("n_buyers", Integer, nullable=False),
+    Column("n_unique_triples", Integer, nullable=False),
+    Column("small_base", Boolean, nullable=False),
+    Column("bgnbd", JSONB),  # {"r", "alpha", "a", "b"}, alpha in days; null when not fitted/unusable
+    Column("gamma_gamma", JSONB),  # {"p", "q", "v"}
+    Column("rfm_edges", JSONB, nullable=False),  # {"recency": [4], "frequency": [4], "monetary": [4]}
+    Column("rfm_rank", ARRAY(Double), nullable=False),  # rank reference of the RFM composite
+    Column("clv_rank", ARRAY(Double)),  # rank reference of CLV
+    Column("diagnostics", JSONB, nullable=False),  # fit timings, convergence, who triggered it
 )

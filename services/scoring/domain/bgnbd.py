@@ -158,12 +158,12 @@ def _distinct_histories(
             (ukey // (span * span)).astype(np.float64),
             ((ukey // span) % span).astype(np.float64),
             (ukey % span).astype(np.float64),
-            counts.astype(np.float64),
+            np.asarray(counts, dtype=np.float64),
         )
     uniq, inverse = np.unique(np.stack([f, rec, age], axis=1), axis=0, return_inverse=True)
-    counts = np.bincount(inverse.ravel(), weights=w, minlength=uniq.shape[0]).astype(np.float64)
-    keep = counts > 0
-    return uniq[keep, 0], uniq[keep, 1], uniq[keep, 2], counts[keep]
+    summed = np.bincount(inverse.ravel(), weights=w, minlength=uniq.shape[0]).astype(np.float64)
+    used = summed > 0
+    return uniq[used, 0], uniq[used, 1], uniq[used, 2], summed[used]
 
 
 def fit_bgnbd_detailed(
@@ -255,12 +255,16 @@ def expected_purchases(
     hc = a + b + x - 1.0
     z = tt / (alpha + age + tt)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ln_hyp = np.log(hyp2f1(ha, hb, hc, z))
-        # Euler's transformation gives the same value where the direct series overflows
-        ln_hyp_alt = np.log(hyp2f1(hc - ha, hc - hb, hc, z)) + (hc - ha - hb) * np.log1p(-z)
-    ln_hyp = np.where(np.isinf(ln_hyp), ln_hyp_alt, ln_hyp)
+        log_power = (r + x) * np.log((alpha + age) / (alpha + tt + age))
+        # The hypergeometric term is negative when c = a + b + x - 1 < 0 (a + b < 1 and x = 0, as
+        # fitted on CDNOW's first 400 customers), so it is multiplied, never taken a log of.
+        hyp = hyp2f1(ha, hb, hc, z)
+        # Euler's transformation gives the same value where the direct series overflows; its
+        # power factor is folded into the exponent so that it cannot overflow either.
+        euler = hyp2f1(hc - ha, hc - hb, hc, z) * np.exp((hc - ha - hb) * np.log1p(-z) + log_power)
+        term = np.where(np.isfinite(hyp), hyp * np.exp(log_power), euler)
     first = (a + b + x - 1.0) / (a - 1.0)
-    second = 1.0 - np.exp(ln_hyp + (r + x) * np.log((alpha + age) / (alpha + tt + age)))
+    second = 1.0 - term
     denominator = 1.0 + (x > 0) * (a / (b + x - 1.0)) * ((alpha + age) / (alpha + rec)) ** (r + x)
     return np.asarray(first * second / denominator, dtype=np.float64)
 

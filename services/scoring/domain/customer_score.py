@@ -102,7 +102,7 @@ class CustomerScore:
     as_of: datetime
     rfm: RfmScore
     value_rank: float  # percentile of the ranking key in the base of buyers, 0..1
-    value_basis: Literal["clv", "rfm", "none"]
+    value_basis: Literal["clv", "rfm", "none", "spend"]  # "spend": small-base fallback (small_base.py)
     tier: Tier
     stage: Stage
     churn: ChurnAssessment

@@ -37,31 +37,47 @@ class GammaGammaFit:
     n_customers: int
 
 
-def _objective(
-    log_params: FloatArray, x: FloatArray, m: FloatArray, w: FloatArray, penalizer: float
-) -> tuple[float, FloatArray]:
-    p, q, v = np.exp(log_params)
-    px = p * x
-    log_m = np.log(m)
-    log_x = np.log(x)
-    log_xm_v = np.log(x * m + v)
-    ll = (
-        gammaln(px + q)
-        - gammaln(px)
-        - gammaln(q)
-        + q * np.log(v)
-        + (px - 1.0) * log_m
-        + px * log_x
-        - (px + q) * log_xm_v
-    )
-    psi_pxq = digamma(px + q)
-    d_p = w @ (x * (psi_pxq - digamma(px) + log_m + log_x - log_xm_v))
-    d_q = w @ (psi_pxq - digamma(q) + np.log(v) - log_xm_v)
-    d_v = w @ (q / v - (px + q) / (x * m + v))
-    params = np.array([p, q, v])
-    value = -float(w @ ll) + penalizer * float(params @ params)
-    grad = -np.array([d_p, d_q, d_v]) * params + 2.0 * penalizer * params * params
-    return value, grad
+class _Likelihood:
+    """Mean negative log-likelihood and analytic gradient over log-parameters.
+
+    Per customer ll = gammaln(px + q) - gammaln(px) - gammaln(q) + q log v + (px - 1) log m
+    + px log x - (px + q) log(xm + v). The gamma-function terms depend on x alone and are evaluated
+    once per distinct x; the log m / log x terms are linear in p and pre-summed; only
+    log(xm + v) has to be recomputed per customer at each step.
+    """
+
+    def __init__(self, x: FloatArray, m: FloatArray, penalizer: float) -> None:
+        w = np.full(x.size, 1.0 / x.size)
+        self.x_u, x_idx = np.unique(x, return_inverse=True)
+        self.w_x = np.bincount(x_idx, weights=w, minlength=self.x_u.size)
+        self.w = w
+        self.wx = w * x
+        self.xm = x * m
+        log_m = np.log(m)
+        self.sum_log_m = float(w @ log_m)
+        self.sum_x_log_mx = float(self.wx @ (log_m + np.log(x)))
+        self.penalizer = penalizer
+
+    def __call__(self, log_params: FloatArray) -> tuple[float, FloatArray]:
+        p, q, v = np.exp(log_params)
+        pxu = p * self.x_u
+        log_xm_v = np.log(self.xm + v)
+        inv_xm_v = 1.0 / (self.xm + v)
+        wx_lg, w_lg = float(self.wx @ log_xm_v), float(self.w @ log_xm_v)
+        ll = (
+            self.w_x @ (gammaln(pxu + q) - gammaln(pxu) - gammaln(q) + q * np.log(v))
+            + p * self.sum_x_log_mx
+            - self.sum_log_m
+            - (p * wx_lg + q * w_lg)
+        )
+        psi_pxq = digamma(pxu + q)
+        d_p = self.w_x @ (self.x_u * (psi_pxq - digamma(pxu))) + self.sum_x_log_mx - wx_lg
+        d_q = self.w_x @ (psi_pxq - digamma(q) + np.log(v)) - w_lg
+        d_v = q / v - (p * float(self.wx @ inv_xm_v) + q * float(self.w @ inv_xm_v))
+        params = np.array([p, q, v])
+        value = -float(ll) + self.penalizer * float(params @ params)
+        grad = -np.array([d_p, d_q, d_v]) * params + 2.0 * self.penalizer * params * params
+        return value, grad
 
 
 def fit_gamma_gamma_detailed(
@@ -82,12 +98,9 @@ def fit_gamma_gamma_detailed(
         raise ValueError("monetary_value must be positive for customers with frequency > 0")
     if not np.any(keep):
         raise ValueError("no customer with a repeat purchase to fit on")
-    pairs, counts = np.unique(np.stack([f[keep], mv[keep]], axis=1), axis=0, return_counts=True)
-    w = counts / counts.sum()
     result: Any = minimize(
-        _objective,
+        _Likelihood(f[keep], mv[keep], penalizer),
         _INITIAL_LOG_PARAMS,
-        args=(pairs[:, 0], pairs[:, 1], w, penalizer),
         jac=True,
         method="BFGS",
         options={"gtol": tol, "maxiter": max_iter},

@@ -2,27 +2,125 @@
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import binascii
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.auth import Principal, require_scope
+from libs.common.envelope import format_time
 from libs.common.problems import Problem
-from libs.common.runtime import db_session
-from services.scoring.adapters.tables import scores
+from libs.common.runtime import db_session, runtime_of
+from services.scoring.adapters.tables import models, scores
+from services.scoring.domain.lifecycle import Stage
+from services.scoring.domain.rfm import Tier
+from services.scoring.handlers.refit import RefitInProgress, describe, refit
+from services.scoring.handlers.rescore import ScoringService
 
 router = APIRouter(prefix="/v1", tags=["scores"])
+Reader = Annotated[Principal, Depends(require_scope("customers:read"))]
+Session = Annotated[AsyncSession, Depends(db_session)]
+
+
+def scoring_of(request: Request) -> ScoringService:
+    service: ScoringService = request.app.state.scoring
+    return service
+
+
+def _encode_cursor(customer_id: str) -> str:
+    return base64.urlsafe_b64encode(customer_id.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        padded = (cursor + "=" * (-len(cursor) % 4)).encode()
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise Problem(
+            422,
+            "Invalid request",
+            "cursor: not a cursor returned by this API",
+            errors=[{"field": "cursor", "message": "not a cursor returned by this API", "code": "invalid_cursor"}],
+        ) from exc
+
+
+def _view(customer_id: str, document: dict[str, Any], updated_at: Any) -> dict[str, Any]:
+    return {"customer_id": customer_id, **document, "updated_at": format_time(updated_at)}
 
 
 @router.get("/customers/{customer_id}/score", summary="A customer's current score")
-async def get_score(
-    customer_id: str,
-    session: AsyncSession = Depends(db_session),
-    _: Principal = Depends(require_scope("customers:read")),
-) -> dict[str, Any]:
-    row = (await session.execute(select(scores).where(scores.c.customer_id == customer_id))).first()
+async def get_score(customer_id: str, session: Session, _: Reader) -> dict[str, Any]:
+    row = (
+        await session.execute(select(scores.c.score, scores.c.updated_at).where(scores.c.customer_id == customer_id))
+    ).first()
     if row is None:
         raise Problem(404, "Not Found", f"no score for customer '{customer_id}'")
-    return {"customer_id": customer_id, **row.score, "updated_at": row.updated_at.isoformat()}
+    return _view(customer_id, row.score, row.updated_at)
+
+
+@router.get("/scores", summary="Scores filtered by tier, stage and minimum churn risk, paged by customer id")
+async def list_scores(
+    session: Session,
+    _: Reader,
+    tier: Annotated[Tier | None, Query(description="high, medium or low")] = None,
+    stage: Annotated[Stage | None, Query(description="lifecycle stage")] = None,
+    min_risk: Annotated[float | None, Query(ge=0.0, le=1.0, description="churn risk at least this")] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    query = select(scores.c.customer_id, scores.c.score, scores.c.updated_at).order_by(scores.c.customer_id)
+    if tier is not None:
+        query = query.where(scores.c.tier == tier.value)
+    if stage is not None:
+        query = query.where(scores.c.stage == stage.value)
+    if min_risk is not None:
+        query = query.where(scores.c.churn_risk >= min_risk)
+    if cursor:
+        query = query.where(scores.c.customer_id > _decode_cursor(cursor))
+    # one row more than asked tells whether a next page exists without a count(*)
+    rows = (await session.execute(query.limit(limit + 1))).all()
+    page = rows[:limit]
+    return {
+        "items": [_view(row.customer_id, row.score, row.updated_at) for row in page],
+        "next_cursor": _encode_cursor(page[-1].customer_id) if len(rows) > limit else None,
+    }
+
+
+def _model_view(row: Any) -> dict[str, Any]:
+    return {
+        "version": row.version,
+        "fitted_at": format_time(row.fitted_at),
+        "as_of": format_time(row.as_of),
+        "n_customers": row.n_customers,
+        "n_buyers": row.n_buyers,
+        "n_unique_triples": row.n_unique_triples,
+        "small_base": row.small_base,
+        "bgnbd": row.bgnbd,
+        "gamma_gamma": row.gamma_gamma,
+        "rfm_edges": row.rfm_edges,
+        "diagnostics": row.diagnostics,
+    }
+
+
+@router.get("/models", summary="Fitted model versions with their parameters, newest first")
+async def list_models(session: Session, _: Reader, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
+    columns = [c for c in models.c if c.name not in ("rfm_rank", "clv_rank")]  # rank samples are bulky
+    rows = (await session.execute(select(*columns).order_by(models.c.version.desc()).limit(limit))).all()
+    return {"items": [_model_view(row) for row in rows]}
+
+
+@router.post(
+    "/models:refit",
+    summary="Refit the models now and rescore every customer",
+    responses={409: {"description": "a refit is already running"}},
+)
+async def refit_now(request: Request, _: Annotated[Principal, Depends(require_scope("admin"))]) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    try:
+        result = await refit(scoring_of(request), runtime.sessions, runtime.outbox, trigger="api")
+    except RefitInProgress as exc:
+        raise Problem(409, "Conflict", str(exc)) from exc
+    return describe(result)

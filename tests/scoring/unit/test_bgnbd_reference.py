@@ -117,3 +117,16 @@ def test_days_until_expected_purchases_is_the_first_day_reaching_threshold(cdnow
 def test_fit_rejects_invalid_histories(f: list[float], r: list[float], t: list[float]) -> None:
     with pytest.raises(ValueError):
         fit_bgnbd(f, r, t)
+
+
+def test_expected_purchases_stay_finite_when_the_hypergeometric_term_turns_negative() -> None:
+    """a + b < 1 with x = 0 makes 2F1 negative for longer horizons (CDNOW's first 400 customers fit
+    like this); taking its log, as lifetimes does, gives NaN and a NaN CLV that ranks above everyone."""
+    from services.scoring.domain.bgnbd import BgNbdParams, expected_purchases
+
+    params = BgNbdParams(r=0.2961424484282756, alpha=38.80041734018237, a=0.22117989035977056, b=0.7305872918727259)
+    horizons = np.arange(0.0, 391.0, 30.0)
+    values = expected_purchases(params, horizons, 0.0, 0.0, 545.0)
+    assert np.all(np.isfinite(values)) and np.all(np.diff(values) > 0)
+    # where lifetimes' formula is still defined the two agree
+    assert values[1:5] == pytest.approx([0.01510303, 0.0299867, 0.04466552, 0.05915239], rel=1e-6)

@@ -1,0 +1,244 @@
+"""Refitting the population models and rescoring the whole base with them.
+
+Only one replica refits at a time: the refit holds a transaction-scoped PostgreSQL advisory lock
+for its whole duration (released by the server even if the process dies), and a replica that does
+not get it skips. Fitting is CPU-bound numpy/scipy work and runs in a thread so the event loop keeps
+serving HTTP and consuming events meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from libs.common.envelope import format_time
+from libs.common.outbox import Outbox
+from libs.common.topics import SCORE_CHANGES
+from services.scoring.adapters import store
+from services.scoring.adapters.tables import facts, models
+from services.scoring.domain.bgnbd import FloatArray
+from services.scoring.domain.customer_score import ScoringConfig, ScoringModel, build_scoring_model_from_arrays
+from services.scoring.domain.policy import ActiveModel
+from services.scoring.domain.rfm import RfmEdges
+from services.scoring.domain.small_base import PRIOR_RFM_EDGES, prior_model
+from services.scoring.handlers.rescore import Rescore, ScoringService
+
+log = logging.getLogger(__name__)
+
+REFIT_LOCK_ID = 0x53434F52494E47  # "SCORING"
+_SECONDS_PER_DAY = 86_400.0
+
+
+class RefitInProgress(Exception):
+    """Another replica (or request) holds the refit lock."""
+
+
+@dataclass(frozen=True)
+class Fitted:
+    model: ScoringModel
+    small_base: bool
+    n_buyers: int
+    n_unique_triples: int
+    fit_seconds: float
+
+
+@dataclass(frozen=True)
+class RefitResult:
+    version: int
+    as_of: datetime
+    n_customers: int
+    n_buyers: int
+    small_base: bool
+    rescored: int
+    events: int
+    seconds: float
+
+
+def fit_base(columns: FloatArray, as_of: datetime, config: ScoringConfig, penalizer: float) -> Fitted:
+    """Pure and CPU-bound (call it in a thread). ``columns`` holds one row per buyer:
+    purchase_count, total_spend, first purchase UTC day, last purchase UTC day, last purchase epoch
+    seconds. Day numbers are floor(epoch / 86400): differences equal calendar-day differences, as
+    ``customer_score.bgnbd_inputs`` computes them for one customer."""
+    started = time.perf_counter()
+    n = int(columns.shape[0])
+    if n < config.min_buyers_to_fit:
+        return Fitted(prior_model(PRIOR_RFM_EDGES), True, n, 0, time.perf_counter() - started)
+    count, spend, first_day, last_day, last_epoch = (columns[:, i] for i in range(5))
+    now_epoch = as_of.timestamp()
+    today = np.floor(now_epoch / _SECONDS_PER_DAY)
+    now = np.maximum(today, first_day)
+    last = np.minimum(np.maximum(last_day, first_day), now)
+    frequency = np.maximum(count - 1.0, 0.0)
+    recency = last - first_day
+    age = now - first_day
+    recency_days = np.maximum((now_epoch - last_epoch) / _SECONDS_PER_DAY, 0.0)
+    model = build_scoring_model_from_arrays(frequency, recency, age, recency_days, count, spend, config, penalizer)
+    triples = np.unique(np.stack([frequency, recency, age], axis=1), axis=0).shape[0]
+    return Fitted(model, False, n, int(triples), time.perf_counter() - started)
+
+
+def _edges_json(edges: RfmEdges) -> dict[str, list[float]]:
+    return {"recency": list(edges.recency), "frequency": list(edges.frequency), "monetary": list(edges.monetary)}
+
+
+async def _load_buyers(session: AsyncSession) -> tuple[int, FloatArray]:
+    """All facts in one query, turned into one float matrix (no per-customer Python objects)."""
+    n_customers = int(await session.scalar(select(func.count()).select_from(facts)) or 0)
+    rows = (
+        await session.execute(
+            select(
+                facts.c.purchase_count,
+                facts.c.total_spend,
+                func.floor(func.extract("epoch", facts.c.first_purchase_at) / _SECONDS_PER_DAY),
+                func.floor(func.extract("epoch", facts.c.last_purchase_at) / _SECONDS_PER_DAY),
+                func.extract("epoch", facts.c.last_purchase_at),
+            ).where(
+                facts.c.purchase_count > 0,
+                facts.c.first_purchase_at.is_not(None),
+                facts.c.last_purchase_at.is_not(None),
+            )
+        )
+    ).all()
+    matrix = np.array(rows, dtype=np.float64) if rows else np.empty((0, 5))
+    return n_customers, matrix.reshape(-1, 5)
+
+
+async def refit(
+    service: ScoringService, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, *, trigger: str
+) -> RefitResult:
+    """Fit, store a new version, rescore every customer in batches. Raises RefitInProgress when
+    another refit holds the lock."""
+    started = time.perf_counter()
+    settings = service.settings
+    async with sessions() as lock_session, lock_session.begin():
+        got = await lock_session.scalar(select(func.pg_try_advisory_xact_lock(REFIT_LOCK_ID)))
+        if not got:
+            raise RefitInProgress("a refit is already running")
+        async with sessions() as session:
+            as_of = await service.clock(session)
+            n_customers, buyers = await _load_buyers(session)
+        fitted = await asyncio.to_thread(fit_base, buyers, as_of, service.config, settings.scoring_refit_penalizer)
+        model = fitted.model
+        async with sessions() as session, session.begin():
+            version = await session.scalar(
+                insert(models)
+                .values(
+                    as_of=as_of,
+                    n_customers=n_customers,
+                    n_buyers=fitted.n_buyers,
+                    n_unique_triples=fitted.n_unique_triples,
+                    small_base=fitted.small_base,
+                    bgnbd=None if model.bgnbd is None else asdict(model.bgnbd),
+                    gamma_gamma=None if model.gamma_gamma is None else asdict(model.gamma_gamma),
+                    rfm_edges=_edges_json(model.rfm_edges),
+                    rfm_rank=[float(v) for v in model.rfm_rank.sorted_values],
+                    clv_rank=None if model.clv_rank is None else [float(v) for v in model.clv_rank.sorted_values],
+                    diagnostics={
+                        "trigger": trigger,
+                        "fit_seconds": round(fitted.fit_seconds, 4),
+                        "min_buyers_to_fit": service.config.min_buyers_to_fit,
+                        "bgnbd_usable": model.bgnbd is not None,
+                        "gamma_gamma_usable": model.gamma_gamma is not None,
+                    },
+                )
+                .returning(models.c.version)
+            )
+        assert version is not None
+        active = ActiveModel(version=int(version), model=model, small_base=fitted.small_base)
+        service.use_model(active)
+        rescored, emitted = await rescore_base(service, sessions, outbox, active, as_of)
+    result = RefitResult(
+        version=int(version),
+        as_of=as_of,
+        n_customers=n_customers,
+        n_buyers=fitted.n_buyers,
+        small_base=fitted.small_base,
+        rescored=rescored,
+        events=emitted,
+        seconds=time.perf_counter() - started,
+    )
+    log.info("model refitted", extra={"version": result.version, "rescored": rescored, "events": emitted})
+    return result
+
+
+async def rescore_base(
+    service: ScoringService,
+    sessions: async_sessionmaker[AsyncSession],
+    outbox: Outbox,
+    active: ActiveModel,
+    as_of: datetime,
+) -> tuple[int, int]:
+    """Keyset pages over customers; each page is one transaction (locks, scores, events)."""
+    after = ""
+    rescored = emitted = 0
+    cause = f"refit:{active.version}"
+    while True:
+        async with sessions() as session, session.begin():
+            ids = list(
+                (
+                    await session.execute(
+                        select(facts.c.customer_id)
+                        .where(facts.c.customer_id > after)
+                        .order_by(facts.c.customer_id)
+                        .limit(service.settings.scoring_rescore_batch_size)
+                    )
+                ).scalars()
+            )
+            if not ids:
+                return rescored, emitted
+            stored, documents = await store.lock_and_load(session, ids, create_missing=False)
+            work = [Rescore(cid, cause, as_of, as_of) for cid in ids if cid in stored]  # erased meanwhile: skip
+            batch = await asyncio.to_thread(service.score_batch, work, stored, documents, active)
+            await store.save(session, [], batch.documents)
+            if batch.events:
+                await outbox.add(session, SCORE_CHANGES, *batch.events)
+            rescored += len(work)
+            emitted += len(batch.events)
+            after = ids[-1]
+
+
+def describe(result: RefitResult) -> dict[str, Any]:
+    return {
+        "version": result.version,
+        "as_of": format_time(result.as_of),
+        "n_customers": result.n_customers,
+        "n_buyers": result.n_buyers,
+        "small_base": result.small_base,
+        "rescored": result.rescored,
+        "events": result.events,
+        "seconds": round(result.seconds, 3),
+    }
+
+
+async def refit_periodically(
+    service: ScoringService, sessions: async_sessionmaker[AsyncSession], outbox: Outbox
+) -> None:
+    """Refits when the newest model is older than the interval (or none exists), then every interval.
+    Checking the stored age rather than sleeping a fixed interval from start-up means restarts and
+    several replicas do not multiply refits."""
+    interval = service.settings.scoring_refit_interval_s
+    while True:
+        try:
+            async with sessions() as session:
+                newest = await session.scalar(select(func.max(models.c.fitted_at)))
+            age = None if newest is None else (datetime.now(UTC) - newest).total_seconds()
+            if age is None or age >= interval:
+                await refit(service, sessions, outbox, trigger="schedule")
+                age = 0.0
+            await asyncio.sleep(max(interval - age, 1.0))
+        except RefitInProgress:
+            await asyncio.sleep(min(interval, 60.0))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # a failed fit must not take the consumers down with it; the next round tries again
+            log.exception("scheduled refit failed")
+            await asyncio.sleep(min(interval, 300.0))

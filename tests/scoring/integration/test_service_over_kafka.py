@@ -1,0 +1,105 @@
+"""The one test with the whole scoring app on the real broker: consumers, inbox, outbox relay, scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from libs.common.kafka import Publisher, ensure_topics
+from libs.common.runtime import Runtime
+from libs.common.topics import FEEDBACK_EVENTS, PROFILE_CHANGES
+from services.scoring.adapters.tables import SCHEMA, messaging
+from services.scoring.bootstrap import create_app
+from tests.conftest import ADMIN_KEY, Isolation, running
+from tests.scoring.integration.helpers import feedback_event, profile_updated
+
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], timeout_s: float = 30) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    last: Any = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not reached in {timeout_s}s; last answer {last!r}")
+
+
+async def test_redelivered_profile_event_scores_once_and_feedback_rescores(isolated: Isolation) -> None:
+    settings = isolated.settings(SCHEMA)
+    await ensure_topics(settings)
+    app = create_app(settings)
+    publisher = Publisher(settings)
+    await publisher.start()
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    update = profile_updated("p-1", "c-1", now, count=2, spend=450.0, first=now - timedelta(days=40), last=now)
+    breach = feedback_event(
+        "sla-1",
+        "c-1",
+        now,
+        "sla.breached",
+        {
+            "ticket_id": "t-1",
+            "clock": "first_response",
+            "tier": "std",
+            "priority": "high",
+            "target_s": 60,
+            "elapsed_s": 99,
+        },
+    )
+    try:
+        async with asynccontextmanager(running)(app) as client:
+            # the same event twice (a redelivery after a lost commit looks exactly like this)
+            await publisher.publish_many([(isolated.prefix + PROFILE_CHANGES, update)] * 2)
+
+            async def scored() -> bool:
+                return (await client.get("/v1/customers/c-1/score", headers=AUTH)).status_code == 200
+
+            # two topics are two consumers: wait, so that the breach lands after the profile
+            await eventually(scored)
+            await publisher.publish(isolated.prefix + FEEDBACK_EVENTS, breach)
+
+            async def scored_with_breach() -> dict[str, Any] | None:
+                response = await client.get("/v1/customers/c-1/score", headers=AUTH)
+                body: dict[str, Any] = response.json()
+                reasons = {r["code"] for r in body.get("reasons", [])} if response.status_code == 200 else set()
+                return body if "sla_breach" in reasons else None
+
+            score = await eventually(scored_with_breach)
+            assert (score["tier"], score["stage"], score["total_spend"]) == ("medium", "active", 450.0)
+            assert score["churn_risk"] == 0.3
+
+            outbox = messaging.outbox
+            runtime: Runtime = app.state.runtime
+
+            async def all_published() -> list[Any] | None:
+                async with runtime.sessions() as session:
+                    rows = (await session.execute(select(outbox.c.headers, outbox.c.published_at))).all()
+                return list(rows) if rows and all(row.published_at is not None for row in rows) else None
+
+            rows = await eventually(all_published)
+            types = sorted(dict(row.headers)["ce_type"] for row in rows)
+            # first score, then the breach adds a reason (material); the duplicate added nothing
+            assert types == ["score.changed", "score.changed"]
+            async with runtime.sessions() as session:
+                inbox = await session.scalar(select(func.count()).select_from(messaging.inbox))
+            assert inbox == 2
+
+            # the scheduler refits once at start-up when no model exists: an empty base is a small base
+            models = await eventually(lambda: _models(client), timeout_s=10)
+            assert models[0]["small_base"] is True and models[0]["diagnostics"]["trigger"] == "schedule"
+    finally:
+        await publisher.stop()
+
+
+async def _models(client: Any) -> list[dict[str, Any]]:
+    response = await client.get("/v1/models", headers=AUTH)
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
