@@ -1,32 +1,100 @@
+"""Wiring of the feedback service: consumers, the SLA checker, HTTP routes."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from libs.common.consumer import Subscription, one_by_one
-from libs.common.runtime import ServiceDefinition
+from libs.common.consumer import HandlerContext, Subscription, one_by_one
+from libs.common.envelope import CloudEvent
+from libs.common.outbox import Outbox
+from libs.common.runtime import Runtime, ServiceDefinition
 from libs.common.runtime import create_app as create_service_app
 from libs.common.settings import Settings
-from libs.common.topics import CUSTOMER_EVENTS
+from libs.common.topics import CUSTOMER_EVENTS, PROFILE_CHANGES, SCORE_CHANGES
 from services.feedback.adapters.tables import SCHEMA, messaging
-from services.feedback.entrypoints.api import router
-from services.feedback.handlers.tickets import handle_ticket_opened
+from services.feedback.entrypoints.api import routers
+from services.feedback.entrypoints.common import install_error_handlers
+from services.feedback.handlers import customers, sla
+from services.feedback.handlers.deps import FeedbackDeps
+from services.feedback.handlers.surveys import survey_response_handler
+from services.feedback.handlers.tickets import TICKET_EVENTS, ticket_handler
+from services.feedback.settings import FeedbackSettings
 
-DEFINITION = ServiceDefinition(
-    name=SCHEMA,
-    title="Retain feedback",
-    description="Surveys, complaints and service SLAs that feed back into retention.",
-    migrations_dir=Path(__file__).parent / "migrations",
-    tables=messaging,
-    subscriptions=[
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def feedback_settings(settings: Settings | None) -> FeedbackSettings:
+    """The shared settings as given (tests pass them explicitly) plus feedback's own from the environment."""
+    if isinstance(settings, FeedbackSettings):
+        return settings
+    if settings is None:
+        return FeedbackSettings(service=SCHEMA)
+    values = settings.model_dump()
+    if values.get("service") == "retain":
+        values["service"] = SCHEMA
+    return FeedbackSettings(**values)
+
+
+def subscriptions(deps: FeedbackDeps) -> list[Subscription]:
+    on_ticket = ticket_handler(deps)
+    on_survey = survey_response_handler(deps)
+
+    async def on_customer_event(ctx: HandlerContext, event: CloudEvent) -> None:
+        if event.type == "survey.response":
+            await on_survey(ctx, event)
+        else:
+            await on_ticket(ctx, event)
+
+    return [
         Subscription(
-            "customer-events", (CUSTOMER_EVENTS,), one_by_one(handle_ticket_opened), frozenset({"ticket.opened"})
-        )
-    ],
-    routers=[router],
-)
+            "customer-events",
+            (CUSTOMER_EVENTS,),
+            one_by_one(on_customer_event),
+            TICKET_EVENTS | {"survey.response"},
+        ),
+        Subscription(
+            "score-changes",
+            (SCORE_CHANGES,),
+            one_by_one(customers.on_score_change),
+            frozenset({"score.changed", "threshold.crossed"}),
+        ),
+        Subscription(
+            "profile-changes",
+            (PROFILE_CHANGES,),
+            one_by_one(customers.on_profile_change),
+            frozenset({"profile.updated", "customer.erased"}),
+        ),
+    ]
+
+
+def definition(deps: FeedbackDeps) -> ServiceDefinition:
+    async def sla_checker(runtime: Runtime) -> None:
+        await sla.run_checker(deps, runtime.sessions, runtime.outbox)
+
+    return ServiceDefinition(
+        name=SCHEMA,
+        title="Retain feedback",
+        description="Surveys, complaints and service SLAs that feed back into retention.",
+        migrations_dir=MIGRATIONS,
+        tables=messaging,
+        subscriptions=subscriptions(deps),
+        routers=routers,
+        background=[sla_checker],
+        openapi_tags=[
+            {"name": "tickets", "description": "Tickets and complaints, their timeline and SLA clocks."},
+            {"name": "agents", "description": "Support agents and their skills, for routing."},
+            {"name": "surveys", "description": "Survey definitions, signed links and responses."},
+            {"name": "analysis", "description": "NPS, CSAT, complaint categories and themes."},
+        ],
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(DEFINITION, settings)
+    settings = feedback_settings(settings)
+    deps = FeedbackDeps(settings, Outbox(messaging, settings.topic_prefix))
+    app = create_service_app(definition(deps), settings)
+    app.state.feedback = deps
+    install_error_handlers(app)
+    return app

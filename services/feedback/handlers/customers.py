@@ -1,0 +1,37 @@
+"""Customer facts from scoring and profile events, and `customer.erased`."""
+
+from __future__ import annotations
+
+import logging
+
+from libs.common.consumer import HandlerContext
+from libs.common.envelope import CloudEvent
+from services.feedback.adapters import customers_repo
+
+log = logging.getLogger(__name__)
+
+TIER_CROSSINGS = frozenset({"tier_up", "tier_down"})
+
+
+async def on_score_change(ctx: HandlerContext, event: CloudEvent) -> None:
+    """`score.changed` carries the tier; a `threshold.crossed` tier crossing carries it as `new`."""
+    tier: object = None
+    if event.type == "score.changed":
+        tier = event.data.get("tier")
+    elif event.type == "threshold.crossed" and event.data.get("kind") in TIER_CROSSINGS:
+        tier = event.data.get("new")
+    if isinstance(tier, str) and tier:
+        await customers_repo.set_tier(ctx.session, event.subject, tier, event.time)
+
+
+async def on_profile_change(ctx: HandlerContext, event: CloudEvent) -> None:
+    if event.type == "customer.erased":
+        customer_id = event.data.get("customer_id") or event.subject
+        deleted = await customers_repo.erase(ctx.session, str(customer_id))
+        log.info("customer erased", extra={"deleted": deleted})
+        return
+    if event.type == "profile.updated":
+        entered = [s for s in event.data.get("segments_entered") or [] if isinstance(s, str)]
+        left = [s for s in event.data.get("segments_left") or [] if isinstance(s, str)]
+        if entered or left:
+            await customers_repo.change_segments(ctx.session, event.subject, entered, left, event.time)

@@ -1,0 +1,47 @@
+"""What every feedback use case needs: settings, outbox, SLA table, token secret and an injectable clock."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from libs.common.clock import as_of
+from libs.common.outbox import Outbox
+from services.feedback.domain.sla import SlaTable
+from services.feedback.settings import FeedbackSettings
+
+log = logging.getLogger(__name__)
+
+SOURCE = "retain/feedback"
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class FeedbackDeps:
+    settings: FeedbackSettings
+    outbox: Outbox
+    clock: Callable[[], datetime] = wall_clock
+    sla_table: SlaTable = field(init=False)
+    token_secret: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        # A bad SLA table fails start-up (InvalidValue names the cell) rather than the first ticket.
+        self.sla_table = SlaTable.from_dict(self.settings.sla_table)
+        configured = self.settings.survey_token_secret
+        if configured is not None and configured.get_secret_value():
+            self.token_secret = configured.get_secret_value()
+        else:
+            log.warning("RETAIN_SURVEY_TOKEN_SECRET is not set: survey links are valid for this process only")
+            self.token_secret = secrets.token_urlsafe(32)
+
+    def now(self, event_time: datetime | None = None) -> datetime:
+        """The "as of" clock of ARCHITECTURE.md; tests inject `clock` to drive SLA deadlines."""
+        if self.settings.clock_mode == "replay" and event_time is not None:
+            return as_of("replay", event_time)
+        return self.clock()

@@ -1,0 +1,13 @@
+"""Assignment of a newly opened ticket: its queue, then the least-loaded eligible agent (domain/routing.py)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.feedback.adapters import agents_repo
+from services.feedback.domain.routing import RoutingDecision, RoutingRequest, route
+
+
+async def assign(session: AsyncSession, tier: str, category: str) -> RoutingDecision:
+    agents = await agents_repo.load_agents(session, lock=True)
+    return route(RoutingRequest(tier=tier, category=category), agents)

@@ -1,0 +1,138 @@
+"""SLA breaches: raised once per (ticket, clock), on every ticket change and by a periodic checker.
+
+Exactly once comes from the `sla_breaches` primary key: the breach row and its `sla.breached` outbox row
+are written in one transaction, and only when the insert actually created the row. The checker claims
+due tickets with FOR UPDATE SKIP LOCKED, so replicas split the work instead of racing; if two paths still
+meet on one ticket (a ticket event and a checker), the second insert waits on the first and does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from libs.common.envelope import derived_event
+from libs.common.outbox import Outbox
+from libs.common.topics import FEEDBACK_EVENTS
+from services.feedback.adapters import tickets_repo
+from services.feedback.adapters.tables import sla_breaches, tickets
+from services.feedback.domain.sla import CLOCKS, Breach, SlaClock, new_breaches, parse_tier
+from services.feedback.domain.tickets import Ticket
+from services.feedback.handlers.deps import SOURCE, FeedbackDeps
+
+log = logging.getLogger(__name__)
+
+
+async def _raised(session: AsyncSession, ticket_id: str) -> set[str]:
+    rows = await session.execute(select(sla_breaches.c.clock).where(sla_breaches.c.ticket_id == ticket_id))
+    return set(rows.scalars())
+
+
+async def _record(session: AsyncSession, outbox: Outbox, ticket: Ticket, tier: str, breach: Breach) -> bool:
+    target_s, elapsed_s = int(breach.target.total_seconds()), int(breach.elapsed.total_seconds())
+    inserted = await session.execute(
+        pg_insert(sla_breaches)
+        .values(
+            ticket_id=ticket.ticket_id,
+            clock=breach.clock,
+            customer_id=ticket.customer_id,
+            tier=tier,
+            priority=ticket.priority,
+            target_s=target_s,
+            elapsed_s=elapsed_s,
+            breached_at=breach.breached_at,
+            detected_at=breach.detected_at,
+        )
+        .on_conflict_do_nothing()
+        .returning(sla_breaches.c.ticket_id)
+    )
+    if inserted.first() is None:
+        return False
+    event = derived_event(
+        # The cause is the breach itself, so its id is the same whichever path or replica detects it.
+        cause=f"sla:{breach.key}",
+        source=SOURCE,
+        type="sla.breached",
+        subject=ticket.customer_id,
+        time=breach.breached_at,
+        data={
+            "ticket_id": ticket.ticket_id,
+            "clock": breach.clock,
+            "tier": tier,
+            "priority": ticket.priority,
+            "target_s": target_s,
+            "elapsed_s": elapsed_s,
+        },
+    )
+    await outbox.add(session, FEEDBACK_EVENTS, event)
+    return True
+
+
+async def evaluate(
+    deps: FeedbackDeps, session: AsyncSession, outbox: Outbox, ticket: Ticket, tier: str, now: datetime
+) -> list[Breach]:
+    """Raises the breaches due by `now` and stores the next deadline; the ticket row must be locked."""
+    raised = await _raised(session, ticket.ticket_id)
+    sla_ticket = ticket.sla_ticket(parse_tier(tier))
+    fresh: list[Breach] = []
+    for breach in new_breaches(sla_ticket, now, raised, deps.sla_table):
+        if await _record(session, outbox, ticket, tier, breach):
+            fresh.append(breach)
+        raised.add(breach.clock)
+    clock = SlaClock(sla_ticket, deps.sla_table)
+    deadlines = [
+        reading.due_at
+        for name in CLOCKS
+        if name not in raised and (reading := clock.reading(name, now)).due_at is not None
+    ]
+    await tickets_repo.set_sla_due(session, ticket.ticket_id, min(deadlines) if deadlines else None)
+    return fresh
+
+
+async def check_due(deps: FeedbackDeps, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> int:
+    """One pass: tickets whose deadline has come, claimed with SKIP LOCKED. Returns tickets examined."""
+    async with sessions() as session, session.begin():
+        now = await _checker_now(deps, session)
+        rows = (
+            (
+                await session.execute(
+                    select(tickets)
+                    .where(tickets.c.sla_due_at <= now)
+                    .order_by(tickets.c.sla_due_at)
+                    .limit(deps.settings.sla_check_batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            .mappings()
+            .all()
+        )
+        for row in rows:
+            breaches = await evaluate(deps, session, outbox, tickets_repo.to_domain(row), row["tier"], now)
+            for breach in breaches:
+                log.info("sla breached", extra={"ticket_id": breach.ticket_id, "clock": breach.clock})
+        return len(rows)
+
+
+async def _checker_now(deps: FeedbackDeps, session: AsyncSession) -> datetime:
+    # Replaying history, "now" is the newest ticket event seen, so deadlines fall as they did when lived.
+    newest = None
+    if deps.settings.clock_mode == "replay":
+        newest = await session.scalar(select(func.max(tickets.c.updated_at)))
+    return deps.now(newest)
+
+
+async def run_checker(deps: FeedbackDeps, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
+    """The background loop; a failed pass is logged and retried, never fatal to the service."""
+    while True:
+        try:
+            examined = await check_due(deps, sessions, outbox)
+        except Exception:
+            log.exception("sla check failed; will retry")
+            examined = 0
+        if examined < deps.settings.sla_check_batch_size:
+            await asyncio.sleep(deps.settings.sla_check_interval_s)
