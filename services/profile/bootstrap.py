@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -11,7 +12,9 @@ from libs.common.settings import Settings
 from libs.common.topics import CUSTOMER_EVENTS
 from services.profile.adapters.tables import SCHEMA, messaging
 from services.profile.entrypoints.api import router
-from services.profile.handlers.apply_events import handle_customer_events
+from services.profile.entrypoints.segments import router as segments_router
+from services.profile.handlers.apply_events import ProfileConsumer
+from services.profile.settings import profile_settings
 
 DEFINITION = ServiceDefinition(
     name=SCHEMA,
@@ -19,10 +22,18 @@ DEFINITION = ServiceDefinition(
     description="A 360-degree view of every customer, kept current from the event stream.",
     migrations_dir=Path(__file__).parent / "migrations",
     tables=messaging,
-    subscriptions=[Subscription("customer-events", (CUSTOMER_EVENTS,), handle_customer_events)],
-    routers=[router],
+    subscriptions=[Subscription("customer-events", (CUSTOMER_EVENTS,), ProfileConsumer())],
+    routers=[router, segments_router],
+    openapi_tags=[
+        {"name": "customers", "description": "Profiles, timelines, search and tags."},
+        {"name": "segments", "description": "Segments defined by conditions over profile fields."},
+    ],
 )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(DEFINITION, settings)
+    config = profile_settings(settings)
+    # The handler carries per-process configuration (clock mode, state cache), so each app gets its own.
+    consumer = ProfileConsumer(clock_mode=config.clock_mode, state_cache_size=config.profile_state_cache_size)
+    definition = replace(DEFINITION, subscriptions=[Subscription("customer-events", (CUSTOMER_EVENTS,), consumer)])
+    return create_service_app(definition, config)

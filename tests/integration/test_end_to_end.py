@@ -74,8 +74,8 @@ async def test_purchase_flows_to_profile_score_and_exactly_one_coupon(platform: 
             return response.json() if response.status_code == 200 else None
 
         seen = await eventually(profile)
-        assert seen["order_count"] == 1
-        assert seen["total_spend"] == pytest.approx(120.5)
+        assert seen["orders"]["count"] == 1
+        assert seen["orders"]["total_spend"] == pytest.approx(120.5)
 
         async def score() -> dict[str, Any] | None:
             response = await client.get(f"{platform.url('scoring')}/v1/customers/c-42/score")

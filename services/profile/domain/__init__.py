@@ -1,6 +1,16 @@
 """Pure profile domain: state document, event folding, metrics, segments, identity and privacy. No I/O."""
 
-from .apply import InvalidEvent, apply, apply_all, changed_fields, parse_payload, set_tags
+from .apply import (
+    InvalidEvent,
+    apply,
+    apply_all,
+    apply_in_place,
+    changed_between,
+    changed_fields,
+    parse_payload,
+    set_tags,
+)
+from .derive import normalise
 from .event import EventLike, ProfileEvent
 from .identity import (
     DecisionKind,
@@ -25,6 +35,7 @@ from .segments import (
     parse_condition,
 )
 from .state import ProfileState, new_profile
+from .view import customer_view, jsonable, update_metrics
 
 __all__ = [
     "KNOWN_FIELDS",
@@ -41,16 +52,21 @@ __all__ = [
     "ProfileState",
     "apply",
     "apply_all",
+    "apply_in_place",
+    "changed_between",
     "changed_fields",
     "choose_survivor",
+    "customer_view",
     "derived_metrics",
     "erase_pii",
     "evaluate",
     "flat_view",
     "identifiers_from_event",
+    "jsonable",
     "membership_changes",
     "merge_states",
     "new_profile",
+    "normalise",
     "normalise_email",
     "normalise_phone",
     "parse_condition",
@@ -58,6 +74,7 @@ __all__ = [
     "ratio_30_90",
     "resolve_identity",
     "set_tags",
+    "update_metrics",
     "viewed_not_bought",
     "windows",
 ]

@@ -77,6 +77,41 @@ def apply_all(state: ProfileState, events: Iterable[EventLike]) -> tuple[Profile
     return state, frozenset(changed)
 
 
+def apply_in_place(state: ProfileState, event: EventLike, payload: EventData, seen_ids: set[str]) -> bool:
+    """Batch fast path of `apply`: folds one pre-parsed event into a state the caller owns, without copying it.
+
+    The caller calls `normalise(state)` once after its last event and computes the change set itself: copying and
+    diffing per event costs ~1 ms, ten times the fold. One normalise at the end yields the same document as one
+    per event because every pruning and derived field is a pure function of the accumulated facts.
+    `seen_ids` holds `state.applied_events` ids (and grows): a repeated id is a no-op, as in `apply`.
+    """
+    if event.id in seen_ids:
+        return False
+    at = utc(event.time)
+    state.first_seen = at if state.first_seen is None else min(state.first_seen, at)
+    state.last_seen = at if state.last_seen is None else max(state.last_seen, at)
+    state.event_count += 1
+    state.applied_events.append(AppliedEvent(at=at, id=event.id))
+    seen_ids.add(event.id)
+    _dispatch(state, payload, at, event.id)
+    return True
+
+
+def changed_between(before: dict[str, Any], after: dict[str, Any]) -> frozenset[str]:
+    """`changed_fields` on two `ProfileState.to_dict()` documents (what the service already has in hand)."""
+    changed: set[str] = set()
+    for key, value in after.items():
+        if key in INTERNAL_FIELDS:
+            continue
+        old = before.get(key)
+        if key in SECTIONS:
+            old_section = old if isinstance(old, dict) else {}
+            changed.update(f"{key}.{sub}" for sub, sub_value in value.items() if old_section.get(sub) != sub_value)
+        elif old != value:
+            changed.add(key)
+    return frozenset(changed)
+
+
 def parse_payload(event_type: str, data: Any) -> EventData:
     model = UPSTREAM_EVENT_TYPES.get(event_type)
     if model is None:

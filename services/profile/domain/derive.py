@@ -7,6 +7,7 @@ same document as long as the facts themselves are order-independent.
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -64,11 +65,13 @@ def interval_stats(dates: list[date]) -> IntervalStats:
     gaps = [float((later - earlier).days) for earlier, later in itertools.pairwise(dates)]
     if not gaps:
         return IntervalStats()
+    # Plain float arithmetic: statistics.pstdev works in exact fractions and cost more than the rest of `apply`.
+    mean = math.fsum(gaps) / len(gaps)
     return IntervalStats(
         count=len(gaps),
-        mean_days=statistics.fmean(gaps),
+        mean_days=mean,
         median_days=float(statistics.median(gaps)),
-        std_days=statistics.pstdev(gaps),
+        std_days=math.sqrt(math.fsum((gap - mean) ** 2 for gap in gaps) / len(gaps)),
     )
 
 
@@ -78,8 +81,12 @@ def merge_purchase_dates(*lists: list[date]) -> list[date]:
 
 
 def merge_applied(*lists: list[AppliedEvent]) -> list[AppliedEvent]:
-    distinct = sorted({(item.at, item.id) for items in lists for item in items})
-    return [AppliedEvent(at=at, id=event_id) for at, event_id in distinct[-MAX_APPLIED_EVENT_IDS:]]
+    # Reuses the existing models: rebuilding up to 200 of them per save was a tenth of the consumer's CPU.
+    distinct: dict[tuple[datetime, str], AppliedEvent] = {}
+    for items in lists:
+        for item in items:
+            distinct.setdefault((item.at, item.id), item)
+    return [distinct[key] for key in sorted(distinct)[-MAX_APPLIED_EVENT_IDS:]]
 
 
 def normalise(state: ProfileState) -> None:

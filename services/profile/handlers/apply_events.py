@@ -1,55 +1,224 @@
-"""Applies customer events to profiles and announces each change on profile-changes."""
+"""Applies a partition batch of customer events to profiles in one transaction.
+
+Per batch, whatever its size: one query for aliases, one for erasures, one locking load of every affected profile
+(by id and by the identities the batch carries), one upsert, one timeline insert, one outbox insert (plus segment
+queries when segments exist). Events are folded with the pure domain in arrival order; late events are correct
+because the domain is order-independent, and a redelivered event is stopped by the consumer inbox (and the
+domain's applied-event list behind it).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-from libs.common.consumer import HandlerContext
-from libs.common.envelope import CloudEvent, derived_event, format_time
+from libs.common.clock import as_of
+from libs.common.consumer import HandlerContext, PoisonEvent
+from libs.common.envelope import CloudEvent, derived_event
+from libs.common.events import UPSTREAM_EVENT_TYPES, EventData
 from libs.common.topics import PROFILE_CHANGES
-from services.profile.adapters.tables import customers
+from services.profile.adapters import repository
+from services.profile.adapters.repository import TimelineRow
+from services.profile.domain import (
+    DecisionKind,
+    InvalidEvent,
+    apply_in_place,
+    identifiers_from_event,
+    merge_states,
+    parse_payload,
+    resolve_identity,
+)
+from services.profile.handlers.profiles import (
+    SOURCE,
+    Cause,
+    SegmentDefinitions,
+    StateCache,
+    Working,
+    save_and_announce,
+)
+from services.profile.handlers.timeline import summarise
+
+log = logging.getLogger(__name__)
+
+# Identity kinds looked up in the database; "customer_id" is the subject itself.
+MATCHED_KINDS: tuple[str, ...] = ("email", "phone", "erp_id", "shop_id")
 
 
-def apply(state: dict[str, Any], event: CloudEvent) -> dict[str, Any]:
-    state = dict(state)
-    if event.type == "purchase":
-        state["order_count"] = state.get("order_count", 0) + 1
-        state["total_spend"] = round(state.get("total_spend", 0.0) + float(event.data.get("amount", 0)), 4)
-        last = state.get("last_purchase_at")
-        if last is None or format_time(event.time) > last:
-            state["last_purchase_at"] = format_time(event.time)
-    elif event.type == "login":
-        state["login_count"] = state.get("login_count", 0) + 1
-    return state
+@dataclass
+class _Batch:
+    """Profiles of one batch and an index of their identities, kept current as upserts and merges happen."""
+
+    profiles: dict[str, Working] = field(default_factory=dict)
+    index: dict[str, dict[str, set[str]]] = field(default_factory=lambda: {kind: {} for kind in MATCHED_KINDS})
+    new_aliases: dict[str, str] = field(default_factory=dict)
+    merges: list[tuple[str, tuple[str, ...], CloudEvent]] = field(default_factory=list)
+
+    def index_profile(self, working: Working, present: bool = True) -> None:
+        identities = working.state.identities
+        for kind in MATCHED_KINDS:
+            value = getattr(identities, kind)
+            if value is None:
+                continue
+            holders = self.index[kind].setdefault(value, set())
+            if present:
+                holders.add(working.state.customer_id)
+            else:
+                holders.discard(working.state.customer_id)
 
 
-async def handle_customer_events(ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
-    for event in events:
-        row = (
-            await ctx.session.execute(
-                select(customers.c.state).where(customers.c.customer_id == event.subject).with_for_update()
-            )
-        ).first()
-        state = apply(row.state if row else {}, event)
-        await ctx.session.execute(
-            pg_insert(customers)
-            .values(customer_id=event.subject, state=state)
-            .on_conflict_do_update(
-                index_elements=[customers.c.customer_id], set_={"state": state, "updated_at": func.now()}
-            )
+def follow(survivors: dict[str, str], customer_id: str) -> str:
+    """The id a customer's data lives under now (merges in this batch can chain: a -> b -> c)."""
+    seen = {customer_id}
+    while customer_id in survivors:
+        customer_id = survivors[customer_id]
+        if customer_id in seen:
+            break  # defensive: a cycle would be a bug elsewhere, not a reason to hang the partition
+        seen.add(customer_id)
+    return customer_id
+
+
+class ProfileConsumer:
+    """The BatchHandler of the customer-events subscription (configured once per process)."""
+
+    def __init__(self, *, clock_mode: str = "live", state_cache_size: int = 20_000) -> None:
+        self.clock_mode = clock_mode
+        self.cache = StateCache(state_cache_size)
+        self.segments = SegmentDefinitions()
+
+    async def __call__(self, ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
+        parsed = self._parse(events)
+        if not parsed:
+            return
+        session = ctx.session
+        subjects = {event.subject for event, _ in parsed}
+        erased = await repository.erased_at(session, subjects)
+        if erased:
+            parsed = [(e, p) for e, p in parsed if e.subject not in erased or e.time > erased[e.subject]]
+            if not parsed:
+                return
+        survivors = await repository.survivors_of(session, subjects)
+        batch = await self._load(session, parsed, survivors)
+
+        timeline: list[TimelineRow] = []
+        for event, payload in parsed:
+            target = follow(survivors, event.subject)
+            if event.type == "customer.upserted":
+                target = self._resolve(batch, event, target, survivors)
+            working = batch.profiles.get(target)
+            if working is None:
+                working = batch.profiles[target] = Working.fresh(target)
+            if event.type == "customer.upserted":
+                batch.index_profile(working, present=False)
+            if apply_in_place(working.state, event, payload, working.seen):
+                working.touch(Cause(event.id, event.type, event.time))
+                timeline.append(TimelineRow(target, event.time, event.id, event.type, summarise(event.type, payload)))
+            if event.type == "customer.upserted":
+                batch.index_profile(working)
+
+        for survivor, merged, _ in batch.merges:
+            await repository.record_merge(session, survivor, merged)
+        await repository.add_aliases(session, batch.new_aliases)
+        newest = max(event.time for event, _ in parsed)
+        clock = as_of(self.clock_mode, newest)
+        await save_and_announce(
+            session,
+            ctx.outbox,
+            list(batch.profiles.values()),
+            as_of=clock,
+            segments=await self.segments.load(session),
+            cache=self.cache,
         )
-        await ctx.emit(
-            PROFILE_CHANGES,
+        # A merge later in the batch moves rows written under the merged id; remap before inserting.
+        timeline = [
+            row if row.customer_id not in survivors else row.moved_to(follow(survivors, row.customer_id))
+            for row in timeline
+        ]
+        await repository.insert_timeline(session, timeline)
+        merged_events = [
             derived_event(
-                cause=event,
-                source="retain/profile",
-                type="profile.updated",
-                subject=event.subject,
-                time=event.time,
-                data={"cause": {"id": event.id, "type": event.type}, "metrics": state},
-            ),
-        )
+                cause=f"{cause.id}:{merged_id}",
+                source=SOURCE,
+                type="profile.merged",
+                subject=survivor,
+                time=cause.time,
+                data={"survivor_id": survivor, "merged_id": merged_id},
+            )
+            for survivor, merged_ids, cause in batch.merges
+            for merged_id in merged_ids
+        ]
+        await ctx.emit(PROFILE_CHANGES, *merged_events)
+
+    @staticmethod
+    def _parse(events: Sequence[CloudEvent]) -> list[tuple[CloudEvent, EventData]]:
+        """Validates every payload before anything changes: one bad event fails the batch, and the consumer loop
+        then retries event by event, dead-lettering just this one (PoisonEvent is never retried)."""
+        parsed: list[tuple[CloudEvent, EventData]] = []
+        for event in events:
+            if event.type not in UPSTREAM_EVENT_TYPES:
+                continue  # derived or future types on the topic are not ours to fold
+            if not event.subject.strip() or len(event.subject) > 128:
+                raise PoisonEvent(f"event {event.id}: ce_subject must be a customer id of 1-128 characters")
+            try:
+                parsed.append((event, parse_payload(event.type, event.data)))
+            except InvalidEvent as exc:
+                raise PoisonEvent(f"event {event.id}: {exc}") from exc
+        return parsed
+
+    async def _load(
+        self, session: Any, parsed: list[tuple[CloudEvent, EventData]], survivors: dict[str, str]
+    ) -> _Batch:
+        ids = {follow(survivors, event.subject) for event, _ in parsed}
+        wanted: dict[str, set[str]] = {kind: set() for kind in MATCHED_KINDS}
+        for event, _ in parsed:
+            if event.type == "customer.upserted":
+                for kind, value in identifiers_from_event(event).present().items():
+                    if kind in wanted:
+                        wanted[kind].add(value)
+        batch = _Batch()
+        for stored in await repository.lock_profiles(session, ids, wanted):
+            working = self.cache.take(stored)
+            batch.profiles[stored.customer_id] = working
+            batch.index_profile(working)
+        return batch
+
+    def _resolve(self, batch: _Batch, event: CloudEvent, target: str, survivors: dict[str, str]) -> str:
+        """Where a customer.upserted event belongs; merges profiles it proves to be one person."""
+        identifiers = identifiers_from_event(event)
+        matches: dict[str, list[str]] = {}
+        if target in batch.profiles:
+            matches["customer_id"] = [target]
+        for kind, value in identifiers.present().items():
+            holders = batch.index.get(kind, {}).get(value)
+            if holders:
+                matches[kind] = sorted(holders)
+        candidates = {pid for pids in matches.values() for pid in pids}
+        first_seen = {pid: batch.profiles[pid].state.first_seen for pid in candidates}
+        decision = resolve_identity(identifiers, matches, first_seen)
+        if decision.kind is DecisionKind.CREATE:
+            return target
+        survivor = decision.profile_id
+        if decision.kind is DecisionKind.MERGE:
+            kept = batch.profiles[survivor]
+            batch.index_profile(kept, present=False)
+            for merged_id in decision.merged_ids:
+                gone = batch.profiles.pop(merged_id)
+                batch.index_profile(gone, present=False)
+                kept.state = merge_states(kept.state, gone.state)
+                kept.seen |= gone.seen
+                self.cache.forget([merged_id])
+                # Events later in this batch for the merged id go to the survivor too.
+                survivors[merged_id] = survivor
+                for alias, points_to in list(batch.new_aliases.items()):
+                    if points_to == merged_id:
+                        batch.new_aliases[alias] = survivor
+            kept.touch(Cause(event.id, event.type, event.time))
+            batch.index_profile(kept)
+            batch.merges.append((survivor, decision.merged_ids, event))
+            log.info("profiles merged", extra={"survivor": survivor, "merged": list(decision.merged_ids)})
+        if target != survivor and target not in decision.merged_ids:
+            # The subject had no profile of its own: its later identifier-less events must find this one.
+            batch.new_aliases[target] = survivor
+            survivors[target] = survivor
+        return survivor

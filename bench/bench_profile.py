@@ -1,0 +1,219 @@
+"""Benchmark the profile consumer: events/s applied to PostgreSQL from a pre-filled topic.
+
+    python -m bench.bench_profile [--events 100000] [--customers 20000] [--batch 500] [--partitions 3]
+
+Embedded PostgreSQL and Tansu. The customer-events topic is pre-filled with synthetic purchases, logins, page
+views and a few customer upserts (random interleaving, so a batch rarely holds two events of one customer). Then
+(a) a raw aiokafka consumer reads the whole topic with no processing: the read limit, and
+(b) the real profile app (Runtime, consumer loop, inbox, outbox) runs in-process until its consumer lag is zero.
+Figures: events/s from the first to the last applied event (group join excluded), wall time from start to lag
+zero (group join included), and b/a.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from libs.common.envelope import CloudEvent
+from libs.common.kafka import ensure_topics
+from libs.common.settings import Settings
+from libs.common.topics import CUSTOMER_EVENTS, qualified
+from retain_cli.embedded import free_port, start_broker, start_postgres
+from services.profile.bootstrap import create_app
+
+PREFIX = "bench-"
+CATEGORIES = ("books", "toys", "garden", "music", "sports", "food", "tools")
+
+
+def synthetic_events(n: int, customers: int, seed: int) -> list[CloudEvent]:
+    rng = random.Random(seed)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    events = []
+    for i in range(n):
+        customer = f"c-{rng.randrange(customers)}"
+        at = start + timedelta(seconds=rng.randrange(120 * 86_400))
+        roll = rng.random()
+        category = rng.choice(CATEGORIES)
+        sku = f"s-{rng.randrange(500)}"
+        if roll < 0.2:
+            amount = rng.randrange(5, 300)
+            data: dict[str, object] = {
+                "order_id": f"o-{i}",
+                "amount": amount,
+                "currency": "USD",
+                "items": [{"sku": sku, "category": category, "quantity": 1, "price": amount}],
+            }
+            kind = "purchase"
+        elif roll < 0.5:
+            kind, data = "login", {"channel": rng.choice(("web", "app"))}
+        elif roll < 0.98:
+            kind, data = "page_view", {"sku": sku, "category": category}
+        else:
+            kind, data = (
+                "customer.upserted",
+                {"email": f"{customer}@example.com", "region": rng.choice(("east", "west"))},
+            )
+        events.append(CloudEvent(id=f"b-{i}", source="bench", type=kind, subject=customer, time=at, data=data))
+    return events
+
+
+async def prefill(bootstrap: str, topic: str, events: list[CloudEvent]) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=65536, enable_idempotence=False
+    )
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        futures = []
+        for event in events:
+            key, value, headers = event.to_kafka()
+            futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+        await asyncio.gather(*futures)
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()
+
+
+async def raw_read(bootstrap: str, topic: str, n: int) -> float:
+    """Baseline: the same topic read by a bare consumer (own group), no decoding, no database."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=f"{PREFIX}raw-reader", auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        seen = 0
+        started: float | None = None
+        while seen < n:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for records in batches.values():
+                if started is None:
+                    started = time.perf_counter()  # the group join is not reading
+                seen += len(records)
+        assert started is not None
+        return n / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def lag(bootstrap: str, topic: str, group: str, partitions: int) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        ends = await consumer.end_offsets(tps)
+        total = 0
+        for tp in tps:
+            committed = await consumer.committed(tp)
+            total += ends[tp] - (committed or 0)
+        return total
+    finally:
+        await consumer.stop()
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    base = Path(tempfile.mkdtemp(prefix="bench-profile-"))
+    os.chmod(base, 0o777)  # embedded PostgreSQL drops root privileges for its data directory
+    postgres = start_postgres(base / "postgres")
+    broker = start_broker(free_port(), base / "broker.log")
+    try:
+        postgres.create_database("bench")
+        settings = Settings(
+            service="profile",
+            database_url=postgres.database_url("bench"),
+            kafka_bootstrap=broker.bootstrap,
+            topic_prefix=PREFIX,
+            topic_partitions=args.partitions,
+            consumer_batch_size=args.batch,
+            log_level="WARNING",
+            clock_mode="replay",
+        )
+        await ensure_topics(settings)
+        topic = qualified(PREFIX, CUSTOMER_EVENTS)
+        events = synthetic_events(args.events, args.customers, args.seed)
+        fill_s = await prefill(broker.bootstrap, topic, events)
+        print(f"pre-filled {args.events:,} events over {args.customers:,} customers in {fill_s:.1f} s")
+
+        raw = await raw_read(broker.bootstrap, topic, args.events)
+        print(f"(a) raw aiokafka consumer read, no processing: {raw:10,.0f} events/s")
+
+        engine = create_async_engine(settings.database_url)
+        app = create_app(settings)
+        started = time.perf_counter()
+        first: float | None = None
+        async with app.router.lifespan_context(app):
+            while True:
+                await asyncio.sleep(0.25)
+                try:
+                    async with engine.connect() as connection:
+                        done = await connection.scalar(text("SELECT count(*) FROM profile.inbox"))
+                except Exception as exc:
+                    if time.perf_counter() - started > 60:
+                        raise RuntimeError("profile schema never appeared") from exc
+                    continue  # migrations still running
+                if done and first is None:
+                    first = time.perf_counter()
+                if done is not None and done >= args.events:
+                    break
+                if args.verbose:
+                    print(f"    {time.perf_counter() - started:6.1f} s: {done:,} applied")
+            applied = time.perf_counter()
+            group = qualified(PREFIX, "profile.customer-events")
+            while True:
+                remaining = await lag(broker.bootstrap, topic, group, args.partitions)
+                # Tansu's end offsets can trail a just-committed offset, which reads as negative lag.
+                if remaining <= 0:
+                    break
+                if time.perf_counter() - applied > 30:
+                    raise RuntimeError(f"consumer lag stuck at {remaining}")
+                await asyncio.sleep(0.1)
+            lag_zero = time.perf_counter()
+            cache = app.state.runtime.consumers[0].subscription.handler.cache
+        async with engine.connect() as connection:
+            profiles = await connection.scalar(text("SELECT count(*) FROM profile.customers"))
+            timeline = await connection.scalar(text("SELECT count(*) FROM profile.timeline"))
+            updates = await connection.scalar(text("SELECT count(*) FROM profile.outbox"))
+        await engine.dispose()
+        assert first is not None
+        rate = args.events / (applied - first)
+        print(
+            f"(b) profile consumer, applied to PostgreSQL:   {rate:10,.0f} events/s  "
+            f"(batch {args.batch}, {args.partitions} partitions; target >= 5,000)"
+        )
+        print(f"    b/a = {rate / raw:.3f}")
+        print(
+            f"    lag zero {lag_zero - started:.1f} s after start (group join and migrations included); "
+            f"{applied - first:.1f} s from first to last applied event"
+        )
+        print(
+            f"    {profiles:,} profiles, {timeline:,} timeline rows, {updates:,} outbox events; "
+            f"state cache hits {cache.hits:,} misses {cache.misses:,}"
+        )
+    finally:
+        broker.stop()
+        postgres.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=500, help="consumer_batch_size (max records per poll)")
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--verbose", action="store_true", help="print progress while the consumer runs")
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

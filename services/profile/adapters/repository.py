@@ -1,0 +1,250 @@
+"""SQL of the profile service. Every bulk write is one statement over `unnest` arrays, sorted by key.
+
+Sorted keys matter twice: row locks are taken in one global order, so two writers (consumer replicas, the API)
+never deadlock, and a statement never carries the same key twice (CardinalityViolation in ON CONFLICT).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.profile.adapters.tables import IDENTITY_COLUMNS, SCHEMA
+
+S = SCHEMA
+
+
+@dataclass(frozen=True, slots=True)
+class StoredProfile:
+    customer_id: str
+    rev: int
+    # The JSONB document as text: the caller parses it only when its cache does not already hold this `rev`.
+    state_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRow:
+    customer_id: str
+    rev: int
+    state_json: str
+    email: str | None
+    phone: str | None
+    erp_id: str | None
+    shop_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineRow:
+    customer_id: str
+    event_time: datetime
+    event_id: str
+    type: str
+    summary: dict[str, Any]
+
+    def moved_to(self, customer_id: str) -> TimelineRow:
+        return TimelineRow(customer_id, self.event_time, self.event_id, self.type, self.summary)
+
+
+async def survivors_of(session: AsyncSession, ids: Iterable[str]) -> dict[str, str]:
+    """merged id -> survivor id for those of `ids` that were merged away."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    result = await session.execute(
+        text(f"SELECT merged_id, survivor_id FROM {S}.aliases WHERE merged_id = ANY(CAST(:ids AS text[]))"),
+        {"ids": wanted},
+    )
+    return {row.merged_id: row.survivor_id for row in result}
+
+
+async def erased_at(session: AsyncSession, ids: Iterable[str]) -> dict[str, datetime]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    result = await session.execute(
+        text(f"SELECT customer_id, erased_at FROM {S}.erasures WHERE customer_id = ANY(CAST(:ids AS text[]))"),
+        {"ids": wanted},
+    )
+    return {row.customer_id: row.erased_at for row in result}
+
+
+async def lock_profiles(
+    session: AsyncSession, ids: Iterable[str], identities: Mapping[str, Iterable[str]] | None = None
+) -> list[StoredProfile]:
+    """Profiles with one of `ids` or holding one of the identity values, locked FOR UPDATE in key order."""
+    conditions = ["customer_id = ANY(CAST(:ids AS text[]))"]
+    params: dict[str, Any] = {"ids": sorted(set(ids))}
+    for column, values in (identities or {}).items():
+        if column not in IDENTITY_COLUMNS:
+            raise ValueError(f"not an identity column: {column}")
+        wanted = sorted(set(values))
+        if wanted:
+            conditions.append(f"{column} = ANY(CAST(:{column} AS text[]))")
+            params[column] = wanted
+    result = await session.execute(
+        text(
+            f"SELECT customer_id, rev, state::text AS state FROM {S}.customers "
+            f"WHERE {' OR '.join(conditions)} ORDER BY customer_id FOR UPDATE"
+        ),
+        params,
+    )
+    return [StoredProfile(row.customer_id, row.rev, row.state) for row in result]
+
+
+async def save_profiles(session: AsyncSession, rows: Sequence[ProfileRow]) -> None:
+    if not rows:
+        return
+    ordered = sorted(rows, key=lambda row: row.customer_id)
+    await session.execute(
+        text(
+            f"""
+            INSERT INTO {S}.customers AS c (customer_id, rev, state, email, phone, erp_id, shop_id, tags)
+            SELECT u.customer_id, u.rev, CAST(u.state AS jsonb), u.email, u.phone, u.erp_id, u.shop_id,
+                   ARRAY(SELECT jsonb_array_elements_text(CAST(u.state AS jsonb) -> 'tags'))
+            FROM unnest(CAST(:ids AS text[]), CAST(:revs AS bigint[]), CAST(:states AS text[]),
+                        CAST(:emails AS text[]), CAST(:phones AS text[]), CAST(:erp_ids AS text[]),
+                        CAST(:shop_ids AS text[]))
+                 AS u(customer_id, rev, state, email, phone, erp_id, shop_id)
+            ON CONFLICT (customer_id) DO UPDATE SET
+                rev = EXCLUDED.rev, state = EXCLUDED.state, email = EXCLUDED.email, phone = EXCLUDED.phone,
+                erp_id = EXCLUDED.erp_id, shop_id = EXCLUDED.shop_id, tags = EXCLUDED.tags, updated_at = now()
+            """
+        ),
+        {
+            "ids": [row.customer_id for row in ordered],
+            "revs": [row.rev for row in ordered],
+            "states": [row.state_json for row in ordered],
+            "emails": [row.email for row in ordered],
+            "phones": [row.phone for row in ordered],
+            "erp_ids": [row.erp_id for row in ordered],
+            "shop_ids": [row.shop_id for row in ordered],
+        },
+    )
+
+
+async def insert_timeline(session: AsyncSession, rows: Sequence[TimelineRow]) -> None:
+    if not rows:
+        return
+    await session.execute(
+        text(
+            f"""
+            INSERT INTO {S}.timeline (customer_id, event_time, event_id, type, summary)
+            SELECT u.customer_id, u.event_time, u.event_id, u.type, CAST(u.summary AS jsonb)
+            FROM unnest(CAST(:ids AS text[]), CAST(:times AS timestamptz[]), CAST(:event_ids AS text[]),
+                        CAST(:types AS text[]), CAST(:summaries AS text[]))
+                 AS u(customer_id, event_time, event_id, type, summary)
+            ON CONFLICT DO NOTHING
+            """
+        ),
+        {
+            "ids": [row.customer_id for row in rows],
+            "times": [row.event_time for row in rows],
+            "event_ids": [row.event_id for row in rows],
+            "types": [row.type for row in rows],
+            "summaries": [orjson.dumps(row.summary).decode() for row in rows],
+        },
+    )
+
+
+async def record_merge(session: AsyncSession, survivor: str, merged: Sequence[str]) -> None:
+    """Fold merged profiles' rows into the survivor; their ids become aliases (chains collapse to the survivor)."""
+    if not merged:
+        return
+    params = {"survivor": survivor, "merged": sorted(merged)}
+    await session.execute(text(f"DELETE FROM {S}.customers WHERE customer_id = ANY(CAST(:merged AS text[]))"), params)
+    await session.execute(
+        text(f"UPDATE {S}.timeline SET customer_id = :survivor WHERE customer_id = ANY(CAST(:merged AS text[]))"),
+        params,
+    )
+    await session.execute(
+        text(f"DELETE FROM {S}.segment_members WHERE customer_id = ANY(CAST(:merged AS text[]))"), params
+    )
+    await session.execute(
+        text(f"UPDATE {S}.aliases SET survivor_id = :survivor WHERE survivor_id = ANY(CAST(:merged AS text[]))"),
+        params,
+    )
+    await add_aliases(session, {merged_id: survivor for merged_id in merged})
+
+
+async def add_aliases(session: AsyncSession, aliases: Mapping[str, str]) -> None:
+    if not aliases:
+        return
+    ordered = sorted(aliases.items())
+    await session.execute(
+        text(
+            f"""
+            INSERT INTO {S}.aliases (merged_id, survivor_id)
+            SELECT * FROM unnest(CAST(:merged AS text[]), CAST(:survivors AS text[]))
+            ON CONFLICT (merged_id) DO UPDATE SET survivor_id = EXCLUDED.survivor_id, merged_at = now()
+            """
+        ),
+        {"merged": [m for m, _ in ordered], "survivors": [s for _, s in ordered]},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRow:
+    id: str
+    name: str
+    condition: dict[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+async def all_segments(session: AsyncSession) -> list[SegmentRow]:
+    result = await session.execute(
+        text(f"SELECT id, name, condition, version, created_at, updated_at FROM {S}.segments ORDER BY id")
+    )
+    return [SegmentRow(*row) for row in result]
+
+
+async def memberships(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, set[str]]:
+    """customer id -> ids of the segments it is in."""
+    wanted = sorted(set(customer_ids))
+    found: dict[str, set[str]] = {}
+    if not wanted:
+        return found
+    result = await session.execute(
+        text(f"SELECT customer_id, segment_id FROM {S}.segment_members WHERE customer_id = ANY(CAST(:ids AS text[]))"),
+        {"ids": wanted},
+    )
+    for row in result:
+        found.setdefault(row.customer_id, set()).add(row.segment_id)
+    return found
+
+
+async def change_memberships(
+    session: AsyncSession, entered: Sequence[tuple[str, str]], left: Sequence[tuple[str, str]]
+) -> None:
+    """(segment id, customer id) pairs to add and to remove."""
+    if entered:
+        ordered = sorted(set(entered))
+        await session.execute(
+            text(
+                f"""
+                INSERT INTO {S}.segment_members (segment_id, customer_id)
+                SELECT * FROM unnest(CAST(:segments AS text[]), CAST(:customers AS text[]))
+                ON CONFLICT DO NOTHING
+                """
+            ),
+            {"segments": [s for s, _ in ordered], "customers": [c for _, c in ordered]},
+        )
+    if left:
+        ordered = sorted(set(left))
+        await session.execute(
+            text(
+                f"""
+                DELETE FROM {S}.segment_members m
+                USING unnest(CAST(:segments AS text[]), CAST(:customers AS text[])) AS u(segment_id, customer_id)
+                WHERE m.segment_id = u.segment_id AND m.customer_id = u.customer_id
+                """
+            ),
+            {"segments": [s for s, _ in ordered], "customers": [c for _, c in ordered]},
+        )

@@ -1,0 +1,224 @@
+"""Saving changed profiles: one upsert, segment membership, and one `profile.updated` per customer.
+
+Shared by the consumer (many customers per batch) and the HTTP API (tags, segments), so every path that changes
+a profile announces it the same way.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from libs.common.envelope import CloudEvent, derived_event
+from libs.common.outbox import Outbox
+from libs.common.topics import PROFILE_CHANGES
+from services.profile.adapters import repository
+from services.profile.adapters.repository import ProfileRow, StoredProfile
+from services.profile.domain import (
+    Condition,
+    InvalidCondition,
+    ProfileState,
+    changed_between,
+    flat_view,
+    membership_changes,
+    new_profile,
+    normalise,
+    parse_condition,
+    update_metrics,
+)
+
+SOURCE = "retain/profile"
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """What made a profile change: an upstream event, a tag edit or a segment change."""
+
+    id: str
+    type: str
+    time: datetime
+
+
+@dataclass
+class Working:
+    """A profile being changed inside one transaction; `before` is its stored document (for the change set)."""
+
+    state: ProfileState
+    before: dict[str, Any]
+    seen: set[str]
+    cause: Cause | None = None
+    dirty: bool = False
+
+    @classmethod
+    def fresh(cls, customer_id: str) -> Working:
+        state = new_profile(customer_id)
+        return cls(state=state, before=state.to_dict(), seen=set())
+
+    @classmethod
+    def of(cls, state: ProfileState, before: dict[str, Any]) -> Working:
+        return cls(state=state, before=before, seen={applied.id for applied in state.applied_events})
+
+    def touch(self, cause: Cause) -> None:
+        self.dirty = True
+        self.cause = cause
+
+
+class StateCache:
+    """Parsed profiles by customer id, valid while the stored `rev` is the one they were saved with.
+
+    Parsing the JSONB document into the model is the largest per-customer cost of a batch; a consumer sees the
+    same customers again and again on its partitions. An entry is taken out while a transaction works on it and put
+    back with a fresh random `rev` once the upsert ran: if that transaction then rolls back, the stored `rev`
+    differs and the entry is simply never hit.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[int, ProfileState, dict[str, Any]]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def take(self, stored: StoredProfile) -> Working:
+        entry = self._entries.pop(stored.customer_id, None)
+        if entry is not None and entry[0] == stored.rev:
+            self.hits += 1
+            return Working.of(entry[1], entry[2])
+        self.misses += 1
+        before = orjson.loads(stored.state_json)
+        return Working.of(ProfileState.from_dict(before), before)
+
+    def put(self, customer_id: str, rev: int, state: ProfileState, document: dict[str, Any]) -> None:
+        if self.max_entries <= 0:
+            return
+        self._entries[customer_id] = (rev, state, document)
+        self._entries.move_to_end(customer_id)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, customer_ids: Iterable[str]) -> None:
+        for customer_id in customer_ids:
+            self._entries.pop(customer_id, None)
+
+
+class SegmentDefinitions:
+    """Parsed conditions by (segment id, version): a condition is parsed once, not once per batch."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[tuple[str, int], Condition] = {}
+
+    async def load(self, session: Any) -> dict[str, Condition]:
+        current: dict[str, Condition] = {}
+        for row in await repository.all_segments(session):
+            key = (row.id, row.version)
+            if key not in self._parsed:
+                try:
+                    self._parsed[key] = parse_condition(row.condition)
+                except InvalidCondition:
+                    continue  # the API validates before storing; a bad stored row must not stop the consumer
+            current[row.id] = self._parsed[key]
+        live = set(current)
+        self._parsed = {key: value for key, value in self._parsed.items() if key[0] in live}
+        return current
+
+
+def profile_row(state: ProfileState, document: dict[str, Any], rev: int) -> ProfileRow:
+    identities = state.identities
+    return ProfileRow(
+        customer_id=state.customer_id,
+        rev=rev,
+        state_json=orjson.dumps(document).decode(),
+        email=identities.email,
+        phone=identities.phone,
+        erp_id=identities.erp_id,
+        shop_id=identities.shop_id,
+    )
+
+
+async def save_and_announce(
+    session: Any,
+    outbox: Outbox,
+    workings: Sequence[Working],
+    *,
+    as_of: datetime,
+    segments: Mapping[str, Condition],
+    cache: StateCache | None = None,
+    always_announce: bool = False,
+) -> list[CloudEvent]:
+    """Normalise, upsert, recompute segment membership and emit profile.updated for every dirty profile.
+
+    Returns the events written to the outbox. A customer whose document did not change and whose segments did not
+    change is saved (its `applied_events` moved) but not announced, unless `always_announce`.
+    """
+    dirty = [working for working in workings if working.dirty]
+    if not dirty:
+        return []
+    rows: list[ProfileRow] = []
+    changes: dict[str, frozenset[str]] = {}
+    for working in dirty:
+        normalise(working.state)
+        document = working.state.to_dict()
+        changes[working.state.customer_id] = changed_between(working.before, document)
+        rev = secrets.randbits(63)
+        rows.append(profile_row(working.state, document, rev))
+        if cache is not None:
+            cache.put(working.state.customer_id, rev, working.state, document)
+    await repository.save_profiles(session, rows)
+
+    entered_by: dict[str, set[str]] = {}
+    left_by: dict[str, set[str]] = {}
+    if segments:
+        ids = [working.state.customer_id for working in dirty]
+        current = await repository.memberships(session, ids)
+        entered_pairs: list[tuple[str, str]] = []
+        left_pairs: list[tuple[str, str]] = []
+        for working in dirty:
+            customer_id = working.state.customer_id
+            entered, left = membership_changes(
+                current.get(customer_id, set()), segments, flat_view(working.state, as_of)
+            )
+            entered_by[customer_id], left_by[customer_id] = entered, left
+            entered_pairs += [(segment_id, customer_id) for segment_id in entered]
+            left_pairs += [(segment_id, customer_id) for segment_id in left]
+        await repository.change_memberships(session, entered_pairs, left_pairs)
+
+    events: list[CloudEvent] = []
+    for working in dirty:
+        customer_id = working.state.customer_id
+        changed = changes[customer_id]
+        entered_ids = sorted(entered_by.get(customer_id, ()))
+        left_ids = sorted(left_by.get(customer_id, ()))
+        if not (changed or entered_ids or left_ids or always_announce) or working.cause is None:
+            continue
+        events.append(profile_updated(working.state, working.cause, sorted(changed), as_of, entered_ids, left_ids))
+    await outbox.add(session, PROFILE_CHANGES, *events)
+    return events
+
+
+def profile_updated(
+    state: ProfileState,
+    cause: Cause,
+    changed: list[str],
+    as_of: datetime,
+    entered: list[str] | None = None,
+    left: list[str] | None = None,
+) -> CloudEvent:
+    return derived_event(
+        cause=cause.id,
+        source=SOURCE,
+        type="profile.updated",
+        subject=state.customer_id,
+        time=cause.time,
+        data={
+            "cause": {"id": cause.id, "type": cause.type},
+            "changed": changed,
+            "metrics": update_metrics(state, as_of),
+            "segments_entered": entered or [],
+            "segments_left": left or [],
+        },
+    )
