@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -64,6 +65,8 @@ def start_postgres(data_dir: Path) -> EmbeddedPostgres:
     data_dir.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: we stop the server ourselves, at the moment the supervisor chooses.
     server = PostgresServer(data_dir, cleanup_mode=None)
+    # Its exit hook would only log (into streams already closed at interpreter exit): we own the lifetime.
+    atexit.unregister(server._cleanup)
     pid = server.get_pid()
     assert pid is not None
     return EmbeddedPostgres(data_dir=data_dir, uri=server.get_uri(), pid=pid)

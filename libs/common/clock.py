@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 
+def wall_clock() -> datetime:
+    """The default injectable clock; tests pass their own."""
+    return datetime.now(UTC)
+
+
 def as_of(mode: str, newest_event_time: datetime | None) -> datetime:
     if mode == "replay" and newest_event_time is not None:
         return newest_event_time
-    return datetime.now(UTC)
+    return wall_clock()

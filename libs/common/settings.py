@@ -5,7 +5,7 @@ Defaults suit the embedded stack that `retain run` starts; production sets every
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,3 +57,19 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # "replay" makes "now" the newest event time seen, so replayed history is scored as it was lived.
     clock_mode: Literal["live", "replay"] = "live"
+
+
+SettingsT = TypeVar("SettingsT", bound="Settings")
+
+
+def service_settings(settings: Settings | None, cls: type[SettingsT], service: str) -> SettingsT:
+    """A service's own settings class: explicit values given (tests, the supervisor) win, the service's
+    extra fields come from the environment."""
+    if isinstance(settings, cls):
+        return settings
+    if settings is None:
+        return cls(service=service)
+    values = settings.model_dump()
+    if values.get("service") == "retain":
+        values["service"] = service
+    return cls(**values)

@@ -10,7 +10,7 @@ from libs.common.consumer import Subscription, one_by_one
 from libs.common.outbox import Outbox
 from libs.common.runtime import Runtime, ServiceDefinition
 from libs.common.runtime import create_app as create_service_app
-from libs.common.settings import Settings
+from libs.common.settings import Settings, service_settings
 from libs.common.topics import CUSTOMER_EVENTS, FEEDBACK_EVENTS, PROFILE_CHANGES, SCORE_CHANGES
 from services.campaign.adapters.channels import Channels
 from services.campaign.adapters.tables import SCHEMA, messaging
@@ -25,15 +25,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def campaign_settings(settings: Settings | None) -> CampaignSettings:
-    """The shared settings as given (tests pass them explicitly) plus campaign's own from the environment."""
-    if isinstance(settings, CampaignSettings):
-        return settings
-    if settings is None:
-        return CampaignSettings(service=SCHEMA)
-    values = settings.model_dump()
-    if values.get("service") == "retain":
-        values["service"] = SCHEMA
-    return CampaignSettings(**values)
+    return service_settings(settings, CampaignSettings, SCHEMA)
 
 
 def subscriptions(handlers: CampaignHandlers) -> list[Subscription]:

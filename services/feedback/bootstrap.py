@@ -11,7 +11,7 @@ from libs.common.envelope import CloudEvent
 from libs.common.outbox import Outbox
 from libs.common.runtime import Runtime, ServiceDefinition
 from libs.common.runtime import create_app as create_service_app
-from libs.common.settings import Settings
+from libs.common.settings import Settings, service_settings
 from libs.common.topics import CUSTOMER_EVENTS, PROFILE_CHANGES, SCORE_CHANGES
 from services.feedback.adapters.tables import SCHEMA, messaging
 from services.feedback.entrypoints.api import routers
@@ -26,15 +26,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def feedback_settings(settings: Settings | None) -> FeedbackSettings:
-    """The shared settings as given (tests pass them explicitly) plus feedback's own from the environment."""
-    if isinstance(settings, FeedbackSettings):
-        return settings
-    if settings is None:
-        return FeedbackSettings(service=SCHEMA)
-    values = settings.model_dump()
-    if values.get("service") == "retain":
-        values["service"] = SCHEMA
-    return FeedbackSettings(**values)
+    return service_settings(settings, FeedbackSettings, SCHEMA)
 
 
 def subscriptions(deps: FeedbackDeps) -> list[Subscription]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from libs.common.settings import Settings
+from libs.common.settings import Settings, service_settings
 from services.scoring.domain.churn import ChurnConfig
 from services.scoring.domain.customer_score import ScoringConfig
 from services.scoring.domain.lifecycle import LifecycleConfig
@@ -80,10 +80,4 @@ class ScoringSettings(Settings):
 
 
 def scoring_settings(settings: Settings | None) -> ScoringSettings:
-    """Upgrades shared settings (what tests and the supervisor pass) to scoring's, reading the
-    scoring-specific fields from the environment."""
-    if isinstance(settings, ScoringSettings):
-        return settings
-    if settings is None:
-        return ScoringSettings(service="scoring")
-    return ScoringSettings(**settings.model_dump())
+    return service_settings(settings, ScoringSettings, "scoring")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 from retain_cli.embedded import free_port
 from retain_cli.supervisor import SERVICES, Supervisor
 from tests.conftest import ADMIN_KEY, Isolation
+from tests.waiting import eventually
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
@@ -31,17 +32,6 @@ async def platform(isolated: Isolation, tmp_path: Any) -> AsyncIterator[Supervis
         supervisor.stop(SERVICES)
         for child in supervisor.children.values():
             assert child.process is not None and child.process.poll() is not None
-
-
-async def eventually(probe: Callable[[], Awaitable[Any]], timeout_s: float = 30) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    last: Any = None
-    while asyncio.get_running_loop().time() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not reached in {timeout_s}s; last answer {last!r}")
 
 
 def purchase(event_id: str, customer: str, amount: float, at: datetime) -> dict[str, Any]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from libs.common.clock import wall_clock
 from libs.common.outbox import Outbox
 from services.campaign.domain.guards import GuardPolicy
 from services.campaign.domain.loyalty import DEFAULT_POLICY as DEFAULT_LOYALTY
@@ -13,10 +14,6 @@ from services.campaign.domain.loyalty import LoyaltyPolicy
 from services.campaign.settings import CampaignSettings
 
 SOURCE = "retain/campaign"
-
-
-def wall_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

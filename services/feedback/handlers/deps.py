@@ -6,9 +6,9 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
-from libs.common.clock import as_of
+from libs.common.clock import as_of, wall_clock
 from libs.common.outbox import Outbox
 from services.feedback.domain.sla import SlaTable
 from services.feedback.settings import FeedbackSettings
@@ -16,10 +16,6 @@ from services.feedback.settings import FeedbackSettings
 log = logging.getLogger(__name__)
 
 SOURCE = "retain/feedback"
-
-
-def wall_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

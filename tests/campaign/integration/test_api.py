@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from services.campaign.adapters.tables import assignments, customer_facts, purch
 from services.campaign.bootstrap import campaign_settings, create_app
 from tests.campaign.integration.harness import WebhookServer
 from tests.conftest import Isolation, running
+from tests.waiting import eventually
 
 serve = asynccontextmanager(running)
 READER = {"Authorization": "Bearer test-reader-key"}
@@ -28,17 +28,6 @@ STAGE_SMS = {
     "actions": [{"type": "message", "channel": "sms", "body": "We miss you, {name}"}],
     "status": "active",
 }
-
-
-async def eventually(probe: Callable[[], Awaitable[Any]], timeout_s: float = 30) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    last: Any = None
-    while asyncio.get_running_loop().time() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not reached in {timeout_s}s; last {last!r}")
 
 
 async def test_invalid_definitions_answer_422_naming_the_field(isolated: Isolation, auth: dict[str, str]) -> None:

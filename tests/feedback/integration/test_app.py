@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,20 +20,10 @@ from services.feedback.handlers import customers as customer_handlers
 from services.feedback.handlers.surveys import survey_response_handler
 from tests.conftest import running
 from tests.feedback.integration.harness import Harness, event
+from tests.waiting import eventually
 
 serve = asynccontextmanager(running)
 READER = {"Authorization": "Bearer test-reader-key"}
-
-
-async def eventually(probe: Callable[[], Awaitable[Any]], timeout_s: float = 20) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    last: Any = None
-    while asyncio.get_running_loop().time() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not reached in {timeout_s}s; last {last!r}")
 
 
 def assert_problem(response: Response, status: int, field: str) -> None:

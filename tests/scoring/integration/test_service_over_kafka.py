@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,19 +15,9 @@ from services.scoring.adapters.tables import SCHEMA, messaging
 from services.scoring.bootstrap import create_app
 from tests.conftest import ADMIN_KEY, Isolation, running
 from tests.scoring.integration.helpers import feedback_event, profile_updated
+from tests.waiting import eventually
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
-
-
-async def eventually(probe: Callable[[], Awaitable[Any]], timeout_s: float = 30) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    last: Any = None
-    while asyncio.get_running_loop().time() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not reached in {timeout_s}s; last answer {last!r}")
 
 
 async def test_redelivered_profile_event_scores_once_and_feedback_rescores(isolated: Isolation) -> None:
