@@ -7,13 +7,18 @@ import asyncio
 import sys
 from pathlib import Path
 
+from retain_cli.ingest_commands import add_ingest_commands
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="retain", description="Retain: event-driven customer retention.")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the whole platform (embedded PostgreSQL and broker by default)")
     run.add_argument("--data-dir", type=Path, default=Path(".data"), help="where embedded data and logs live")
+    add_ingest_commands(commands)
     args = parser.parse_args(argv)
+    if hasattr(args, "handler"):
+        return int(args.handler(args))
     if args.command == "run":
         from retain_cli.run import run as run_platform
 

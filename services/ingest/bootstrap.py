@@ -1,15 +1,26 @@
+"""Wiring of ingest: the shared runtime plus ingest's own pool, circuit, relay and OpenAPI."""
+
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from libs.common.runtime import ServiceDefinition
 from libs.common.runtime import create_app as create_service_app
 from libs.common.settings import Settings
+from services.ingest.adapters.event_log import create_pool
 from services.ingest.adapters.tables import SCHEMA, messaging
-from services.ingest.entrypoints.api import router
-from services.ingest.handlers.relay import ingest_relay
+from services.ingest.context import IngestContext
+from services.ingest.domain.circuit import Circuit
+from services.ingest.entrypoints import api, imports, openapi
+from services.ingest.handlers.relay import relay_forever
+from services.ingest.settings import IngestSettings
 
 DEFINITION = ServiceDefinition(
     name=SCHEMA,
@@ -17,11 +28,53 @@ DEFINITION = ServiceDefinition(
     description="The front door: upstream shops and ERPs post events; validated, deduplicated, published.",
     migrations_dir=Path(__file__).parent / "migrations",
     tables=messaging,
-    routers=[router],
-    background=[ingest_relay],
+    routers=[api.router, imports.router],
     ready_without_broker=True,
 )
 
 
+class StreamedImports:
+    """The shared body-size guard rejects by Content-Length; imports are streamed and may be any size."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == imports.IMPORTS_PATH:
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"content-length"]}
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(DEFINITION, settings)
+    if isinstance(settings, IngestSettings):
+        ingest_settings = settings
+    else:
+        # The shared settings as given, plus RETAIN_INGEST_* from the environment.
+        ingest_settings = IngestSettings(**(settings.model_dump() if settings else {"service": SCHEMA}))
+    app = create_service_app(DEFINITION, ingest_settings)
+    shared_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with shared_lifespan(app) as state:
+            runtime = app.state.runtime
+            pool = await create_pool(runtime.settings.database_url, runtime.settings.database_pool_size)
+            ctx = IngestContext(
+                runtime=runtime,
+                settings=runtime.settings,
+                pool=pool,
+                circuit=Circuit(open_for_s=runtime.settings.ingest_circuit_open_s),
+            )
+            app.state.ingest = ctx
+            relay = asyncio.create_task(relay_forever(ctx), name="ingest-relay")
+            try:
+                yield state
+            finally:
+                relay.cancel()
+                await asyncio.gather(relay, return_exceptions=True)
+                await pool.close()
+
+    app.router.lifespan_context = lifespan
+    app.add_middleware(StreamedImports)
+    openapi.install(app)
+    return app

@@ -1,93 +1,92 @@
-"""Accepting events: durable in the event log first, then published with acks=all.
+"""Accepting events: deduplicated in the event log, published with acks=all, or kept for the relay.
 
-An event is answered "accepted" once it is committed in the event log. If the broker acknowledges at
-once it is marked published; otherwise it stays unpublished and the relay publishes it later.
+The insert and the publish share one transaction. Rows are inserted as published and the transaction
+commits only after the broker acknowledged; events the broker did not acknowledge in time are flipped
+to unpublished before the commit, so the relay only ever sees rows that the request gave up on and
+nothing is published twice in normal operation. A concurrent request with the same id waits on the
+row lock and is then answered "duplicate". When the circuit says the broker is down the publish is
+skipped entirely and the answer comes as fast as the database commits.
 """
 
 from __future__ import annotations
 
-import logging
+import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from aiokafka.errors import KafkaError
-from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from services.ingest.adapters import event_log
+from services.ingest.adapters.broker import publish_records
+from services.ingest.adapters.records import EventRecord
+from services.ingest.context import IngestContext
+from services.ingest.domain.incoming import ValidEvent
+from services.ingest.metrics import EVENTS, PUBLISH_LATENCY
 
-from libs.common.envelope import CloudEvent
-from libs.common.kafka import Publisher
-from libs.common.topics import CUSTOMER_EVENTS
-from services.ingest.adapters.tables import event_log
-
-log = logging.getLogger(__name__)
+Status = Literal["accepted", "duplicate"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Acceptance:
     event_id: str
-    status: Literal["accepted", "duplicate"]
+    status: Status
     published: bool
 
 
-async def accept_events(
-    events: Sequence[CloudEvent], sessions: async_sessionmaker[AsyncSession], publisher: Publisher
-) -> list[Acceptance]:
+async def accept_events(ctx: IngestContext, events: Sequence[ValidEvent], source: str) -> list[Acceptance]:
+    """One outcome per input event, in order; a repeated id within `events` is a duplicate of the first."""
     if not events:
         return []
-    async with sessions() as session, session.begin():
-        result = await session.execute(
-            pg_insert(event_log)
-            .values(
-                [
-                    {
-                        "event_id": e.id,
-                        "type": e.type,
-                        "customer_id": e.subject,
-                        "source": e.source,
-                        "event_time": e.time,
-                        "data": e.data,
-                    }
-                    for e in events
-                ]
-            )
-            .on_conflict_do_nothing()
-            .returning(event_log.c.event_id)
+    first: dict[str, EventRecord] = {}
+    for event in events:
+        if event.id not in first:
+            first[event.id] = EventRecord.of(event, source)
+    records = list(first.values())
+    use_broker = ctx.broker_usable()
+    failed: set[str] = set()
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        fresh_ids = await event_log.insert_fresh(
+            conn, records, published=use_broker, dedupe_window_s=ctx.settings.ingest_dedupe_window_s
         )
-        fresh_ids = set(result.scalars())
-    fresh: list[CloudEvent] = []
+        fresh = [r for r in records if r.event_id in fresh_ids]
+        if fresh and use_broker:
+            started = time.perf_counter()
+            delivery = await publish_records(ctx.publisher, ctx.topic, fresh, ctx.settings.ingest_delivery_timeout_s)
+            failed_ids = delivery.failed
+            ctx.in_doubt.update(delivery.in_doubt)
+            if failed_ids:
+                failed = set(failed_ids)
+                await event_log.set_published(conn, failed_ids, False)
+                await event_log.commit_durably(conn)
+                ctx.broker_failed()
+            else:
+                PUBLISH_LATENCY.labels("request").observe(time.perf_counter() - started)
+                ctx.broker_succeeded()
+        elif fresh:
+            await event_log.commit_durably(conn)  # the outbox is now the only copy
+    if fresh and (not use_broker or failed):
+        ctx.relay_wakeup.set()
     outcomes: list[Acceptance] = []
+    counts: Counter[tuple[str, str]] = Counter()
+    claimed: set[str] = set()
     for event in events:
-        if event.id in fresh_ids:
-            fresh_ids.discard(event.id)
-            fresh.append(event)
-    published = await publish_and_mark(fresh, sessions, publisher)
-    fresh_set = {id(e) for e in fresh}
-    for event in events:
-        if id(event) in fresh_set:
+        if event.id in fresh_ids and event.id not in claimed:
+            claimed.add(event.id)
+            published = use_broker and event.id not in failed
             outcomes.append(Acceptance(event.id, "accepted", published))
+            counts[(event.type, "accepted")] += 1
         else:
             outcomes.append(Acceptance(event.id, "duplicate", False))
+            counts[(event.type, "duplicate")] += 1
+    for (event_type, outcome), n in counts.items():
+        EVENTS.labels(event_type, source, outcome).inc(n)
     return outcomes
 
 
-async def publish_and_mark(
-    events: Sequence[CloudEvent], sessions: async_sessionmaker[AsyncSession], publisher: Publisher
-) -> bool:
-    """True when the broker acknowledged every event; False leaves them for the relay."""
-    if not events:
-        return True
-    if not publisher.started:
-        return False
-    topic = publisher.topic(CUSTOMER_EVENTS)
-    try:
-        await publisher.publish_many([(topic, e) for e in events])
-    except (KafkaError, OSError, TimeoutError) as exc:
-        log.warning("broker did not acknowledge; events stay in the outbox", extra={"error": repr(exc)})
-        return False
-    async with sessions() as session, session.begin():
-        await session.execute(
-            update(event_log).where(event_log.c.event_id.in_([e.id for e in events])).values(published=True)
-        )
-    return True
+def count_rejected(event_types: Sequence[str | None], source: str) -> None:
+    """Unknown or missing types are counted as "invalid" so junk cannot grow the label set."""
+    from libs.common.events import UPSTREAM_EVENT_TYPES
+
+    counts = Counter(t if t in UPSTREAM_EVENT_TYPES else "invalid" for t in event_types)
+    for event_type, n in counts.items():
+        EVENTS.labels(event_type, source, "rejected").inc(n)

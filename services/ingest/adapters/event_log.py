@@ -1,0 +1,134 @@
+"""SQL on `ingest.event_log` through asyncpg directly: the hot path cannot afford an ORM layer.
+
+One statement per batch (arrays + unnest) whatever the batch size; rows are sorted by id so that
+concurrent batches with overlapping ids lock in the same order and cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from services.ingest.adapters.records import EventRecord
+
+# A conflicting id older than the dedupe window is a new event: the row is replaced and returned.
+# Within the window the row is left alone and not returned, which is what "duplicate" means.
+_INSERT = """
+INSERT INTO ingest.event_log AS l (event_id, type, customer_id, source, event_time, data, published)
+SELECT u.event_id, u.type, u.customer_id, u.source, u.event_time, u.data::jsonb, $7
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
+     AS u(event_id, type, customer_id, source, event_time, data)
+ON CONFLICT (event_id) DO UPDATE
+   SET type = EXCLUDED.type, customer_id = EXCLUDED.customer_id, source = EXCLUDED.source,
+       event_time = EXCLUDED.event_time, data = EXCLUDED.data, published = EXCLUDED.published,
+       received_at = now()
+ WHERE l.received_at < now() - make_interval(secs => $8)
+RETURNING event_id
+"""
+_COLUMNS = "event_id, type, customer_id, source, event_time, data::text AS data"
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def create_pool(sqlalchemy_url: str, max_size: int) -> asyncpg.Pool:
+    # Asynchronous commit by default: when the broker acknowledged an event (acks=all) the broker holds
+    # its durability and the row is the dedupe record, so the request need not wait for a WAL flush.
+    # Transactions that make the event log the only copy (the outbox path) call commit_durably().
+    return await asyncpg.create_pool(
+        asyncpg_dsn(sqlalchemy_url),
+        min_size=2,
+        max_size=max_size,
+        server_settings={"synchronous_commit": "off"},
+        # The default reset on release is one more round trip per request; ingest keeps no session
+        # state (no LISTEN, no advisory locks, no session-level SET), so there is nothing to reset.
+        reset=_keep_session,
+    )
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    return None
+
+
+async def commit_durably(conn: asyncpg.Connection) -> None:
+    """Makes the current transaction's COMMIT wait for the WAL flush."""
+    await conn.execute("SET LOCAL synchronous_commit TO on")
+
+
+async def insert_fresh(
+    conn: asyncpg.Connection, records: Sequence[EventRecord], *, published: bool, dedupe_window_s: float
+) -> set[str]:
+    """Inserts records (ids must be unique within the call); returns the ids that were not duplicates."""
+    ordered = sorted(records, key=lambda r: r.event_id)
+    rows = await conn.fetch(
+        _INSERT,
+        [r.event_id for r in ordered],
+        [r.type for r in ordered],
+        [r.customer_id for r in ordered],
+        [r.source for r in ordered],
+        [r.time for r in ordered],
+        [r.value.decode() for r in ordered],
+        published,
+        dedupe_window_s,
+    )
+    return {row[0] for row in rows}
+
+
+async def set_published(conn: asyncpg.Connection, event_ids: Sequence[str], published: bool) -> None:
+    if event_ids:
+        await conn.execute(
+            "UPDATE ingest.event_log SET published = $2 WHERE event_id = ANY($1::text[])",
+            sorted(event_ids),
+            published,
+        )
+
+
+def _record(row: Any) -> EventRecord:
+    return EventRecord(row[0], row[1], row[2], row[3], row[4], row[5].encode())
+
+
+async def claim_unpublished(conn: asyncpg.Connection, limit: int) -> list[EventRecord]:
+    """Locks the oldest unpublished rows; SKIP LOCKED lets several replicas relay side by side."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM ingest.event_log WHERE NOT published "
+        "ORDER BY received_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
+    )
+    return [_record(row) for row in rows]
+
+
+async def unpublished_count(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM ingest.event_log WHERE NOT published") or 0)
+
+
+async def purge_older_than(conn: asyncpg.Connection, days: float) -> int:
+    """Drops published rows received more than `days` ago (never unpublished ones: they are the outbox)."""
+    status = await conn.execute(
+        "DELETE FROM ingest.event_log WHERE published AND received_at < now() - make_interval(secs => $1)",
+        days * 86400,
+    )
+    return int(status.split()[-1])
+
+
+async def events_between(
+    conn: asyncpg.Connection, start: datetime, end: datetime, types: Sequence[str] | None, chunk: int
+) -> AsyncIterator[list[EventRecord]]:
+    """Event-time range [start, end) in event-time order, in chunks, through a server-side cursor."""
+    query = f"SELECT {_COLUMNS} FROM ingest.event_log WHERE event_time >= $1 AND event_time < $2"
+    args: list[Any] = [start, end]
+    if types:
+        query += " AND type = ANY($3::text[])"
+        args.append(list(types))
+    query += " ORDER BY event_time, event_id"
+    async with conn.transaction(readonly=True):
+        cursor = await conn.cursor(query, *args)
+        while True:
+            rows = await cursor.fetch(chunk)
+            if not rows:
+                return
+            yield [_record(row) for row in rows]

@@ -1,0 +1,41 @@
+"""An accepted event as stored in the event log and as sent to Kafka (binary content mode)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from libs.common.envelope import CONTENT_TYPE, SPECVERSION, KafkaHeaders, format_time
+from services.ingest.domain.incoming import ValidEvent
+
+_SPEC = SPECVERSION.encode()
+_CONTENT_TYPE = CONTENT_TYPE.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    event_id: str
+    type: str
+    customer_id: str
+    source: str
+    time: datetime
+    value: bytes  # the JSON `data`, serialised once for both the event log and Kafka
+
+    @classmethod
+    def of(cls, event: ValidEvent, source: str) -> EventRecord:
+        # exclude_none: optional fields the caller left out stay out, as consumers expect.
+        value = event.data.model_dump_json(exclude_none=True).encode()
+        return cls(event.id, event.type, event.customer_id, source, event.time, value)
+
+    def kafka(self) -> tuple[bytes, bytes, KafkaHeaders]:
+        """Same envelope as libs.common.envelope.CloudEvent.to_kafka, without re-serialising `data`."""
+        headers: KafkaHeaders = [
+            ("ce_id", self.event_id.encode()),
+            ("ce_source", self.source.encode()),
+            ("ce_type", self.type.encode()),
+            ("ce_specversion", _SPEC),
+            ("ce_time", format_time(self.time).encode()),
+            ("ce_subject", self.customer_id.encode()),
+            ("content-type", _CONTENT_TYPE),
+        ]
+        return self.customer_id.encode(), self.value, headers

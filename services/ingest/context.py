@@ -1,0 +1,66 @@
+"""What ingest's handlers share for the life of the app: the asyncpg pool, the broker circuit, the limiter."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from fastapi import Request
+
+from libs.common.kafka import Publisher
+from libs.common.runtime import Runtime, runtime_of
+from libs.common.topics import CUSTOMER_EVENTS
+from services.ingest.domain.circuit import Circuit
+from services.ingest.domain.ratelimit import TokenBucket
+from services.ingest.metrics import BROKER_CIRCUIT_OPEN
+from services.ingest.settings import IngestSettings
+
+
+@dataclass
+class IngestContext:
+    runtime: Runtime
+    settings: IngestSettings
+    pool: asyncpg.Pool
+    circuit: Circuit
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    relay_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # Deliveries a request stopped waiting for. The producer keeps retrying them, so the relay must
+    # learn their fate before publishing those events again, or a short outage would publish twice.
+    in_doubt: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
+
+    @property
+    def publisher(self) -> Publisher:
+        # The runtime replaces its publisher while it retries the first connection: never keep a copy.
+        return self.runtime.publisher
+
+    @property
+    def topic(self) -> str:
+        return self.publisher.topic(CUSTOMER_EVENTS)
+
+    def broker_usable(self) -> bool:
+        allowed = self.publisher.started and self.circuit.allows(time.monotonic())
+        BROKER_CIRCUIT_OPEN.set(1 if self.circuit.is_open else 0)
+        return allowed
+
+    def broker_failed(self) -> None:
+        self.circuit.failed(time.monotonic())
+        BROKER_CIRCUIT_OPEN.set(1)
+        self.relay_wakeup.set()
+
+    def broker_succeeded(self) -> None:
+        self.circuit.succeeded()
+        BROKER_CIRCUIT_OPEN.set(0)
+
+
+def ingest_of(request: Request) -> IngestContext:
+    context: IngestContext = request.app.state.ingest
+    return context
+
+
+def runtime_settings(request: Request) -> IngestSettings:
+    settings = runtime_of(request).settings
+    assert isinstance(settings, IngestSettings)
+    return settings

@@ -1,0 +1,139 @@
+"""Every schema rule, on the pure validation functions (no I/O, fast)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from libs.common.events import UPSTREAM_EVENT_TYPES
+from services.ingest.domain.examples import flat_example, structured_example
+from services.ingest.domain.incoming import InvalidEvent, MalformedJson, validate_json, validate_python
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def fields_of(raw: Any, shape: str = "flat") -> list[str]:
+    with pytest.raises(InvalidEvent) as caught:
+        validate_python(raw, shape, now=NOW)  # type: ignore[arg-type]
+    return [error["field"] for error in caught.value.errors]
+
+
+def purchase(**data: Any) -> dict[str, Any]:
+    event = flat_example("purchase")
+    event["data"] = {**event["data"], **data}
+    return event
+
+
+@pytest.mark.parametrize("event_type", list(UPSTREAM_EVENT_TYPES))
+def test_every_example_is_valid_in_both_shapes(event_type: str) -> None:
+    flat = validate_python(flat_example(event_type), now=NOW)
+    structured = validate_json(orjson.dumps(structured_example(event_type)), "structured", now=NOW)
+    assert flat.type == structured.type == event_type
+    assert flat.customer_id == structured.customer_id == "c-42"
+    assert flat.data.schema_version == "1"
+
+
+def test_amount_must_not_be_negative() -> None:
+    assert fields_of(purchase(amount=-1, items=[])) == ["data.amount"]
+
+
+def test_amount_must_match_items_within_a_cent() -> None:
+    assert validate_python(purchase(amount=120.509), now=NOW).data.amount  # type: ignore[attr-defined]
+    assert fields_of(purchase(amount=121.0)) == ["data"]
+    two = [
+        {"sku": "a", "category": "c", "quantity": 3, "price": 0.1},
+        {"sku": "b", "category": "c", "quantity": 1, "price": 0.7},
+    ]
+    assert validate_python(purchase(amount=1.0, items=two), now=NOW).id == "evt-123"
+    assert fields_of(purchase(amount=1.02, items=two)) == ["data"]
+
+
+def test_line_item_rules_name_the_nested_field() -> None:
+    bad = [{"sku": "s", "category": "c", "quantity": 0, "price": -1}]
+    assert sorted(fields_of(purchase(items=bad, amount=0))) == ["data.items[0].price", "data.items[0].quantity"]
+
+
+@pytest.mark.parametrize("currency", ["usd", "XYZ", "US", "EURO"])
+def test_currency_must_be_iso_4217(currency: str) -> None:
+    assert fields_of(purchase(currency=currency)) == ["data.currency"]
+
+
+@pytest.mark.parametrize(
+    "moment", ["2026-11-20T10:00:00", "2026-11-20", "20261120", 1763632800, "2026-02-30T00:00:00Z", "yesterday"]
+)
+def test_time_must_be_rfc3339_with_zone(moment: Any) -> None:
+    assert fields_of({**flat_example("login"), "time": moment}) == ["time"]
+
+
+def test_time_may_be_at_most_five_minutes_ahead() -> None:
+    ahead = lambda minutes: (NOW + timedelta(minutes=minutes)).isoformat()  # noqa: E731
+    assert validate_python({**flat_example("login"), "time": ahead(4)}, now=NOW).time > NOW
+    assert fields_of({**flat_example("login"), "time": ahead(6)}) == ["time"]
+    offset = validate_python({**flat_example("login"), "time": "2026-11-20T13:00:00+02:00"}, now=NOW)
+    assert offset.time == datetime(2026, 11, 20, 11, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("field", ["id", "customer_id"])
+@pytest.mark.parametrize("value", ["", "   ", "x" * 129, 7])
+def test_ids_are_1_to_128_characters(field: str, value: Any) -> None:
+    assert fields_of({**flat_example("login"), field: value}) == [field]
+
+
+def test_ids_of_128_characters_are_fine() -> None:
+    assert validate_python({**flat_example("login"), "id": "x" * 128}, now=NOW).id == "x" * 128
+
+
+def test_unknown_or_missing_type_names_the_type_field() -> None:
+    assert fields_of({**flat_example("login"), "type": "purchase.deleted"}) == ["type"]
+    without = flat_example("login")
+    del without["type"]
+    assert fields_of(without) == ["type"]
+
+
+def test_unknown_fields_are_rejected_by_name() -> None:
+    assert fields_of({**flat_example("login"), "colour": "red"}) == ["colour"]
+    assert fields_of(purchase(colour="red")) == ["data.colour"]
+
+
+def test_missing_fields_are_named() -> None:
+    event = flat_example("refund")
+    del event["data"]["order_id"]
+    assert fields_of(event) == ["data.order_id"]
+
+
+def test_schema_version_is_checked() -> None:
+    assert validate_python(purchase(schema_version="1"), now=NOW).data.schema_version == "1"
+    assert fields_of(purchase(schema_version="2")) == ["data.schema_version"]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "field"),
+    [
+        ("survey.response", {"nps": 11}, "data.nps"),
+        ("survey.response", {"csat": 0}, "data.csat"),
+        ("survey.response", {"comment": "no score"}, "data"),
+        ("consent.changed", {"channel": "pigeon", "granted": True}, "data.channel"),
+        ("customer.upserted", {"email": "not-an-email"}, "data.email"),
+        ("customer.upserted", {"timezone": "Mars/Olympus"}, "data.timezone"),
+        ("ticket.opened", {"ticket_id": "t", "priority": "whenever"}, "data.priority"),
+        ("login", {"channel": "telepathy"}, "data.channel"),
+    ],
+)
+def test_type_specific_rules(event_type: str, data: dict[str, Any], field: str) -> None:
+    assert fields_of({**flat_example(event_type), "data": data}) == [field]
+
+
+def test_cloudevents_structured_mode_rules() -> None:
+    event = structured_example("login")
+    assert fields_of({**event, "specversion": "0.3"}, "structured") == ["specversion"]
+    assert fields_of({k: v for k, v in event.items() if k != "source"}, "structured") == ["source"]
+    assert fields_of({**event, "datacontenttype": "text/xml"}, "structured") == ["datacontenttype"]
+    assert fields_of({**event, "customer_id": "c-1"}, "structured") == ["customer_id"]
+
+
+def test_malformed_json_is_not_a_validation_error() -> None:
+    with pytest.raises(MalformedJson):
+        validate_json(b'{"id": ', now=NOW)
