@@ -37,6 +37,7 @@ from services.ingest.domain.incoming import validate_python
 
 KEY = "bench-key"
 PREFIX = "bench-"
+KEEP_ALIVE_S = 4.0  # below uvicorn's timeout_keep_alive (5 s)
 
 
 def purchase(n: int, run: str) -> dict[str, Any]:
@@ -66,7 +67,7 @@ class RawHttp:
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
 
     def request(self, path: str, body: bytes, headers: dict[str, str]) -> bytes:
         head = f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Length: {len(body)}\r\n"
@@ -74,7 +75,7 @@ class RawHttp:
         return head.encode() + b"\r\n" + body
 
     async def send(self, raw: bytes) -> tuple[int, bytes]:
-        reader, writer = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+        reader, writer = await self._connection()
         writer.write(raw)
         head = await reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
@@ -83,11 +84,21 @@ class RawHttp:
             if line[:15].lower() == b"content-length:":
                 length = int(line[15:])
         body = await reader.readexactly(length)
-        self.idle.append((reader, writer))
+        self.idle.append((reader, writer, time.monotonic()))
         return status, body
 
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        # uvicorn closes keep-alive connections idle for 5 s; reusing one would fail with a reset, which
+        # is the client's mistake, not the server's. Stale ones are dropped instead.
+        while self.idle:
+            reader, writer, last_used = self.idle.pop()
+            if time.monotonic() - last_used < KEEP_ALIVE_S:
+                return reader, writer
+            writer.close()
+        return await asyncio.open_connection(self.host, self.port)
+
     def close(self) -> None:
-        for _, writer in self.idle:
+        for _, writer, _ in self.idle:
             writer.close()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from fastapi import Request
@@ -17,6 +17,9 @@ from services.ingest.domain.circuit import Circuit
 from services.ingest.domain.ratelimit import TokenBucket
 from services.ingest.metrics import BROKER_CIRCUIT_OPEN
 from services.ingest.settings import IngestSettings
+
+if TYPE_CHECKING:
+    from services.ingest.handlers.group_commit import GroupCommitter
 
 
 @dataclass
@@ -30,6 +33,8 @@ class IngestContext:
     # Deliveries a request stopped waiting for. The producer keeps retrying them, so the relay must
     # learn their fate before publishing those events again, or a short outage would publish twice.
     in_doubt: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
+    # Set at start-up: coalesces concurrent small requests into one insert, publish and commit.
+    committer: GroupCommitter | None = None
 
     @property
     def publisher(self) -> Publisher:

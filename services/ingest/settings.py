@@ -17,6 +17,12 @@ class IngestSettings(Settings):
     ingest_delivery_timeout_s: float = Field(default=2.0, gt=0)
     # After a failed publish, requests go straight to the outbox for this long before trying again.
     ingest_circuit_open_s: float = Field(default=2.0, gt=0)
+    # Group commit: single events and small batches arriving within this window share one insert, one
+    # publish and one commit. 0 still groups what queues up while earlier groups are in flight.
+    ingest_group_commit_window_s: float = Field(default=0.001, ge=0, le=0.1)
+    # Batches with more events than this are accepted on their own (they are a group already).
+    ingest_group_commit_max_batch: int = Field(default=64, ge=0)
+    ingest_group_commit_max_inflight: int = Field(default=4, gt=0)
     ingest_relay_batch_size: int = Field(default=1000, gt=0)
     ingest_max_event_bytes: int = Field(default=1024 * 1024, gt=0)
     ingest_max_batch_items: int = Field(default=1000, gt=0, le=10_000)

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from libs.common.problems import PROBLEM_JSON, Problem
-from services.ingest.context import ingest_of
+from services.ingest.context import IngestContext, ingest_of
 from services.ingest.domain.incoming import (
     InvalidEvent,
     MalformedJson,
@@ -25,7 +25,7 @@ from services.ingest.domain.incoming import (
 )
 from services.ingest.entrypoints import openapi
 from services.ingest.entrypoints.guard import authorize, media_type, read_body
-from services.ingest.handlers.accept import accept_events, count_rejected
+from services.ingest.handlers.accept import Acceptance, accept_events, count_rejected
 from services.ingest.metrics import BATCH_SIZE
 from services.ingest.settings import IngestSettings
 
@@ -100,8 +100,15 @@ async def post_event(request: Request) -> Response:
     except InvalidEvent as exc:
         count_rejected([_type_of(body)], principal.source)
         raise Problem(422, "Invalid event", str(exc), errors=exc.errors) from exc
-    [outcome] = await accept_events(ctx, [event], principal.source)
+    [outcome] = await _accept(ctx, [event], principal.source)
     return _json({"id": outcome.event_id, "status": outcome.status}, 202 if outcome.status == "accepted" else 200)
+
+
+async def _accept(ctx: IngestContext, events: list[ValidEvent], source: str) -> list[Acceptance]:
+    """Single events and small batches go through the group committer; large batches are a group already."""
+    if ctx.committer is not None and len(events) <= ctx.settings.ingest_group_commit_max_batch:
+        return await ctx.committer.submit(events, source)
+    return await accept_events(ctx, events, source)
 
 
 def _type_of(body: bytes) -> str | None:
@@ -184,7 +191,7 @@ async def post_batch(request: Request) -> Response:
             }
     if rejected_types:
         count_rejected(rejected_types, principal.source)
-    outcomes = await accept_events(ctx, valid, principal.source)
+    outcomes = await _accept(ctx, valid, principal.source)
     accepted = 0
     for index, outcome in zip(positions, outcomes, strict=True):
         accepted += outcome.status == "accepted"

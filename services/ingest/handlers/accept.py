@@ -35,10 +35,21 @@ class Acceptance:
 
 async def accept_events(ctx: IngestContext, events: Sequence[ValidEvent], source: str) -> list[Acceptance]:
     """One outcome per input event, in order; a repeated id within `events` is a duplicate of the first."""
-    if not events:
+    return await accept_items(ctx, [(event, source) for event in events])
+
+
+async def accept_items(
+    ctx: IngestContext, items: Sequence[tuple[ValidEvent, str]], progress: list[str] | None = None
+) -> list[Acceptance]:
+    """Like accept_events, each event with its own source (a group commit mixes requests of several keys).
+
+    `progress`, when given, gets "publishing" appended once events were handed to the broker: a caller
+    retrying after a failure must not retry what may already be on the topic.
+    """
+    if not items:
         return []
     first: dict[str, EventRecord] = {}
-    for event in events:
+    for event, source in items:
         if event.id not in first:
             first[event.id] = EventRecord.of(event, source)
     records = list(first.values())
@@ -50,6 +61,8 @@ async def accept_events(ctx: IngestContext, events: Sequence[ValidEvent], source
         )
         fresh = [r for r in records if r.event_id in fresh_ids]
         if fresh and use_broker:
+            if progress is not None:
+                progress.append("publishing")
             started = time.perf_counter()
             delivery = await publish_records(ctx.publisher, ctx.topic, fresh, ctx.settings.ingest_delivery_timeout_s)
             failed_ids = delivery.failed
@@ -67,18 +80,18 @@ async def accept_events(ctx: IngestContext, events: Sequence[ValidEvent], source
     if fresh and (not use_broker or failed):
         ctx.relay_wakeup.set()
     outcomes: list[Acceptance] = []
-    counts: Counter[tuple[str, str]] = Counter()
+    counts: Counter[tuple[str, str, str]] = Counter()
     claimed: set[str] = set()
-    for event in events:
+    for event, source in items:
         if event.id in fresh_ids and event.id not in claimed:
             claimed.add(event.id)
             published = use_broker and event.id not in failed
             outcomes.append(Acceptance(event.id, "accepted", published))
-            counts[(event.type, "accepted")] += 1
+            counts[(event.type, source, "accepted")] += 1
         else:
             outcomes.append(Acceptance(event.id, "duplicate", False))
-            counts[(event.type, "duplicate")] += 1
-    for (event_type, outcome), n in counts.items():
+            counts[(event.type, source, "duplicate")] += 1
+    for (event_type, source, outcome), n in counts.items():
         EVENTS.labels(event_type, source, outcome).inc(n)
     return outcomes
 

@@ -1,0 +1,110 @@
+"""Group commit: concurrent requests share inserts and publishes, yet each gets its own outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import asyncpg
+import pytest
+from fastapi import FastAPI
+from httpx import AsyncClient
+
+from services.ingest.handlers import group_commit
+from services.ingest.handlers.group_commit import GroupCommitter
+from tests.conftest import Isolation
+from tests.ingest.conftest import SHOP, event, read_topic
+
+
+async def test_concurrent_posts_with_duplicates_in_flight(
+    app: FastAPI, client: AsyncClient, isolated: Isolation
+) -> None:
+    committer = app.state.ingest.committer
+    assert isinstance(committer, GroupCommitter)
+    flushed: list[int] = []
+    real_accept = group_commit.accept_items
+
+    async def counting(ctx, items, progress=None):  # type: ignore[no-untyped-def]
+        flushed.append(len(items))
+        return await real_accept(ctx, items, progress)
+
+    group_commit.accept_items = counting  # type: ignore[assignment]
+    try:
+        # 40 distinct ids, each posted 3 times concurrently (singles and a small batch), all in flight at once.
+        ids = [f"g-{i}" for i in range(40)]
+        singles = [
+            client.post("/v1/events", json=event(i, customer=f"c-{n % 7}"), headers=SHOP) for n, i in enumerate(ids)
+        ]
+        singles += [client.post("/v1/events", json=event(i), headers=SHOP) for i in ids]
+        batch = client.post(
+            "/v1/events:batch", json={"events": [event(i) for i in ids[:10]] + [event("g-new")]}, headers=SHOP
+        )
+        answers = await asyncio.gather(*singles, batch)
+    finally:
+        group_commit.accept_items = real_accept  # type: ignore[assignment]
+
+    outcomes: Counter[tuple[str, str]] = Counter()
+    for response in answers[:-1]:
+        body = response.json()
+        assert response.status_code == (202 if body["status"] == "accepted" else 200)
+        outcomes[(body["id"], body["status"])] += 1
+    batch_body = answers[-1].json()
+    for result in batch_body["results"]:
+        outcomes[(result["id"], result["status"])] += 1
+    # Every id accepted exactly once across all requests; every other copy a duplicate.
+    for i in [*ids, "g-new"]:
+        copies = 3 if i in ids[:10] else (2 if i in ids else 1)
+        assert outcomes[(i, "accepted")] == 1, i
+        assert outcomes[(i, "duplicate")] == copies - 1, i
+    assert batch_body["results"][-1] == {"index": 10, "id": "g-new", "status": "accepted"}
+    # Requests really were grouped: fewer flushes than requests.
+    assert sum(flushed) == 40 * 2 + 11 and len(flushed) < 81
+
+    seen = await read_topic(isolated.stack.broker.bootstrap, isolated.prefix, expect=41)
+    assert sorted(e.id for e in seen) == sorted([*ids, "g-new"])
+    assert {e.source for e in seen} == {"shop"}
+
+
+async def test_a_failing_group_is_retried_request_by_request(app: FastAPI, client: AsyncClient) -> None:
+    """One request the database rejects must not fail the others that shared its group."""
+    real_accept = group_commit.accept_items
+
+    async def picky(ctx, items, progress=None):  # type: ignore[no-untyped-def]
+        if any(e.id == "poison" for e, _ in items):
+            raise asyncpg.DataError("rejected by the database")
+        return await real_accept(ctx, items, progress)
+
+    group_commit.accept_items = picky  # type: ignore[assignment]
+    try:
+        good = [client.post("/v1/events", json=event(f"ok-{i}"), headers=SHOP) for i in range(5)]
+        poison = client.post("/v1/events", json=event("poison"), headers=SHOP)
+        answers = await asyncio.gather(*good, poison, return_exceptions=True)
+    finally:
+        group_commit.accept_items = real_accept  # type: ignore[assignment]
+    assert [getattr(a, "status_code", a) for a in answers[:5]] == [202] * 5
+    failed = answers[5]
+    assert isinstance(failed, asyncpg.DataError) or getattr(failed, "status_code", None) == 500
+
+
+@pytest.mark.parametrize("window_s", [0.0, 0.002])
+async def test_committer_resolves_each_request_in_order(window_s: float, app: FastAPI, client: AsyncClient) -> None:
+    ctx = app.state.ingest
+    committer = GroupCommitter(ctx, window_s=window_s, max_items=5, max_inflight=2)
+    from services.ingest.domain.incoming import validate_python
+
+    def valid(i: str):  # type: ignore[no-untyped-def]
+        return validate_python(event(i))
+
+    results = await asyncio.gather(
+        committer.submit([valid("o-1"), valid("o-2"), valid("o-1")], "shop"),
+        committer.submit([valid("o-2")], "shop"),
+        committer.submit([valid("o-3")] * 4, "shop"),  # larger than what is left of a group
+        committer.submit([], "shop"),
+    )
+    await committer.aclose()
+    assert [[o.status for o in r] for r in results] == [
+        ["accepted", "accepted", "duplicate"],
+        ["duplicate"],
+        ["accepted", "duplicate", "duplicate", "duplicate"],
+        [],
+    ]
