@@ -1,6 +1,6 @@
 """Benchmark the profile consumer: events/s applied to PostgreSQL from a pre-filled topic.
 
-    python -m bench.bench_profile [--events 100000] [--customers 20000] [--batch 500] [--partitions 3]
+    python -m bench.bench_profile [--events 100000] [--customers 20000] [--batch 500] [--partitions 3] [--replicas 1]
 
 Embedded PostgreSQL and Tansu. The customer-events topic is pre-filled with synthetic purchases, logins, page
 views and a few customer upserts (random interleaving, so a batch rarely holds two events of one customer). Then
@@ -8,14 +8,22 @@ views and a few customer upserts (random interleaving, so a batch rarely holds t
 (b) the real profile app (Runtime, consumer loop, inbox, outbox) runs in-process until its consumer lag is zero.
 Figures: events/s from the first to the last applied event (group join excluded), wall time from start to lag
 zero (group join included), and b/a.
+
+`--replicas N` scales out the way production does: N consumer processes in one consumer group (the first in this
+process, the others as child processes), migrations run once before any of them starts. Use as many partitions as
+replicas or a multiple of it (e.g. `--replicas 2 --partitions 4`) so the work splits evenly.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -27,10 +35,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from libs.common.envelope import CloudEvent
 from libs.common.kafka import ensure_topics
+from libs.common.migrations import migrate
 from libs.common.settings import Settings
 from libs.common.topics import CUSTOMER_EVENTS, qualified
 from retain_cli.embedded import free_port, start_broker, start_postgres
-from services.profile.bootstrap import create_app
+from services.profile.bootstrap import DEFINITION, create_app
 
 PREFIX = "bench-"
 CATEGORIES = ("books", "toys", "garden", "music", "sports", "food", "tools")
@@ -126,18 +135,20 @@ async def main_async(args: argparse.Namespace) -> None:
     os.chmod(base, 0o777)  # embedded PostgreSQL drops root privileges for its data directory
     postgres = start_postgres(base / "postgres")
     broker = start_broker(free_port(), base / "broker.log")
+    replicas: list[subprocess.Popen[bytes]] = []
     try:
         postgres.create_database("bench")
-        settings = Settings(
-            service="profile",
-            database_url=postgres.database_url("bench"),
-            kafka_bootstrap=broker.bootstrap,
-            topic_prefix=PREFIX,
-            topic_partitions=args.partitions,
-            consumer_batch_size=args.batch,
-            log_level="WARNING",
-            clock_mode="replay",
-        )
+        config: dict[str, object] = {
+            "service": "profile",
+            "database_url": postgres.database_url("bench"),
+            "kafka_bootstrap": broker.bootstrap,
+            "topic_prefix": PREFIX,
+            "topic_partitions": args.partitions,
+            "consumer_batch_size": args.batch,
+            "log_level": "WARNING",
+            "clock_mode": "replay",
+        }
+        settings = Settings(**config)  # type: ignore[arg-type]
         await ensure_topics(settings)
         topic = qualified(PREFIX, CUSTOMER_EVENTS)
         events = synthetic_events(args.events, args.customers, args.seed)
@@ -148,8 +159,14 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"(a) raw aiokafka consumer read, no processing: {raw:10,.0f} events/s")
 
         engine = create_async_engine(settings.database_url)
-        app = create_app(settings)
         started = time.perf_counter()
+        if args.replicas > 1:
+            # Several replicas must not race to migrate: once here, then every replica starts without it.
+            await migrate(DEFINITION.migrations_dir, settings.database_url, DEFINITION.name)
+            config["migrate_on_start"] = False
+            settings = Settings(**config)  # type: ignore[arg-type]
+            replicas.extend(spawn_replicas(config, args.replicas - 1))
+        app = create_app(settings)
         first: float | None = None
         async with app.router.lifespan_context(app):
             while True:
@@ -188,7 +205,8 @@ async def main_async(args: argparse.Namespace) -> None:
         rate = args.events / (applied - first)
         print(
             f"(b) profile consumer, applied to PostgreSQL:   {rate:10,.0f} events/s  "
-            f"(batch {args.batch}, {args.partitions} partitions; target >= 5,000)"
+            f"(batch {args.batch}, {args.partitions} partitions, {args.replicas} consumer "
+            f"process{'es' if args.replicas > 1 else ''} in one group; target >= 5,000)"
         )
         print(f"    b/a = {rate / raw:.3f}")
         print(
@@ -198,19 +216,49 @@ async def main_async(args: argparse.Namespace) -> None:
         print(
             f"    {profiles:,} profiles, {timeline:,} timeline rows, {updates:,} outbox events; "
             f"state cache hits {cache.hits:,} misses {cache.misses:,}"
+            + (" (this process's replica only)" if args.replicas > 1 else "")
         )
     finally:
+        for replica in replicas:
+            replica.send_signal(signal.SIGTERM)
+        for replica in replicas:
+            try:
+                replica.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                replica.kill()
         broker.stop()
         postgres.stop()
 
 
+def spawn_replicas(config: dict[str, object], count: int) -> list[subprocess.Popen[bytes]]:
+    return [
+        subprocess.Popen([sys.executable, "-m", "bench.bench_profile", "--worker", json.dumps(config)])
+        for _ in range(count)
+    ]
+
+
+async def replica_async(config: dict[str, object]) -> None:
+    """One more consumer process of the same group, until the parent sends SIGTERM."""
+    app = create_app(Settings(**config))  # type: ignore[arg-type]
+    stopping = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    async with app.router.lifespan_context(app):
+        await stopping.wait()
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        asyncio.run(replica_async(json.loads(sys.argv[2])))
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500, help="consumer_batch_size (max records per poll)")
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="consumer processes in the one consumer group (scale-out)"
+    )
     parser.add_argument("--verbose", action="store_true", help="print progress while the consumer runs")
     asyncio.run(main_async(parser.parse_args()))
 

@@ -37,6 +37,8 @@ class ProfileRow:
     phone: str | None
     erp_id: str | None
     shop_id: str | None
+    # JSON array of the document's "tags" (the tags column is derived from it).
+    tags_json: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +108,11 @@ async def save_profiles(session: AsyncSession, rows: Sequence[ProfileRow]) -> No
             f"""
             INSERT INTO {S}.customers AS c (customer_id, rev, state, email, phone, erp_id, shop_id, tags)
             SELECT u.customer_id, u.rev, CAST(u.state AS jsonb), u.email, u.phone, u.erp_id, u.shop_id,
-                   ARRAY(SELECT jsonb_array_elements_text(CAST(u.state AS jsonb) -> 'tags'))
+                   ARRAY(SELECT jsonb_array_elements_text(CAST(u.tags AS jsonb)))
             FROM unnest(CAST(:ids AS text[]), CAST(:revs AS bigint[]), CAST(:states AS text[]),
                         CAST(:emails AS text[]), CAST(:phones AS text[]), CAST(:erp_ids AS text[]),
-                        CAST(:shop_ids AS text[]))
-                 AS u(customer_id, rev, state, email, phone, erp_id, shop_id)
+                        CAST(:shop_ids AS text[]), CAST(:tags AS text[]))
+                 AS u(customer_id, rev, state, email, phone, erp_id, shop_id, tags)
             ON CONFLICT (customer_id) DO UPDATE SET
                 rev = EXCLUDED.rev, state = EXCLUDED.state, email = EXCLUDED.email, phone = EXCLUDED.phone,
                 erp_id = EXCLUDED.erp_id, shop_id = EXCLUDED.shop_id, tags = EXCLUDED.tags, updated_at = now()
@@ -124,6 +126,9 @@ async def save_profiles(session: AsyncSession, rows: Sequence[ProfileRow]) -> No
             "phones": [row.phone for row in ordered],
             "erp_ids": [row.erp_id for row in ordered],
             "shop_ids": [row.shop_id for row in ordered],
+            # The tags column as a small JSON array: parsing the whole document a second time just for its tags
+            # cost PostgreSQL as much as storing it.
+            "tags": [row.tags_json for row in ordered],
         },
     )
 

@@ -31,10 +31,11 @@ def jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Decimal):
         return float(value)
+    plain = _PLAIN
     if isinstance(value, dict):
-        return {key: jsonable(item) for key, item in value.items()}
+        return {key: item if item is None or type(item) in plain else jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [jsonable(item) for item in value]
+        return [item if item is None or type(item) in plain else jsonable(item) for item in value]
     return value
 
 
@@ -51,7 +52,8 @@ def update_metrics(state: ProfileState, as_of: datetime) -> dict[str, Any]:
         timezone=attributes.timezone,
         consents={channel: consent.granted for channel, consent in state.consents.items()},
     )
-    return {key: jsonable(value) for key, value in metrics.items()}
+    plain = _PLAIN
+    return {key: value if value is None or type(value) in plain else jsonable(value) for key, value in metrics.items()}
 
 
 def customer_view(

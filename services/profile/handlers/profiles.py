@@ -6,6 +6,7 @@ a profile announces it the same way.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +37,11 @@ from services.profile.domain import (
 SOURCE = "retain/profile"
 
 
+@functools.cache
+def _empty_document() -> dict[str, Any]:
+    return new_profile("").to_dict()
+
+
 @dataclass(frozen=True, slots=True)
 class Cause:
     """What made a profile change: an upstream event, a tag edit or a segment change."""
@@ -57,8 +63,10 @@ class Working:
 
     @classmethod
     def fresh(cls, customer_id: str) -> Working:
-        state = new_profile(customer_id)
-        return cls(state=state, before=state.to_dict(), seen=set())
+        # `before` is only read: a shallow copy of one empty document stands for every new profile's.
+        before = dict(_empty_document())
+        before["customer_id"] = customer_id
+        return cls(state=new_profile(customer_id), before=before, seen=set())
 
     @classmethod
     def of(cls, state: ProfileState, before: dict[str, Any]) -> Working:
@@ -137,6 +145,7 @@ def profile_row(state: ProfileState, document: dict[str, Any], rev: int) -> Prof
         phone=identities.phone,
         erp_id=identities.erp_id,
         shop_id=identities.shop_id,
+        tags_json=orjson.dumps(document["tags"]).decode(),
     )
 
 
