@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from sqlalchemy import ARRAY, Text, bindparam, func, literal, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -99,6 +100,15 @@ class ConsumerLoop:
         self.group_id = qualified(settings.topic_prefix, self.consumer_name)
         self._stopping = asyncio.Event()
         self.assigned = asyncio.Event()
+        self._claim_statement = (
+            pg_insert(self.inbox)
+            .from_select(
+                ["event_id", "consumer"],
+                select(func.unnest(bindparam("ids", type_=ARRAY(Text))), literal(self.consumer_name, Text)),
+            )
+            .on_conflict_do_nothing()
+            .returning(self.inbox.c.event_id)
+        )
 
     def stop(self) -> None:
         self._stopping.set()
@@ -195,10 +205,8 @@ class ConsumerLoop:
 
     async def _claim(self, session: AsyncSession, event_ids: list[str]) -> set[str]:
         """Inserts ids into the inbox; returns those not processed before."""
-        rows = [{"event_id": event_id, "consumer": self.consumer_name} for event_id in dict.fromkeys(event_ids)]
-        result = await session.execute(
-            pg_insert(self.inbox).values(rows).on_conflict_do_nothing().returning(self.inbox.c.event_id)
-        )
+        # unnest keeps one statement shape for every batch size, so SQLAlchemy compiles it once.
+        result = await session.execute(self._claim_statement, {"ids": list(dict.fromkeys(event_ids))})
         return set(result.scalars())
 
     async def _handle_with_retries(self, record: ConsumerRecord[bytes, bytes], event: CloudEvent) -> None:

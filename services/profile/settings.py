@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from libs.common.settings import Settings
+from libs.common.settings import Settings, service_settings
 
 
 class ProfileSettings(Settings):
@@ -11,9 +11,4 @@ class ProfileSettings(Settings):
 
 
 def profile_settings(settings: Settings | None) -> ProfileSettings:
-    if isinstance(settings, ProfileSettings):
-        return settings
-    if settings is None:
-        return ProfileSettings(service="profile")
-    # Explicit values win over the environment, so tests passing Settings objects keep their isolation.
-    return ProfileSettings(**settings.model_dump())
+    return service_settings(settings, ProfileSettings, "profile")
