@@ -9,7 +9,6 @@ replicas (and the action's idempotency key would stop a second firing anyway).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.consumer import HandlerContext
+from libs.common.loops import poll_forever
 from services.campaign.adapters import repository as repo
 from services.campaign.adapters.repository import StoredCampaign
 from services.campaign.adapters.tables import customer_facts, scheduled_triggers
@@ -124,14 +124,7 @@ class Scheduler:
         self.sessions = sessions
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("scheduler pass failed; will retry")
-            await asyncio.sleep(self.deps.settings.scheduler_poll_interval_s)
+        await poll_forever(self.run_once, interval_s=self.deps.settings.scheduler_poll_interval_s, name="scheduler")
 
     async def run_once(self) -> int:
         fired = 0

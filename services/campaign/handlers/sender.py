@@ -9,7 +9,6 @@ the delivery so that repeat is recognisable downstream.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.consumer import HandlerContext
 from libs.common.envelope import derived_event
+from libs.common.loops import poll_forever
 from libs.common.topics import CAMPAIGN_ACTIONS
 from services.campaign.adapters import repository as repo
 from services.campaign.adapters.channels import ChannelNotConfigured, Channels, Delivery
@@ -37,14 +37,7 @@ class Sender:
         self.channels = channels
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("sender pass failed; will retry")
-            await asyncio.sleep(self.deps.settings.sender_poll_interval_s)
+        await poll_forever(self.run_once, interval_s=self.deps.settings.sender_poll_interval_s, name="sender")
 
     async def run_once(self, limit: int = 1000) -> int:
         """Handles due rows until none is left (or `limit`); returns how many were handled."""

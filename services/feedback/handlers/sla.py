@@ -8,7 +8,6 @@ meet on one ticket (a ticket event and a checker), the second insert waits on th
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 
@@ -17,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.envelope import derived_event
+from libs.common.loops import poll_forever
 from libs.common.outbox import Outbox
 from libs.common.topics import FEEDBACK_EVENTS
 from services.feedback.adapters import tickets_repo
@@ -128,11 +128,13 @@ async def _checker_now(deps: FeedbackDeps, session: AsyncSession) -> datetime:
 
 async def run_checker(deps: FeedbackDeps, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
     """The background loop; a failed pass is logged and retried, never fatal to the service."""
-    while True:
-        try:
-            examined = await check_due(deps, sessions, outbox)
-        except Exception:
-            log.exception("sla check failed; will retry")
-            examined = 0
-        if examined < deps.settings.sla_check_batch_size:
-            await asyncio.sleep(deps.settings.sla_check_interval_s)
+
+    async def check() -> int:
+        return await check_due(deps, sessions, outbox)
+
+    await poll_forever(
+        check,
+        interval_s=deps.settings.sla_check_interval_s,
+        name="sla check",
+        busy_at=deps.settings.sla_check_batch_size,
+    )
