@@ -48,6 +48,11 @@ class Publisher:
     def started(self) -> bool:
         return self._started
 
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        """The underlying client, for callers that build record batches themselves (ingest's bulk path)."""
+        return self._producer
+
     def topic(self, base: str) -> str:
         return qualified(self.settings.topic_prefix, base)
 
@@ -124,7 +129,7 @@ async def ping(publisher: Publisher, timeout_s: float = 2.0) -> bool:
     if not publisher.started:
         return False
     try:
-        await asyncio.wait_for(publisher._producer.client.fetch_all_metadata(), timeout_s)
+        await asyncio.wait_for(publisher.producer.client.fetch_all_metadata(), timeout_s)
         return True
     except (KafkaError, TimeoutError, OSError):
         return False

@@ -51,7 +51,7 @@ async def _send_batches(
     publisher: Publisher, topic: str, records: Sequence[EventRecord]
 ) -> list[tuple[asyncio.Future[Any], list[str]]]:
     # Publisher keeps its producer private; ingest is the one service that needs batch-level sends.
-    producer: Any = publisher._producer
+    producer: Any = publisher.producer
     partitions = await _partitions(producer, topic)
     by_partition: dict[int, list[tuple[str, bytes, bytes, Any]]] = defaultdict(list)
     for record in records:
