@@ -50,7 +50,7 @@ def _partition_of(producer: Any, topic: str, partitions: list[int], key: bytes) 
 async def _send_batches(
     publisher: Publisher, topic: str, records: Sequence[EventRecord]
 ) -> list[tuple[asyncio.Future[Any], list[str]]]:
-    # Publisher keeps its producer private; ingest is the one service that needs batch-level sends.
+    # Ingest is the one service that builds record batches itself (one per partition).
     producer: Any = publisher.producer
     partitions = await _partitions(producer, topic)
     by_partition: dict[int, list[tuple[str, bytes, bytes, Any]]] = defaultdict(list)
