@@ -47,6 +47,11 @@ class ServiceDefinition:
     background: Sequence[BackgroundTask] = ()
     # Ingest keeps accepting into its outbox while the broker is down; the others are not ready then.
     ready_without_broker: bool = False
+    # False for a service that never writes the shared outbox (ingest: its event log is its outbox),
+    # so no relay polls an always-empty table.
+    uses_shared_outbox: bool = True
+    # Routes that stream their body and enforce their own limits (bulk imports of any size).
+    streamed_paths: frozenset[str] = frozenset()
     description: str = ""
     openapi_tags: list[dict[str, Any]] = field(default_factory=list)
 
@@ -96,7 +101,8 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
         self.broker_connected.set()
-        self._spawn(self.relay.run(), "outbox-relay")
+        if self.definition.uses_shared_outbox:
+            self._spawn(self.relay.run(), "outbox-relay")
         for loop in self.consumers:
             self._spawn(loop.run(), f"consumer-{loop.consumer_name}")
         for task in self.definition.background:
@@ -171,17 +177,23 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
 class HttpMetricsMiddleware:
     """Pure ASGI (no BaseHTTPMiddleware) so it adds microseconds, not milliseconds, per request."""
 
-    def __init__(self, app: ASGIApp, service: str, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, service: str, max_body_bytes: int, streamed_paths: frozenset[str]) -> None:
         self.app = app
         self.service = service
         self.max_body_bytes = max_body_bytes
+        self.streamed_paths = streamed_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+        if (
+            length is not None
+            and length.isdigit()
+            and int(length) > self.max_body_bytes
+            and scope["path"] not in self.streamed_paths
+        ):
             response = problem_response(
                 413, "Payload Too Large", f"body exceeds {self.max_body_bytes} bytes", instance=scope["path"]
             )
@@ -232,7 +244,12 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
     app.state.settings = settings
     app.state.definition = definition
     install_problem_handlers(app)
-    app.add_middleware(HttpMetricsMiddleware, service=settings.service, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        HttpMetricsMiddleware,
+        service=settings.service,
+        max_body_bytes=settings.max_body_bytes,
+        streamed_paths=definition.streamed_paths,
+    )
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

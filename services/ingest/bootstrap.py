@@ -10,11 +10,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from libs.common.runtime import ServiceDefinition
 from libs.common.runtime import create_app as create_service_app
-from libs.common.settings import Settings
+from libs.common.settings import Settings, service_settings
 from services.ingest.adapters.event_log import create_pool
 from services.ingest.adapters.tables import SCHEMA, messaging
 from services.ingest.context import IngestContext
@@ -33,34 +32,13 @@ DEFINITION = ServiceDefinition(
     tables=messaging,
     routers=[api.router, imports.router],
     ready_without_broker=True,
+    uses_shared_outbox=False,
+    streamed_paths=frozenset({imports.IMPORTS_PATH}),
 )
-
-# Ingest never writes to the shared messaging outbox: its event log is its outbox, drained by its own
-# relay. Polling that empty table every 50 ms (the shared default) through SQLAlchemy cost ~10 % of a
-# core on the request path's process; unless configured explicitly, ingest polls it rarely.
-SHARED_OUTBOX_POLL_S = 5.0
-
-
-class StreamedImports:
-    """The shared body-size guard rejects by Content-Length; imports are streamed and may be any size."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == imports.IMPORTS_PATH:
-            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"content-length"]}
-        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    if isinstance(settings, IngestSettings):
-        ingest_settings = settings
-    else:
-        # The shared settings as given, plus RETAIN_INGEST_* from the environment.
-        ingest_settings = IngestSettings(**(settings.model_dump() if settings else {"service": SCHEMA}))
-        if "outbox_poll_interval_s" not in (settings.model_fields_set if settings else set()):
-            ingest_settings = ingest_settings.model_copy(update={"outbox_poll_interval_s": SHARED_OUTBOX_POLL_S})
+    ingest_settings = service_settings(settings, IngestSettings, SCHEMA)
     app = create_service_app(DEFINITION, ingest_settings)
     shared_lifespan = app.router.lifespan_context
 
@@ -92,7 +70,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await pool.close()
 
     app.router.lifespan_context = lifespan
-    app.add_middleware(StreamedImports)
     # Innermost: inside the shared HTTP metrics middleware, so single events are still measured.
     app.user_middleware.append(Middleware(SingleEventFastPath))
     openapi.install(app)
