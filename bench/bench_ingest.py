@@ -1,13 +1,14 @@
 """Benchmark ingest against the raw producer on the same broker, in one run.
 
-    python -m bench.bench_ingest [--events N] [--batch 1000] [--rate 1000] [--seconds 10]
+    python -m bench.bench_ingest [--events N] [--batch 1000] [--rate 1000] [--seconds 10] [--workers 2]
 
 (a) raw aiokafka producer (acks=all, same config and same records as ingest): the limit;
 (b) `POST /v1/events:batch` events/s through the whole service (validation, dedupe insert, publish);
 (c) `POST /v1/events` at a fixed offered rate (open loop, minimal keep-alive HTTP/1.1 client):
     achieved req/s, p50 and p99 latency measured
     from each request's scheduled start, so a stalled server cannot hide its queueing.
-Embedded PostgreSQL and Tansu; ingest runs under uvicorn in a subprocess; load comes over loopback.
+Embedded PostgreSQL and Tansu; ingest runs under uvicorn in a subprocess with `--workers` processes (2 by
+default, as `retain run` starts it); load comes over loopback.
 """
 
 from __future__ import annotations
@@ -184,25 +185,43 @@ async def single_endpoint(http: RawHttp, rate: float, seconds: float) -> tuple[f
 
 
 def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
+    """CPU seconds of the server and its worker processes."""
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        times = member.cpu_times()
+        total += times.user + times.system
+    return total
 
 
-def start_ingest(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+def mean_group_size(port: int) -> float:
+    """Events per group commit so far, from ingest's own batch-size histogram."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    totals = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        for kind in totals:
+            if line.startswith(f"retain_ingest_batch_size_{kind}{{") and 'route="group"' in line:
+                totals[kind] += float(line.rsplit(" ", 1)[1])
+    return totals["sum"] / totals["count"] if totals["count"] else 0.0
+
+
+def start_ingest(env: dict[str, str], port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [sys.executable, "-m", "services.ingest"],
-        env={**env, "RETAIN_HTTP_PORT": str(port)},
+        env={**env, "RETAIN_HTTP_PORT": str(port), "RETAIN_HTTP_WORKERS": str(workers)},
         stdout=open(log, "ab"),
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
+    ready_in_a_row = 0
     while time.monotonic() < deadline:
         try:
+            # A new connection per probe lands on any worker: many answers in a row mean all are up.
             answer = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).json()
-            if answer.get("status") == "ready":
+            ready_in_a_row = ready_in_a_row + 1 if answer.get("status") == "ready" else 0
+            if ready_in_a_row >= 10 * workers:
                 return process
         except (httpx.HTTPError, ValueError):
-            pass
+            ready_in_a_row = 0
         if process.poll() is not None:
             break
         time.sleep(0.2)
@@ -228,15 +247,18 @@ async def main_async(args: argparse.Namespace) -> None:
             "RETAIN_LOG_LEVEL": "WARNING",
         }
         port = free_port()
-        process = start_ingest(env, port, base / "ingest.log")
+        process = start_ingest(env, port, args.workers, base / "ingest.log")
         http = RawHttp("127.0.0.1", port)
         raw = await raw_producer(broker.bootstrap, args.events)
         print(f"(a) raw aiokafka producer, acks=all:   {raw:10,.0f} events/s")
         server = psutil.Process(process.pid)
-        cpu_before = server.cpu_times()
+        cpu_before = _cpu(server)
         batch = await batch_endpoint(http, args.events, args.batch, args.concurrency)
-        batch_cpu = _cpu(server) - (cpu_before.user + cpu_before.system)
-        print(f"(b) POST /v1/events:batch ({args.batch}/req):  {batch:10,.0f} events/s")
+        batch_cpu = _cpu(server) - cpu_before
+        print(
+            f"(b) POST /v1/events:batch ({args.batch}/req, {args.workers} ingest worker"
+            f"{'s' if args.workers > 1 else ''}): {batch:10,.0f} events/s"
+        )
         print(f"    b/a = {batch / raw:.2f}  (target >= 0.5); ingest CPU {batch_cpu / args.events * 1e6:.0f} µs/event")
         cpu_single = _cpu(server)
         achieved, p50, p99, errors = await single_endpoint(http, args.rate, args.seconds)
@@ -247,7 +269,10 @@ async def main_async(args: argparse.Namespace) -> None:
             f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, non-202 {errors}  (target p99 < 20 ms)"
         )
         load = os.getloadavg()[0]
-        print(f"    ingest CPU {single_cpu * 1e6:.0f} µs/request; load average {load:.1f} on {os.cpu_count()} cores")
+        print(
+            f"    ingest CPU {single_cpu * 1e6:.0f} µs/request; {mean_group_size(port):.1f} events per group commit; "
+            f"load average {load:.1f} on {os.cpu_count()} cores"
+        )
     finally:
         if process is not None:
             process.terminate()
@@ -263,6 +288,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--workers", type=int, default=2, help="ingest worker processes (RETAIN_HTTP_WORKERS)")
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 SERVICES = ("ingest", "profile", "scoring", "campaign", "feedback")
 DEFAULT_PORTS = {"ingest": 8001, "profile": 8002, "scoring": 8003, "campaign": 8004, "feedback": 8005}
+# The front door takes upstream bursts: two worker processes use both cores of a small machine.
+DEFAULT_HTTP_WORKERS = {"ingest": 2}
 MAX_RESTART_DELAY_S = 30.0
 
 
@@ -55,6 +57,9 @@ class Supervisor:
             "RETAIN_SERVICE": child.name,
             "RETAIN_HTTP_HOST": self.host,
             "RETAIN_HTTP_PORT": str(child.port),
+            "RETAIN_HTTP_WORKERS": self.env.get(
+                f"RETAIN_{child.name.upper()}_HTTP_WORKERS", str(DEFAULT_HTTP_WORKERS.get(child.name, 1))
+            ),
         }
         with open(self.log_dir / f"{child.name}.log", "ab") as output:
             child.process = subprocess.Popen(
@@ -114,7 +119,8 @@ class Supervisor:
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                process.kill()
+                # The whole session: a service's worker processes must not outlive it.
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
     async def shutdown(self, drain_timeout_s: float = 60) -> None:

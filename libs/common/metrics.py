@@ -1,8 +1,18 @@
-"""Prometheus metrics every service exposes under /metrics; names follow Prometheus conventions."""
+"""Prometheus metrics every service exposes under /metrics; names follow Prometheus conventions.
+
+A service served by several worker processes (`RETAIN_HTTP_WORKERS`) runs prometheus_client's multiprocess
+mode: each worker writes its samples to files under `PROMETHEUS_MULTIPROC_DIR` and whichever worker answers a
+scrape reports all of them merged, so a scrape never sees one worker's share. Gauges therefore declare how
+workers' values combine (`multiprocess_mode`; ignored with one process).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 HTTP_LATENCY = Histogram(
     "retain_http_request_duration_seconds",
@@ -21,12 +31,40 @@ EVENTS_PRODUCED = Counter(
 PRODUCE_ERRORS = Counter(
     "retain_produce_errors_total", "Publishes the broker did not acknowledge.", ["service", "topic"]
 )
-CONSUMER_LAG = Gauge("retain_consumer_lag", "Records behind the partition end.", ["service", "topic", "partition"])
+# A partition is consumed by one worker at a time: the value it reported last is the current one.
+CONSUMER_LAG = Gauge(
+    "retain_consumer_lag",
+    "Records behind the partition end.",
+    ["service", "topic", "partition"],
+    multiprocess_mode="livemostrecent",
+)
 HANDLER_LATENCY = Histogram(
     "retain_handler_duration_seconds",
     "Time to handle one consumed batch of one partition, transaction included.",
     ["service", "topic"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-OUTBOX_BACKLOG = Gauge("retain_outbox_backlog", "Outbox rows not yet published.", ["service"])
+# Every worker counts the same table.
+OUTBOX_BACKLOG = Gauge(
+    "retain_outbox_backlog", "Outbox rows not yet published.", ["service"], multiprocess_mode="livemax"
+)
 DEAD_LETTERED = Counter("retain_dead_lettered_total", "Messages sent to a dead-letter topic.", ["service", "topic"])
+
+
+def multiprocess_mode() -> bool:
+    return bool(os.environ.get(MULTIPROCESS_DIR_ENV))
+
+
+def exposition() -> bytes:
+    """The text a scrape of /metrics gets: this process's metrics, or every worker's merged."""
+    if not multiprocess_mode():
+        return generate_latest()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+def worker_exited() -> None:
+    """Drops this worker's live gauges from the merged view (a restarted worker reports afresh)."""
+    if multiprocess_mode():
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -233,6 +233,7 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
             yield
         finally:
             await runtime.stop()
+            metrics.worker_exited()
 
     app = FastAPI(
         title=definition.title,
@@ -262,7 +263,7 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     for router in definition.routers:
         app.include_router(router)

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # Processes serving one port side by side (uvicorn workers), each with its own pools, producer, consumers
+    # and background loops; /metrics merges all of them. On Kubernetes keep 1 and scale with replicas.
+    http_workers: int = Field(default=1, ge=1, le=64)
     api_keys: dict[str, ApiKey] = Field(default_factory=dict)
     max_body_bytes: int = 5 * 1024 * 1024
 

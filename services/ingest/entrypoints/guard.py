@@ -28,7 +28,9 @@ def authorize(request: Request, scope: Scope = "events:write") -> Principal:
         now = time.monotonic()
         bucket = ctx.buckets.get(presented)
         if bucket is None:
-            bucket = ctx.buckets[presented] = TokenBucket.full(rate, ctx.settings.ingest_rate_burst_s, now)
+            # Each worker process holds its own buckets: together they never let more than `rate` through.
+            share = rate / ctx.settings.http_workers
+            bucket = ctx.buckets[presented] = TokenBucket.full(share, ctx.settings.ingest_rate_burst_s, now)
         wait = bucket.take(now)
         if wait > 0:
             RATE_LIMITED.labels(principal.source).inc()
