@@ -10,7 +10,13 @@ import pytest
 
 from libs.common.events import UPSTREAM_EVENT_TYPES
 from services.ingest.domain.examples import flat_example, structured_example
-from services.ingest.domain.incoming import InvalidEvent, MalformedJson, validate_json, validate_python
+from services.ingest.domain.incoming import (
+    InvalidEvent,
+    MalformedJson,
+    validate_batch_json,
+    validate_json,
+    validate_python,
+)
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -137,3 +143,33 @@ def test_cloudevents_structured_mode_rules() -> None:
 def test_malformed_json_is_not_a_validation_error() -> None:
     with pytest.raises(MalformedJson):
         validate_json(b'{"id": ', now=NOW)
+
+
+def _numbered(event_type: str, n: int, shape: str) -> dict[str, Any]:
+    example = flat_example(event_type) if shape == "flat" else structured_example(event_type, f"id-{n}")
+    return {**example, "id": f"id-{n}"}
+
+
+@pytest.mark.parametrize("shape", ["flat", "structured"])
+def test_a_whole_batch_validates_in_one_pass_exactly_as_item_by_item(shape: str) -> None:
+    items = [_numbered(event_type, n, shape) for n, event_type in enumerate(UPSTREAM_EVENT_TYPES)]
+    body = orjson.dumps({"events": items} if shape == "flat" else items)
+    at_once = validate_batch_json(body, shape, 1000, now=NOW)  # type: ignore[arg-type]
+    one_by_one = [validate_python(item, shape, now=NOW) for item in items]  # type: ignore[arg-type]
+    assert at_once is not None
+    assert [(e.id, e.type, e.customer_id, e.time, e.data) for e in at_once] == [
+        (e.id, e.type, e.customer_id, e.time, e.data) for e in one_by_one
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"events": [flat_example("login"), purchase(amount=-1)]},  # one bad item
+        {"events": [flat_example("login")], "extra": 1},  # not the batch shape
+        {"events": [flat_example("login")] * 3},  # more than max_items
+        {"events": [{**flat_example("login"), "time": "2099-01-01T00:00:00Z"}]},  # in the future
+    ],
+)
+def test_a_batch_with_anything_wrong_is_left_to_item_by_item_validation(body: dict[str, Any]) -> None:
+    assert validate_batch_json(orjson.dumps(body), "flat", 2, now=NOW) is None

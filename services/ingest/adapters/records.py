@@ -23,8 +23,9 @@ class EventRecord:
 
     @classmethod
     def of(cls, event: ValidEvent, source: str) -> EventRecord:
-        # exclude_none: optional fields the caller left out stay out, as consumers expect.
-        value = event.data.model_dump_json(exclude_none=True).encode()
+        # exclude_none: optional fields the caller left out stay out, as consumers expect. The serializer
+        # itself returns bytes: model_dump_json's str and its encode() cost twice as much again.
+        value = event.data.__pydantic_serializer__.to_json(event.data, exclude_none=True)
         return cls(event.id, event.type, event.customer_id, source, event.time, value)
 
     def kafka(self) -> tuple[bytes, bytes, KafkaHeaders]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 EXAMPLE_DATA: dict[str, dict[str, Any]] = {
@@ -40,7 +41,7 @@ def flat_example(event_type: str, event_id: str = "evt-123", customer_id: str = 
         "type": event_type,
         "customer_id": customer_id,
         "time": EXAMPLE_TIME,
-        "data": EXAMPLE_DATA[event_type],
+        "data": copy.deepcopy(EXAMPLE_DATA[event_type]),  # callers may edit their copy
     }
 
 
@@ -53,5 +54,5 @@ def structured_example(event_type: str, event_id: str = "evt-123", customer_id: 
         "subject": customer_id,
         "time": EXAMPLE_TIME,
         "datacontenttype": "application/json",
-        "data": EXAMPLE_DATA[event_type],
+        "data": copy.deepcopy(EXAMPLE_DATA[event_type]),  # callers may edit their copy
     }

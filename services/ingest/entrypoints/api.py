@@ -20,6 +20,7 @@ from services.ingest.domain.incoming import (
     MalformedJson,
     Shape,
     ValidEvent,
+    validate_batch_json,
     validate_json,
     validate_python,
 )
@@ -121,17 +122,23 @@ def _type_of(body: bytes) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-def _batch_items(request: Request, body: bytes, max_items: int) -> tuple[list[Any], Shape]:
+def _batch_shape(request: Request) -> Shape:
     kind = media_type(request)
+    if kind == openapi.CLOUDEVENTS_BATCH_JSON:
+        return "structured"
+    if kind == "application/json":
+        return "flat"
+    raise Problem(415, "Unsupported Media Type", f"'{kind}' is not accepted here")
+
+
+def _batch_items(body: bytes, shape: Shape, max_items: int) -> list[Any]:
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise Problem(400, "Malformed JSON", str(exc), errors=[{"field": "body", "message": str(exc)}]) from exc
-    if kind == openapi.CLOUDEVENTS_BATCH_JSON:
-        shape: Shape = "structured"
+    if shape == "structured":
         items, where = parsed, "body"
-    elif kind == "application/json":
-        shape = "flat"
+    else:
         if not isinstance(parsed, dict) or set(parsed) != {"events"}:
             raise Problem(
                 422,
@@ -140,8 +147,6 @@ def _batch_items(request: Request, body: bytes, max_items: int) -> tuple[list[An
                 errors=[{"field": "events", "message": 'expected an object with only "events"', "code": "shape"}],
             )
         items, where = parsed["events"], "events"
-    else:
-        raise Problem(415, "Unsupported Media Type", f"'{kind}' is not accepted here")
     if not isinstance(items, list):
         raise Problem(422, "Invalid batch", "expected a list", errors=[{"field": where, "message": "expected a list"}])
     if len(items) > max_items:
@@ -151,7 +156,7 @@ def _batch_items(request: Request, body: bytes, max_items: int) -> tuple[list[An
             f"at most {max_items} events per batch, got {len(items)}",
             errors=[{"field": where, "message": f"at most {max_items} items", "code": "too_long"}],
         )
-    return items, shape
+    return items
 
 
 @router.post(
@@ -168,9 +173,15 @@ def _batch_items(request: Request, body: bytes, max_items: int) -> tuple[list[An
 async def post_batch(request: Request) -> Response:
     principal = authorize(request)
     ctx = ingest_of(request)
+    shape = _batch_shape(request)
     body = await read_body(request, ctx.settings.max_body_bytes)
-    items, shape = _batch_items(request, body, ctx.settings.ingest_max_batch_items)
-    BATCH_SIZE.labels("batch").observe(len(items))
+    max_items = ctx.settings.ingest_max_batch_items
+    all_valid = validate_batch_json(body, shape, max_items)
+    if all_valid is not None:
+        return await _answer_batch(
+            ctx, principal.source, all_valid, list(range(len(all_valid))), [None] * len(all_valid), 0
+        )
+    items = _batch_items(body, shape, max_items)
     results: list[dict[str, Any] | None] = [None] * len(items)
     valid: list[ValidEvent] = []
     positions: list[int] = []
@@ -191,7 +202,20 @@ async def post_batch(request: Request) -> Response:
             }
     if rejected_types:
         count_rejected(rejected_types, principal.source)
-    outcomes = await _accept(ctx, valid, principal.source)
+    return await _answer_batch(ctx, principal.source, valid, positions, results, len(rejected_types))
+
+
+async def _answer_batch(
+    ctx: IngestContext,
+    source: str,
+    valid: list[ValidEvent],
+    positions: list[int],
+    results: list[dict[str, Any] | None],
+    rejected: int,
+) -> Response:
+    """Accepts the valid events and answers one result per item; `results` already holds the rejected ones."""
+    BATCH_SIZE.labels("batch").observe(len(results))
+    outcomes = await _accept(ctx, valid, source)
     accepted = 0
     for index, outcome in zip(positions, outcomes, strict=True):
         accepted += outcome.status == "accepted"
@@ -199,7 +223,7 @@ async def post_batch(request: Request) -> Response:
     answer = {
         "accepted": accepted,
         "duplicates": len(outcomes) - accepted,
-        "rejected": len(rejected_types),
+        "rejected": rejected,
         "results": results,
     }
     return _json(answer, 202 if accepted else 200)
