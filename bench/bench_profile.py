@@ -29,6 +29,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -248,7 +249,7 @@ async def replica_async(config: dict[str, object]) -> None:
 
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        asyncio.run(replica_async(json.loads(sys.argv[2])))
+        uvloop.run(replica_async(json.loads(sys.argv[2])))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
@@ -260,7 +261,8 @@ def main() -> None:
         "--replicas", type=int, default=1, help="consumer processes in the one consumer group (scale-out)"
     )
     parser.add_argument("--verbose", action="store_true", help="print progress while the consumer runs")
-    asyncio.run(main_async(parser.parse_args()))
+    # The event loop uvicorn gives the service in production.
+    uvloop.run(main_async(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 
+import orjson
 from aiokafka.errors import KafkaError
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common import metrics
@@ -24,23 +26,26 @@ class Outbox:
     def __init__(self, tables: MessagingTables, topic_prefix: str) -> None:
         self.table = tables.outbox
         self.topic_prefix = topic_prefix
+        # One statement over arrays whatever the number of events (a consumer batch writes hundreds).
+        self._insert = text(
+            f"INSERT INTO {self.table.fullname} (topic, key, value, headers) "
+            "SELECT u.topic, u.key, u.value, CAST(u.headers AS jsonb) "
+            "FROM unnest(CAST(:topics AS text[]), CAST(:keys AS bytea[]), CAST(:values AS bytea[]), "
+            "CAST(:headers AS text[])) AS u(topic, key, value, headers)"
+        )
 
     async def add(self, session: AsyncSession, topic: str, *events: CloudEvent) -> None:
         """`topic` is the base name from libs.common.topics."""
         if not events:
             return
-        rows = []
+        keys, values, headers = [], [], []
         for event in events:
-            key, value, headers = event.to_kafka()
-            rows.append(
-                {
-                    "topic": self.topic_prefix + topic,
-                    "key": key,
-                    "value": value,
-                    "headers": [[name, raw.decode()] for name, raw in headers],
-                }
-            )
-        await session.execute(insert(self.table), rows)
+            key, value, kafka_headers = event.to_kafka()
+            keys.append(key)
+            values.append(value)
+            headers.append(orjson.dumps([[name, raw.decode()] for name, raw in kafka_headers]).decode())
+        params = {"topics": [self.topic_prefix + topic] * len(events), "keys": keys, "values": values}
+        await session.execute(self._insert, {**params, "headers": headers})
 
 
 class OutboxRelay:
@@ -63,6 +68,9 @@ class OutboxRelay:
         self.poll_interval_s = poll_interval_s
         self.batch_size = batch_size
         self._stopping = asyncio.Event()
+        self._mark_published = text(
+            f"UPDATE {self.table.fullname} SET published_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))"
+        )
 
     def stop(self) -> None:
         self._stopping.set()
@@ -110,20 +118,21 @@ class OutboxRelay:
             if not rows:
                 metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
                 return 0
-            futures = [
-                await self.publisher.publish_raw(
-                    row.topic, row.key, row.value, [(name, value.encode()) for name, value in row.headers]
-                )
-                for row in rows
-            ]
+            futures = []
+            produced: Counter[tuple[str, str]] = Counter()
+            for row in rows:
+                headers = [(name, value.encode()) for name, value in row.headers]
+                futures.append(await self.publisher.publish_raw(row.topic, row.key, row.value, headers))
+                produced[(row.topic, dict(row.headers).get("ce_type", "unknown"))] += 1
             await asyncio.gather(*futures)
-            await session.execute(
-                update(table).where(table.c.id.in_([row.id for row in rows])).values(published_at=func.now())
-            )
-        for row in rows:
-            event_type = next((v for k, v in row.headers if k == "ce_type"), "unknown")
-            metrics.EVENTS_PRODUCED.labels(self.service, row.topic, event_type).inc()
-        await self._report_backlog()
+            await session.execute(self._mark_published, {"ids": [row.id for row in rows]})
+        for (topic, event_type), n in produced.items():
+            metrics.EVENTS_PRODUCED.labels(self.service, topic, event_type).inc(n)
+        if len(rows) < self.batch_size:
+            # Fewer than asked for: this relay has just drained what it could see.
+            metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
+        else:
+            await self._report_backlog()
         return len(rows)
 
     async def purge_published(self, older_than_s: float = 3600) -> None:
