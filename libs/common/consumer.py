@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -199,9 +200,12 @@ class ConsumerLoop:
             if fresh:
                 await self.subscription.handler(HandlerContext(session, self.outbox), fresh)
         fresh_set = {id(event) for event in fresh}
-        for record, event in events:
-            outcome = "processed" if id(event) in fresh_set else "duplicate"
-            metrics.EVENTS_CONSUMED.labels(self.service, record.topic, event.type, outcome).inc()
+        outcomes: Counter[tuple[str, str, str]] = Counter(
+            (record.topic, event.type, "processed" if id(event) in fresh_set else "duplicate")
+            for record, event in events
+        )
+        for (topic, event_type, outcome), n in outcomes.items():
+            metrics.EVENTS_CONSUMED.labels(self.service, topic, event_type, outcome).inc(n)
 
     async def _claim(self, session: AsyncSession, event_ids: list[str]) -> set[str]:
         """Inserts ids into the inbox; returns those not processed before."""
