@@ -34,10 +34,11 @@ from .segments import (
     membership_changes,
     parse_condition,
 )
-from .state import ProfileState, new_profile
+from .state import INTERNAL_FIELDS, ProfileState, new_profile
 from .view import customer_view, jsonable, update_metrics
 
 __all__ = [
+    "INTERNAL_FIELDS",
     "KNOWN_FIELDS",
     "PII_COLUMNS",
     "PII_FIELDS",

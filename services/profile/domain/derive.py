@@ -6,9 +6,11 @@ same document as long as the facts themselves are order-independent.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import statistics
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -24,6 +26,7 @@ from .state import (
     MAX_PURCHASE_DATES,
     AppliedEvent,
     IntervalStats,
+    Orders,
     ProfileState,
     Stamp,
 )
@@ -34,30 +37,95 @@ V = TypeVar("V")
 T = TypeVar("T", str, date)
 
 
+# Built once: constructing a timedelta costs more than the subtraction it is used for.
+_BUCKET_RETENTION = timedelta(days=BUCKET_RETENTION_DAYS)
+_BROWSING_RETENTION = timedelta(days=BROWSING_RETENTION_DAYS)
+
+
 def bucket_floor(state: ProfileState) -> date | None:
     """Oldest day a bucket may have; anything older is outside every window we can be asked about."""
-    if state.last_seen is None:
+    last_seen = state.last_seen
+    if last_seen is None:
         return None
-    return state.last_seen.date() - timedelta(days=BUCKET_RETENTION_DAYS)
+    return last_seen.date() - _BUCKET_RETENTION
 
 
 def browsing_floor(state: ProfileState) -> datetime | None:
-    if state.last_seen is None:
+    last_seen = state.last_seen
+    if last_seen is None:
         return None
-    return state.last_seen - timedelta(days=BROWSING_RETENTION_DAYS)
+    return last_seen - _BROWSING_RETENTION
 
 
 def newer(candidate: Stamp, current: Stamp | None) -> bool:
     return current is None or candidate.key() > current.key()
 
 
-def touch_latest(mapping: dict[str, datetime], key: str, at: datetime, floor: datetime | None) -> None:
-    """Record `at` as the newest time for `key`, unless it is already too old to be kept."""
+def touch_latest(mapping: dict[str, datetime], key: str, at: datetime, floor: datetime | None) -> bool:
+    """Record `at` as the newest time for `key`, unless it is already too old to be kept; True if it changed."""
     if floor is not None and at < floor:
-        return
+        return False
     current = mapping.get(key)
-    if current is None or at > current:
+    if current is None:
+        insert_sorted(mapping, key, at)
+        return True
+    if at > current:
         mapping[key] = at
+        return True
+    return False
+
+
+def insert_sorted(mapping: dict[K, V], key: K, value: V) -> None:
+    """Add a key that is not in `mapping` yet, keeping the dict in key order.
+
+    In place, so the model keeps its dict and `normalise` need not re-sort (or re-check) every mapping per save.
+    """
+    last = next(reversed(mapping), None)
+    mapping[key] = value
+    if last is not None and key < last:
+        # Keys are distinct, so sorting the pairs never compares values.
+        items = sorted(mapping.items())
+        mapping.clear()
+        mapping.update(items)
+
+
+def get_or_insert(mapping: dict[K, V], key: K, factory: Callable[[], V]) -> V:
+    """`mapping.setdefault(key, factory())` that keeps key order and builds the default only when needed."""
+    value = mapping.get(key)
+    if value is None:
+        value = factory()
+        insert_sorted(mapping, key, value)
+    return value
+
+
+def insort_unique(values: list[T], value: T) -> bool:
+    """Add `value` to a sorted list of distinct values unless present; True if it was added."""
+    index = bisect.bisect_left(values, value)
+    if index < len(values) and values[index] == value:
+        return False
+    values.insert(index, value)
+    return True
+
+
+def _applied_key(applied: AppliedEvent) -> tuple[datetime, str]:
+    return (applied.at, applied.id)
+
+
+def add_applied(applied: list[AppliedEvent], item: AppliedEvent) -> None:
+    """Insert into the ascending applied-event list and keep the newest MAX_APPLIED_EVENT_IDS, as `merge_applied`."""
+    bisect.insort(applied, item, key=_applied_key)
+    if len(applied) > MAX_APPLIED_EVENT_IDS:
+        del applied[: len(applied) - MAX_APPLIED_EVENT_IDS]
+
+
+def add_purchase_date(dates: list[date], day: date) -> bool:
+    """Insert into the ascending distinct purchase days, keeping the newest MAX_PURCHASE_DATES; True if changed."""
+    if not insort_unique(dates, day):
+        return False
+    if len(dates) > MAX_PURCHASE_DATES:
+        del dates[: len(dates) - MAX_PURCHASE_DATES]
+        return dates[0] <= day  # a day older than all kept ones went in and straight out again
+    return True
 
 
 def _in_key_order(mapping: dict[Any, Any]) -> bool:
@@ -72,10 +140,11 @@ def _sorted_by_key(mapping: dict[K, V]) -> dict[K, V]:
     return dict(sorted(mapping.items()))
 
 
-def _prune_latest(mapping: dict[str, datetime], floor: datetime | None) -> dict[str, datetime]:
+def _prune_latest(mapping: dict[str, datetime], floor: datetime | None, *, ordered: bool) -> dict[str, datetime]:
     # Keeping the top-N by (time, key) is a total order, so the survivors do not depend on arrival order.
     if len(mapping) <= MAX_BROWSING_KEYS and (floor is None or not mapping or min(mapping.values()) >= floor):
-        return _sorted_by_key(mapping)  # nothing to drop: the same document, without rebuilding it
+        # Nothing to drop: the same document, without rebuilding it.
+        return mapping if ordered else _sorted_by_key(mapping)
     kept = [(at, key) for key, at in mapping.items() if floor is None or at >= floor]
     kept.sort(reverse=True)
     return {key: at for at, key in sorted(kept[:MAX_BROWSING_KEYS], key=lambda pair: pair[1])}
@@ -122,42 +191,68 @@ def _sorted_unique(values: list[T]) -> list[T]:
     return sorted(set(values))
 
 
-def normalise(state: ProfileState) -> None:
-    """Prune windows and recompute derived fields in place (callers own a private copy)."""
+def normalise(state: ProfileState, touched: set[str] | None = None) -> None:
+    """Prune windows and recompute derived fields in place (callers own a private copy).
+
+    `touched=None` normalises any state. Otherwise the state must have been normalised before and since changed
+    only by `apply_in_place`, which keeps every mapping and list in order and recorded in `touched` the top-level
+    fields it wrote: then only the pruning and derived fields those inputs feed are redone. Fields that this
+    changes are added to `touched` as well, so the caller's change detection can look at `touched` alone.
+    """
+    if touched is None:
+        _normalise_all(state)
+        return
+    if "last_seen" in touched:
+        # The newest event moved both floors: old buckets and browsing keys may have to go.
+        if _prune_days(state):
+            touched.add("days")
+        if _prune_browsing(state, ordered=True):
+            touched.add("browsing")
+    elif "browsing" in touched:
+        _prune_browsing(state, ordered=True)  # a new key may have pushed a mapping over MAX_BROWSING_KEYS
+    if "orders" in touched:
+        _derive_orders(state.orders)
+    if "tickets" in touched:
+        _derive_tickets(state)
+
+
+def _prune_days(state: ProfileState) -> bool:
+    """Drop buckets below the floor from a day-ordered `days`; True if any went."""
     floor_day = bucket_floor(state)
     days = state.days
-    if days and (floor_day is None or min(days) >= floor_day):
-        _set(state, "days", _sorted_by_key(days))
-    else:
-        state.days = {day: bucket for day, bucket in sorted(days.items()) if floor_day is None or day >= floor_day}
-    for bucket in state.days.values():
-        _set(bucket, "logins", _sorted_by_key(bucket.logins))
+    if floor_day is None or not days or next(iter(days)) >= floor_day:
+        return False
+    for day in [day for day in itertools.takewhile(lambda day: day < floor_day, days)]:
+        del days[day]
+    return True
 
+
+def _prune_browsing(state: ProfileState, *, ordered: bool) -> bool:
+    """Prune the four browsing mappings; `ordered` says they are already in key order. True if any changed."""
     floor = browsing_floor(state)
     browsing = state.browsing
-    _set(browsing, "skus_viewed", _prune_latest(browsing.skus_viewed, floor))
-    _set(browsing, "categories_viewed", _prune_latest(browsing.categories_viewed, floor))
-    _set(browsing, "skus_bought", _prune_latest(browsing.skus_bought, floor))
-    _set(browsing, "categories_bought", _prune_latest(browsing.categories_bought, floor))
+    changed = False
+    for name in ("skus_viewed", "categories_viewed", "skus_bought", "categories_bought"):
+        mapping: dict[str, datetime] = getattr(browsing, name)
+        pruned = _prune_latest(mapping, floor, ordered=ordered)
+        if pruned is not mapping:
+            setattr(browsing, name, pruned)
+            changed = True
+    return changed
 
-    orders = state.orders
+
+def _derive_orders(orders: Orders) -> None:
     average = (orders.total_spend / orders.count).quantize(_CENT) if orders.count else None
     if average is None or orders.average_spend is None or str(average) != str(orders.average_spend):
         orders.average_spend = average
-    _set(orders, "categories", _sorted_by_key(orders.categories))
-    _set(orders, "currencies", _sorted_unique(orders.currencies))
-    dates = orders.purchase_dates
-    if len(dates) > MAX_PURCHASE_DATES or not all(a < b for a, b in itertools.pairwise(dates)):
-        orders.purchase_dates = dates = merge_purchase_dates(dates)
-    intervals = interval_stats(dates)
+    intervals = interval_stats(orders.purchase_dates)
     if intervals != orders.intervals:
         orders.intervals = intervals
 
-    _set(state.logins, "channels", _sorted_by_key(state.logins.channels))
 
+def _derive_tickets(state: ProfileState) -> None:
     tickets = state.tickets
     if tickets.items:
-        _set(tickets, "items", _sorted_by_key(tickets.items))
         open_ids = [tid for tid, t in tickets.items.items() if t.status not in CLOSED_TICKET_STATUSES]
         if open_ids != tickets.open_ids:
             tickets.open_ids = open_ids
@@ -175,6 +270,33 @@ def normalise(state: ProfileState) -> None:
         tickets.last_ticket_id = tickets.last_ticket_at = tickets.last_ticket_priority = None
     elif tickets.last_ticket_at is not None or tickets.last_ticket_priority is not None:
         tickets.last_ticket_at = tickets.last_ticket_priority = None
+
+
+def _normalise_all(state: ProfileState) -> None:
+    floor_day = bucket_floor(state)
+    days = state.days
+    if days and (floor_day is None or min(days) >= floor_day):
+        _set(state, "days", _sorted_by_key(days))
+    elif days:
+        state.days = {day: bucket for day, bucket in sorted(days.items()) if floor_day is None or day >= floor_day}
+    for bucket in state.days.values():
+        _set(bucket, "logins", _sorted_by_key(bucket.logins))
+
+    _prune_browsing(state, ordered=False)
+
+    orders = state.orders
+    _set(orders, "categories", _sorted_by_key(orders.categories))
+    _set(orders, "currencies", _sorted_unique(orders.currencies))
+    dates = orders.purchase_dates
+    if len(dates) > MAX_PURCHASE_DATES or not all(a < b for a, b in itertools.pairwise(dates)):
+        orders.purchase_dates = merge_purchase_dates(dates)
+    _derive_orders(orders)
+
+    _set(state.logins, "channels", _sorted_by_key(state.logins.channels))
+    tickets = state.tickets
+    if tickets.items:
+        _set(tickets, "items", _sorted_by_key(tickets.items))
+    _derive_tickets(state)
 
     _set(state, "consents", _sorted_by_key(state.consents))
     _set(state.coupons, "redeemed", _sorted_unique(state.coupons.redeemed))

@@ -7,6 +7,7 @@ independently of how active customers are in general.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -20,6 +21,11 @@ RECENT_DAYS = 30
 BASELINE_DAYS = 90
 # A baseline shorter than one recent window says more about noise than about the customer.
 MIN_BASELINE_DAYS = 30
+# Window offsets from the `as_of` day, built once (a timedelta costs more to build than to subtract).
+_RECENT_OFFSET = timedelta(days=RECENT_DAYS - 1)
+_NINETY_OFFSET = timedelta(days=BASELINE_DAYS - 1)
+_BASELINE_OFFSET = timedelta(days=RECENT_DAYS + BASELINE_DAYS - 1)
+_BASELINE_END_OFFSET = timedelta(days=RECENT_DAYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +46,9 @@ class Windows:
 def _baseline_coverage(state: ProfileState, day: date) -> int:
     if state.first_seen is None:
         return 0
-    end = day - timedelta(days=RECENT_DAYS)
+    end = day - _BASELINE_END_OFFSET
     # The baseline only counts from when we knew the customer and from the oldest bucket still kept.
-    start = max(day - timedelta(days=RECENT_DAYS + BASELINE_DAYS - 1), state.first_seen.date())
+    start = max(day - _BASELINE_OFFSET, state.first_seen.date())
     floor = bucket_floor(state)
     if floor is not None:
         start = max(start, floor)
@@ -51,39 +57,52 @@ def _baseline_coverage(state: ProfileState, day: date) -> int:
 
 def windows(state: ProfileState, as_of: datetime) -> Windows:
     day = utc(as_of).date()
-    recent_start = day - timedelta(days=RECENT_DAYS - 1)
-    ninety_start = day - timedelta(days=BASELINE_DAYS - 1)
-    baseline_start = day - timedelta(days=RECENT_DAYS + BASELINE_DAYS - 1)
+    return Windows(*_window_sums(state, day), baseline_days=_baseline_coverage(state, day))
+
+
+def _window_sums(
+    state: ProfileState, day: date
+) -> tuple[int, int, int, dict[str, int], dict[str, int], int, int, Decimal, Decimal]:
+    """The `Windows` fields but `baseline_days`, in field order."""
+    recent_start = day - _RECENT_OFFSET
+    ninety_start = day - _NINETY_OFFSET
+    baseline_start = day - _BASELINE_OFFSET
     logins_30: dict[str, int] = {}
     logins_90: dict[str, int] = {}
     logins_baseline = purchases_30 = purchases_baseline = 0
     spend_30 = spend_baseline = Decimal(0)
+    # One pass per bucket; spend is only added where there were purchases (the only writer of both), which saves
+    # most Decimal additions without changing a sum.
     for bucket_day, bucket in state.days.items():
         if bucket_day > day or bucket_day < baseline_start:
             continue
+        logins = bucket.logins
         if bucket_day >= recent_start:
-            for channel, count in bucket.logins.items():
+            for channel, count in logins.items():
                 logins_30[channel] = logins_30.get(channel, 0) + count
-            purchases_30 += bucket.purchases
-            spend_30 += bucket.spend
-        else:
-            logins_baseline += sum(bucket.logins.values())
+                logins_90[channel] = logins_90.get(channel, 0) + count
+            if bucket.purchases:
+                purchases_30 += bucket.purchases
+                spend_30 += bucket.spend
+            continue
+        if logins:
+            logins_baseline += sum(logins.values())
+            if bucket_day >= ninety_start:
+                for channel, count in logins.items():
+                    logins_90[channel] = logins_90.get(channel, 0) + count
+        if bucket.purchases:
             purchases_baseline += bucket.purchases
             spend_baseline += bucket.spend
-        if bucket_day >= ninety_start:
-            for channel, count in bucket.logins.items():
-                logins_90[channel] = logins_90.get(channel, 0) + count
-    return Windows(
-        logins_30d=sum(logins_30.values()),
-        logins_90d=sum(logins_90.values()),
-        logins_baseline=logins_baseline,
-        logins_30d_by_channel=dict(sorted(logins_30.items())),
-        logins_90d_by_channel=dict(sorted(logins_90.items())),
-        purchases_30d=purchases_30,
-        purchases_baseline=purchases_baseline,
-        spend_30d=spend_30,
-        spend_baseline=spend_baseline,
-        baseline_days=_baseline_coverage(state, day),
+    return (
+        sum(logins_30.values()),
+        sum(logins_90.values()),
+        logins_baseline,
+        dict(sorted(logins_30.items())) if len(logins_30) > 1 else logins_30,
+        dict(sorted(logins_90.items())) if len(logins_90) > 1 else logins_90,
+        purchases_30,
+        purchases_baseline,
+        spend_30,
+        spend_baseline,
     )
 
 
@@ -130,50 +149,73 @@ def favourite_category(state: ProfileState) -> str | None:
 
 
 def _days_since(at: datetime | None, as_of: datetime) -> float | None:
-    return None if at is None else (utc(as_of) - at).total_seconds() / 86_400
+    return None if at is None else (as_of - at).total_seconds() / 86_400
 
 
 def _float(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
 
-def derived_metrics(state: ProfileState, as_of: datetime) -> dict[str, Any]:
-    """Everything scoring needs, as plain JSON-friendly values (money as float, times as aware datetimes)."""
-    w = windows(state, as_of)
-    orders = state.orders
+def _same(moment: datetime | None) -> Any:
+    return moment
+
+
+def metric_values(state: ProfileState, as_of: datetime, moment: Callable[[datetime | None], Any]) -> dict[str, Any]:
+    """`derived_metrics` with every datetime passed through `moment`, so a JSON view needs no second walk."""
+    as_of = utc(as_of)
+    day = as_of.date()
+    (
+        logins_30d,
+        logins_90d,
+        logins_baseline,
+        logins_30d_by_channel,
+        logins_90d_by_channel,
+        purchases_30d,
+        purchases_baseline,
+        spend_30d,
+        spend_baseline,
+    ) = _window_sums(state, day)
+    baseline_days = _baseline_coverage(state, day)
+    orders, refunds, logins, intervals = state.orders, state.refunds, state.logins, state.orders.intervals
+    tickets, feedback = state.tickets, state.feedback
     return {
         "customer_id": state.customer_id,
         "purchase_count": orders.count,
         "total_spend": float(orders.total_spend),
         "average_spend": _float(orders.average_spend),
-        "net_spend": float(orders.total_spend - state.refunds.amount),
-        "first_purchase_at": orders.first_purchase_at,
-        "last_purchase_at": orders.last_purchase_at,
+        "net_spend": float(orders.total_spend - refunds.amount),
+        "first_purchase_at": moment(orders.first_purchase_at),
+        "last_purchase_at": moment(orders.last_purchase_at),
         "days_since_last_purchase": _days_since(orders.last_purchase_at, as_of),
-        "typical_interval_days": orders.intervals.median_days,
-        "mean_interval_days": orders.intervals.mean_days,
-        "interval_std_days": orders.intervals.std_days,
-        "interval_count": orders.intervals.count,
-        "refund_count": state.refunds.count,
-        "refund_amount": float(state.refunds.amount),
-        "login_count": state.logins.count,
-        "last_login_at": state.logins.last_login_at,
-        "days_since_last_login": _days_since(state.logins.last_login_at, as_of),
-        "logins_30d": w.logins_30d,
-        "logins_90d": w.logins_90d,
-        "logins_30d_by_channel": w.logins_30d_by_channel,
-        "logins_90d_by_channel": w.logins_90d_by_channel,
-        "purchases_30d": w.purchases_30d,
-        "spend_30d": float(w.spend_30d),
-        "baseline_days": w.baseline_days,
-        "login_ratio_30_90": ratio_30_90(w.logins_30d, w.logins_baseline, w.baseline_days),
-        "purchase_ratio_30_90": ratio_30_90(w.purchases_30d, w.purchases_baseline, w.baseline_days),
-        "spend_ratio_30_90": ratio_30_90(w.spend_30d, w.spend_baseline, w.baseline_days),
-        "open_tickets": state.tickets.open_count,
-        "last_ticket_priority": state.tickets.last_ticket_priority,
-        "last_nps": state.feedback.last_nps,
-        "last_csat": state.feedback.last_csat,
+        "typical_interval_days": intervals.median_days,
+        "mean_interval_days": intervals.mean_days,
+        "interval_std_days": intervals.std_days,
+        "interval_count": intervals.count,
+        "refund_count": refunds.count,
+        "refund_amount": float(refunds.amount),
+        "login_count": logins.count,
+        "last_login_at": moment(logins.last_login_at),
+        "days_since_last_login": _days_since(logins.last_login_at, as_of),
+        "logins_30d": logins_30d,
+        "logins_90d": logins_90d,
+        "logins_30d_by_channel": logins_30d_by_channel,
+        "logins_90d_by_channel": logins_90d_by_channel,
+        "purchases_30d": purchases_30d,
+        "spend_30d": float(spend_30d),
+        "baseline_days": baseline_days,
+        "login_ratio_30_90": ratio_30_90(logins_30d, logins_baseline, baseline_days),
+        "purchase_ratio_30_90": ratio_30_90(purchases_30d, purchases_baseline, baseline_days),
+        "spend_ratio_30_90": ratio_30_90(spend_30d, spend_baseline, baseline_days),
+        "open_tickets": tickets.open_count,
+        "last_ticket_priority": tickets.last_ticket_priority,
+        "last_nps": feedback.last_nps,
+        "last_csat": feedback.last_csat,
         "favourite_category": favourite_category(state),
         "region": state.attributes.region,
         "tags": list(state.tags),
     }
+
+
+def derived_metrics(state: ProfileState, as_of: datetime) -> dict[str, Any]:
+    """Everything scoring needs, as plain JSON-friendly values (money as float, times as aware datetimes)."""
+    return metric_values(state, as_of, _same)

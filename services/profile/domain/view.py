@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from .metrics import derived_metrics, viewed_not_bought, windows
+from .metrics import metric_values, viewed_not_bought, windows
 from .state import ProfileState
 
 _PLAIN: frozenset[type] = frozenset({str, int, float, bool})
@@ -39,21 +39,26 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def _time_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else _time(moment)
+
+
 def update_metrics(state: ProfileState, as_of: datetime) -> dict[str, Any]:
     """`data.metrics` of profile.updated (docs/events.md): derived metrics plus the profile facts campaigns use."""
-    metrics = derived_metrics(state, as_of)
+    # Built JSON-ready in one go (times as strings straight away): this runs for every changed profile.
+    metrics = metric_values(state, as_of, _time_or_none)
     attributes, identities = state.attributes, state.identities
+    birthday = attributes.birthday
     metrics.update(
         name=attributes.name,
         email=identities.email,
         phone=identities.phone,
-        birthday=attributes.birthday,
+        birthday=None if birthday is None else birthday.isoformat(),
         industry=attributes.industry,
         timezone=attributes.timezone,
         consents={channel: consent.granted for channel, consent in state.consents.items()},
     )
-    plain = _PLAIN
-    return {key: value if value is None or type(value) in plain else jsonable(value) for key, value in metrics.items()}
+    return metrics
 
 
 def customer_view(

@@ -111,7 +111,7 @@ class ProfileConsumer:
                 working = batch.profiles[target] = Working.fresh(target)
             if event.type == "customer.upserted":
                 batch.index_profile(working, present=False)
-            if apply_in_place(working.state, event, payload, working.seen):
+            if apply_in_place(working.state, event, payload, working.seen, working.touched):
                 working.touch(Cause(event.id, event.type, event.time))
                 timeline.append(TimelineRow(target, event.time, event.id, event.type, summarise(event.type, payload)))
             if event.type == "customer.upserted":

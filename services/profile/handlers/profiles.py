@@ -22,6 +22,7 @@ from libs.common.topics import PROFILE_CHANGES
 from services.profile.adapters import repository
 from services.profile.adapters.repository import ProfileRow, StoredProfile
 from services.profile.domain import (
+    INTERNAL_FIELDS,
     Condition,
     InvalidCondition,
     ProfileState,
@@ -51,15 +52,33 @@ class Cause:
     time: datetime
 
 
-@dataclass
 class Working:
-    """A profile being changed inside one transaction; `before` is its stored document (for the change set)."""
+    """A profile being changed inside one transaction.
 
-    state: ProfileState
-    before: dict[str, Any]
-    seen: set[str]
-    cause: Cause | None = None
-    dirty: bool = False
+    `before` is its stored document, used only to compute the change set: after a save it is refreshed for the
+    sections that could have changed, so internal bookkeeping fields (days, stamps, ...) in it may be stale.
+    `touched` lists the top-level fields changed since `state` was last normalised (see `apply_in_place`); None means
+    unknown, and assigning `state` sets it to None, so a replaced state is normalised and compared in full.
+    """
+
+    __slots__ = ("_state", "before", "cause", "dirty", "seen", "touched")
+
+    def __init__(self, state: ProfileState, before: dict[str, Any], seen: set[str]) -> None:
+        self._state = state
+        self.before = before
+        self.seen = seen
+        self.touched: set[str] | None = set()
+        self.cause: Cause | None = None
+        self.dirty = False
+
+    @property
+    def state(self) -> ProfileState:
+        return self._state
+
+    @state.setter
+    def state(self, state: ProfileState) -> None:
+        self._state = state
+        self.touched = None
 
     @classmethod
     def fresh(cls, customer_id: str) -> Working:
@@ -70,6 +89,7 @@ class Working:
 
     @classmethod
     def of(cls, state: ProfileState, before: dict[str, Any]) -> Working:
+        """`state` must be normalised (as every stored or cached one is)."""
         return cls(state=state, before=before, seen={applied.id for applied in state.applied_events})
 
     def touch(self, cause: Cause) -> None:
@@ -135,18 +155,41 @@ class SegmentDefinitions:
         return current
 
 
-def profile_row(state: ProfileState, document: dict[str, Any], rev: int) -> ProfileRow:
+def profile_row(state: ProfileState, state_json: str, rev: int) -> ProfileRow:
     identities = state.identities
     return ProfileRow(
         customer_id=state.customer_id,
         rev=rev,
-        state_json=orjson.dumps(document).decode(),
+        state_json=state_json,
         email=identities.email,
         phone=identities.phone,
         erp_id=identities.erp_id,
         shop_id=identities.shop_id,
-        tags_json=orjson.dumps(document["tags"]).decode(),
+        tags_json=orjson.dumps(state.tags).decode(),
     )
+
+
+_SERIALISER = ProfileState.__pydantic_serializer__
+
+
+def prepare_save(working: Working, rev: int) -> tuple[ProfileRow, frozenset[str], dict[str, Any]]:
+    """Normalise a changed profile; return its row, its change set and the `before` document for its next save.
+
+    The row's JSON comes straight from pydantic's serialiser (the same document `ProfileState.to_dict()` gives);
+    only the fields in `touched` are turned into Python values for the comparison, since building the whole
+    document as a dict cost more than serialising it.
+    """
+    state, touched = working.state, working.touched
+    normalise(state, touched)
+    state_json = _SERIALISER.to_json(state).decode()
+    if touched is None:
+        after = orjson.loads(state_json)
+        document = after
+    else:
+        compared = touched - INTERNAL_FIELDS
+        after = _SERIALISER.to_python(state, mode="json", include=compared) if compared else {}
+        document = {**working.before, **after}
+    return profile_row(state, state_json, rev), changed_between(working.before, after), document
 
 
 async def save_and_announce(
@@ -170,11 +213,9 @@ async def save_and_announce(
     rows: list[ProfileRow] = []
     changes: dict[str, frozenset[str]] = {}
     for working in dirty:
-        normalise(working.state)
-        document = working.state.to_dict()
-        changes[working.state.customer_id] = changed_between(working.before, document)
         rev = secrets.randbits(63)
-        rows.append(profile_row(working.state, document, rev))
+        row, changes[working.state.customer_id], document = prepare_save(working, rev)
+        rows.append(row)
         if cache is not None:
             cache.put(working.state.customer_id, rev, working.state, document)
     await repository.save_profiles(session, rows)
