@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -56,6 +57,20 @@ class ServiceDefinition:
     openapi_tags: list[dict[str, Any]] = field(default_factory=list)
 
 
+# Services keep many long-lived objects (the profile cache holds tens of thousands of parsed documents) and
+# allocate heavily per event: with CPython's default thresholds the collector re-scans them every few hundred
+# allocations, which measured as a quarter of the profile consumer's CPU. Collecting young objects less often
+# and freezing what start-up created keeps collection cost proportional to garbage, not to what is kept.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_garbage_collector() -> None:
+    if gc.get_threshold() != GC_THRESHOLDS:
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
+
+
 class Runtime:
     def __init__(self, definition: ServiceDefinition, settings: Settings) -> None:
         self.definition = definition
@@ -82,6 +97,7 @@ class Runtime:
         self._cancellable: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        tune_garbage_collector()
         if self.settings.migrate_on_start:
             await migrate(self.definition.migrations_dir, self.settings.database_url, self.definition.name)
         self._spawn(self._connect_broker(), "connect-broker", graceful=False)
