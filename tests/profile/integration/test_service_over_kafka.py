@@ -49,27 +49,29 @@ async def test_events_flow_through_the_consumer_to_the_api_and_profile_changes(i
                 await asyncio.sleep(0.2)
             assert view is not None, "profile never reached 3 orders"
             assert view["orders"]["total_spend"] == 30.0 and view["logins"]["count"] == 0
+            # Read while the app runs: its outbox relay publishes profile.updated after the commit.
+            counts = await purchase_counts_announced(settings.kafka_bootstrap, isolated.prefix, until=3)
     finally:
         await publisher.stop()
+    # Relayed from the outbox; the poison login went to the DLQ instead of blocking the partition.
+    assert 3 in counts
 
+
+async def purchase_counts_announced(bootstrap: str, prefix: str, until: int) -> list[int]:
     reader = AIOKafkaConsumer(
-        isolated.prefix + PROFILE_CHANGES,
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=isolated.prefix + "reader",
-        auto_offset_reset="earliest",
+        prefix + PROFILE_CHANGES, bootstrap_servers=bootstrap, group_id=prefix + "reader", auto_offset_reset="earliest"
     )
     await reader.start()
     try:
         counts: list[int] = []
         deadline = asyncio.get_running_loop().time() + 20
-        while 3 not in counts and asyncio.get_running_loop().time() < deadline:
+        while until not in counts and asyncio.get_running_loop().time() < deadline:
             for records in (await reader.getmany(timeout_ms=500)).values():
                 counts += [
                     orjson.loads(r.value)["metrics"]["purchase_count"]
                     for r in records
                     if dict(r.headers)["ce_type"] == b"profile.updated"
                 ]
+        return counts
     finally:
         await reader.stop()
-    # Relayed from the outbox; the poison login went to the DLQ instead of blocking the partition.
-    assert 3 in counts
