@@ -57,13 +57,6 @@ def _baseline_coverage(state: ProfileState, day: date) -> int:
 
 def windows(state: ProfileState, as_of: datetime) -> Windows:
     day = utc(as_of).date()
-    return Windows(*_window_sums(state, day), baseline_days=_baseline_coverage(state, day))
-
-
-def _window_sums(
-    state: ProfileState, day: date
-) -> tuple[int, int, int, dict[str, int], dict[str, int], int, int, Decimal, Decimal]:
-    """The `Windows` fields but `baseline_days`, in field order."""
     recent_start = day - _RECENT_OFFSET
     ninety_start = day - _NINETY_OFFSET
     baseline_start = day - _BASELINE_OFFSET
@@ -93,16 +86,17 @@ def _window_sums(
         if bucket.purchases:
             purchases_baseline += bucket.purchases
             spend_baseline += bucket.spend
-    return (
-        sum(logins_30.values()),
-        sum(logins_90.values()),
-        logins_baseline,
-        dict(sorted(logins_30.items())) if len(logins_30) > 1 else logins_30,
-        dict(sorted(logins_90.items())) if len(logins_90) > 1 else logins_90,
-        purchases_30,
-        purchases_baseline,
-        spend_30,
-        spend_baseline,
+    return Windows(
+        logins_30d=sum(logins_30.values()),
+        logins_90d=sum(logins_90.values()),
+        logins_baseline=logins_baseline,
+        logins_30d_by_channel=dict(sorted(logins_30.items())) if len(logins_30) > 1 else logins_30,
+        logins_90d_by_channel=dict(sorted(logins_90.items())) if len(logins_90) > 1 else logins_90,
+        purchases_30d=purchases_30,
+        purchases_baseline=purchases_baseline,
+        spend_30d=spend_30,
+        spend_baseline=spend_baseline,
+        baseline_days=_baseline_coverage(state, day),
     )
 
 
@@ -163,19 +157,7 @@ def _same(moment: datetime | None) -> Any:
 def metric_values(state: ProfileState, as_of: datetime, moment: Callable[[datetime | None], Any]) -> dict[str, Any]:
     """`derived_metrics` with every datetime passed through `moment`, so a JSON view needs no second walk."""
     as_of = utc(as_of)
-    day = as_of.date()
-    (
-        logins_30d,
-        logins_90d,
-        logins_baseline,
-        logins_30d_by_channel,
-        logins_90d_by_channel,
-        purchases_30d,
-        purchases_baseline,
-        spend_30d,
-        spend_baseline,
-    ) = _window_sums(state, day)
-    baseline_days = _baseline_coverage(state, day)
+    w = windows(state, as_of)
     orders, refunds, logins, intervals = state.orders, state.refunds, state.logins, state.orders.intervals
     tickets, feedback = state.tickets, state.feedback
     return {
@@ -196,16 +178,16 @@ def metric_values(state: ProfileState, as_of: datetime, moment: Callable[[dateti
         "login_count": logins.count,
         "last_login_at": moment(logins.last_login_at),
         "days_since_last_login": _days_since(logins.last_login_at, as_of),
-        "logins_30d": logins_30d,
-        "logins_90d": logins_90d,
-        "logins_30d_by_channel": logins_30d_by_channel,
-        "logins_90d_by_channel": logins_90d_by_channel,
-        "purchases_30d": purchases_30d,
-        "spend_30d": float(spend_30d),
-        "baseline_days": baseline_days,
-        "login_ratio_30_90": ratio_30_90(logins_30d, logins_baseline, baseline_days),
-        "purchase_ratio_30_90": ratio_30_90(purchases_30d, purchases_baseline, baseline_days),
-        "spend_ratio_30_90": ratio_30_90(spend_30d, spend_baseline, baseline_days),
+        "logins_30d": w.logins_30d,
+        "logins_90d": w.logins_90d,
+        "logins_30d_by_channel": w.logins_30d_by_channel,
+        "logins_90d_by_channel": w.logins_90d_by_channel,
+        "purchases_30d": w.purchases_30d,
+        "spend_30d": float(w.spend_30d),
+        "baseline_days": w.baseline_days,
+        "login_ratio_30_90": ratio_30_90(w.logins_30d, w.logins_baseline, w.baseline_days),
+        "purchase_ratio_30_90": ratio_30_90(w.purchases_30d, w.purchases_baseline, w.baseline_days),
+        "spend_ratio_30_90": ratio_30_90(w.spend_30d, w.spend_baseline, w.baseline_days),
         "open_tickets": tickets.open_count,
         "last_ticket_priority": tickets.last_ticket_priority,
         "last_nps": feedback.last_nps,
