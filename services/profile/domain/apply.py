@@ -190,12 +190,8 @@ def set_tags(
 
 def _lww(state: ProfileState, name: str, stamp: Stamp) -> bool:
     """Claim the last-writer-wins slot `name`; True when this event is the newest writer."""
-    current = state.stamps.get(name)
-    if current is None:
+    if newer(stamp, state.stamps.get(name)):
         insert_sorted(state.stamps, name, stamp)
-        return True
-    if newer(stamp, current):
-        state.stamps[name] = stamp
         return True
     return False
 
@@ -236,10 +232,8 @@ def _dispatch(state: ProfileState, payload: EventData, at: datetime, event_id: s
     elif isinstance(payload, ConsentChanged):
         stamp = Stamp(at=at, event_id=event_id)
         current = state.consents.get(payload.channel)
-        if current is None:
+        if current is None or newer(stamp, current.stamp):
             insert_sorted(state.consents, payload.channel, Consent(granted=payload.granted, stamp=stamp))
-        elif newer(stamp, current.stamp):
-            state.consents[payload.channel] = Consent(granted=payload.granted, stamp=stamp)
 
 
 def _purchase(state: ProfileState, purchase: Purchase, at: datetime, event_id: str) -> None:

@@ -76,10 +76,13 @@ def touch_latest(mapping: dict[str, datetime], key: str, at: datetime, floor: da
 
 
 def insert_sorted(mapping: dict[K, V], key: K, value: V) -> None:
-    """Add a key that is not in `mapping` yet, keeping the dict in key order.
+    """`mapping[key] = value`, keeping the dict in key order when the key is new.
 
     In place, so the model keeps its dict and `normalise` need not re-sort (or re-check) every mapping per save.
     """
+    if key in mapping:
+        mapping[key] = value
+        return
     last = next(reversed(mapping), None)
     mapping[key] = value
     if last is not None and key < last:
