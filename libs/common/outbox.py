@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from libs.common import metrics
 from libs.common.db import MessagingTables
 from libs.common.envelope import CloudEvent
-from libs.common.kafka import Publisher
+from libs.common.kafka import Publisher, Record
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +118,15 @@ class OutboxRelay:
             if not rows:
                 metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
                 return 0
-            futures = []
+            by_topic: dict[str, list[Record]] = {}
             produced: Counter[tuple[str, str]] = Counter()
             for row in rows:
                 headers = [(name, value.encode()) for name, value in row.headers]
-                futures.append(await self.publisher.publish_raw(row.topic, row.key, row.value, headers))
+                by_topic.setdefault(row.topic, []).append((row.key, row.value, headers))
                 produced[(row.topic, dict(row.headers).get("ce_type", "unknown"))] += 1
+            futures = []
+            for topic, records in by_topic.items():
+                futures += [future for future, _ in await self.publisher.send_records(topic, records)]
             await asyncio.gather(*futures)
             await session.execute(self._mark_published, {"ids": [row.id for row in rows]})
         for (topic, event_type), n in produced.items():

@@ -1,0 +1,91 @@
+"""The shared outbox relay against the real broker and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import MetaData, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from libs.common.db import MessagingTables, create_engine, session_factory
+from libs.common.envelope import CloudEvent
+from libs.common.kafka import BATCH_PATH_MIN_RECORDS, Publisher, ensure_topics
+from libs.common.outbox import Outbox, OutboxRelay
+from libs.common.topics import PROFILE_CHANGES, SCORE_CHANGES
+from tests.conftest import Isolation
+
+metadata = MetaData(schema="relaytest")
+tables = MessagingTables(metadata)
+
+
+async def make_schema(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS relaytest")
+        await connection.run_sync(metadata.create_all)
+
+
+async def read_all(isolated: Isolation, topic: str, count: int) -> list[tuple[int, bytes, dict[str, bytes]]]:
+    """(partition, key, headers) of the first `count` records, in offset order within each partition."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=isolated.stack.broker.bootstrap, auto_offset_reset="earliest", group_id=topic + "-r"
+    )
+    await consumer.start()
+    found: list[tuple[int, bytes, dict[str, bytes]]] = []
+    try:
+        for _ in range(60):
+            for partition, records in (await consumer.getmany(timeout_ms=500)).items():
+                found += [(partition.partition, record.key or b"", dict(record.headers)) for record in records]
+            if len(found) >= count:
+                break
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def test_a_large_backlog_is_published_once_in_key_order_on_the_key_partition(isolated: Isolation) -> None:
+    settings = isolated.settings("relaytest")
+    engine = create_engine(settings)
+    await make_schema(engine)
+    await ensure_topics(settings)
+    publisher = Publisher(settings)
+    await publisher.start()
+    sessions = session_factory(engine)
+    outbox = Outbox(tables, isolated.prefix)
+    relay = OutboxRelay(tables, sessions, publisher, service="relaytest", poll_interval_s=0.1, batch_size=500)
+    now = datetime.now(UTC)
+    # Enough rows for the batched producer path on one topic, a handful (the per-record path) on the other.
+    updates = [
+        CloudEvent(id=f"u{n:03d}", source="t", type="profile.updated", subject=f"c-{n % 7}", time=now, data={"n": n})
+        for n in range(3 * BATCH_PATH_MIN_RECORDS)
+    ]
+    scores = [
+        CloudEvent(id=f"s{n}", source="t", type="score.changed", subject=f"c-{n}", time=now, data={}) for n in range(5)
+    ]
+    try:
+        async with sessions() as session, session.begin():
+            await outbox.add(session, PROFILE_CHANGES, *updates)
+            await outbox.add(session, SCORE_CHANGES, *scores)
+        assert await relay.relay_once() == len(updates) + len(scores)
+        assert await relay.relay_once() == 0
+        async with sessions() as session:
+            unpublished = await session.scalar(
+                select(func.count()).select_from(tables.outbox).where(tables.outbox.c.published_at.is_(None))
+            )
+        assert unpublished == 0
+
+        published = await read_all(isolated, isolated.prefix + PROFILE_CHANGES, len(updates))
+        assert sorted(headers["ce_id"].decode() for _, _, headers in published) == [e.id for e in updates]
+        # Every key on the one partition the producer's own send() picks for it, in the order written.
+        partitions = sorted(await publisher.producer.partitions_for(isolated.prefix + PROFILE_CHANGES))
+        for key in {key for _, key, _ in published}:
+            expected = publisher.producer._partitioner(key, partitions, partitions)
+            of_key = [(partition, headers["ce_id"]) for partition, k, headers in published if k == key]
+            assert {partition for partition, _ in of_key} == {expected}
+            assert [ce_id for _, ce_id in of_key] == sorted(ce_id for _, ce_id in of_key)
+        assert len({partition for partition, _, _ in published}) == len(partitions)
+        scored = await read_all(isolated, isolated.prefix + SCORE_CHANGES, len(scores))
+        assert sorted(headers["ce_id"].decode() for _, _, headers in scored) == [e.id for e in scores]
+    finally:
+        await publisher.stop()
+        await engine.dispose()
