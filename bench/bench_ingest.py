@@ -39,6 +39,7 @@ from services.ingest.domain.incoming import validate_python
 KEY = "bench-key"
 PREFIX = "bench-"
 KEEP_ALIVE_S = 4.0  # below uvicorn's timeout_keep_alive (5 s)
+WARM_UP_CONNECTIONS = 64
 
 
 def purchase(n: int, run: str) -> dict[str, Any]:
@@ -159,9 +160,14 @@ async def single_endpoint(http: RawHttp, rate: float, seconds: float) -> tuple[f
     """Open loop: request i starts at i/rate whatever happened before; latency counts from that moment."""
     total = int(rate * seconds)
     headers = {"Authorization": f"Bearer {KEY}", "content-type": "application/json"}
-    requests = [http.request("/v1/events", orjson.dumps(purchase(i, "single")), headers) for i in range(total + 200)]
-    for raw in requests[total:]:  # warm-up, and a pool of open connections
-        await http.send(raw)
+    requests = [
+        http.request("/v1/events", orjson.dumps(purchase(i, "single")), headers)
+        for i in range(total + WARM_UP_CONNECTIONS)
+    ]
+    # Warm-up, concurrently so that the pool holds as many open keep-alive connections as the measured run
+    # will have requests in flight (as an upstream client's connection pool would): otherwise the first
+    # moments of the run measure TCP connection set-up instead of the endpoint.
+    await asyncio.gather(*(http.send(raw) for raw in requests[total:]))
     latencies: list[float] = []
     errors = 0
 
