@@ -19,7 +19,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +29,7 @@ import orjson
 import psutil
 from aiokafka import AIOKafkaProducer
 
+from bench.workdir import discard_unless_failed, scratch_directory
 from libs.common.settings import Settings
 from libs.common.topics import CUSTOMER_EVENTS
 from retain_cli.embedded import free_port, start_broker, start_postgres
@@ -236,8 +236,7 @@ def start_ingest(env: dict[str, str], port: int, workers: int, log: Path) -> sub
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    base = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    os.chmod(base, 0o777)  # embedded PostgreSQL drops root privileges for its data directory
+    base = scratch_directory("bench-ingest-")
     postgres = start_postgres(base / "postgres")
     broker = start_broker(free_port(), base / "broker.log")
     process = None
@@ -285,6 +284,7 @@ async def main_async(args: argparse.Namespace) -> None:
             process.wait(30)
         broker.stop()
         postgres.stop()
+        discard_unless_failed(base)
 
 
 def main() -> None:

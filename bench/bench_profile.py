@@ -19,21 +19,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench.workdir import discard_unless_failed, scratch_directory
 from libs.common.envelope import CloudEvent
 from libs.common.kafka import ensure_topics
 from libs.common.migrations import migrate
@@ -132,8 +130,7 @@ async def lag(bootstrap: str, topic: str, group: str, partitions: int) -> int:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    base = Path(tempfile.mkdtemp(prefix="bench-profile-"))
-    os.chmod(base, 0o777)  # embedded PostgreSQL drops root privileges for its data directory
+    base = scratch_directory("bench-profile-")
     postgres = start_postgres(base / "postgres")
     broker = start_broker(free_port(), base / "broker.log")
     replicas: list[subprocess.Popen[bytes]] = []
@@ -229,6 +226,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 replica.kill()
         broker.stop()
         postgres.stop()
+        discard_unless_failed(base)
 
 
 def spawn_replicas(config: dict[str, object], count: int) -> list[subprocess.Popen[bytes]]:
