@@ -1,6 +1,6 @@
 """Benchmark the profile consumer: events/s applied to PostgreSQL from a pre-filled topic.
 
-    python -m bench.bench_profile [--events 100000] [--customers 20000] [--batch 500] [--partitions 3] [--replicas 1]
+    python -m bench.bench_profile [--events 100000] [--customers 20000] [--batch 2000] [--partitions 4] [--replicas 2]
 
 Embedded PostgreSQL and Tansu. The customer-events topic is pre-filled with synthetic purchases, logins, page
 views and a few customer upserts (random interleaving, so a batch rarely holds two events of one customer). Then
@@ -11,7 +11,8 @@ zero (group join included), and b/a.
 
 `--replicas N` scales out the way production does: N consumer processes in one consumer group (the first in this
 process, the others as child processes), migrations run once before any of them starts. Use as many partitions as
-replicas or a multiple of it (e.g. `--replicas 2 --partitions 4`) so the work splits evenly.
+replicas or a multiple of it so the work splits evenly. The defaults are the smallest production shape (two
+replicas, as deploy/k8s runs at least); `--replicas 1` measures one process alone.
 """
 
 from __future__ import annotations
@@ -252,11 +253,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--customers", type=int, default=20_000)
-    parser.add_argument("--batch", type=int, default=500, help="consumer_batch_size (max records per poll)")
-    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=2000, help="consumer_batch_size (max records per poll)")
+    parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
-        "--replicas", type=int, default=1, help="consumer processes in the one consumer group (scale-out)"
+        "--replicas", type=int, default=2, help="consumer processes in the one consumer group (scale-out)"
     )
     parser.add_argument("--verbose", action="store_true", help="print progress while the consumer runs")
     # The event loop uvicorn gives the service in production.

@@ -23,13 +23,19 @@ from pydantic import (
 
 SCHEMA_VERSION: Literal["1"] = "1"
 
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+# PostgreSQL's text and jsonb cannot hold U+0000, so no string of an event may: every free-form string type
+# below carries this pattern (checked in pydantic-core), and the error names the offending field.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+NO_NUL_MESSAGE = "must not contain the NUL character (U+0000)"
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True, pattern=NO_NUL_PATTERN)
+]
 # Serialised as a JSON number so consumers in any language read amounts without string parsing.
 Money = Annotated[
     Decimal, Field(ge=0, max_digits=14, decimal_places=4), PlainSerializer(float, return_type=float, when_used="json")
 ]
-ShortText = Annotated[str, StringConstraints(max_length=256)]
-LongText = Annotated[str, StringConstraints(max_length=10_000)]
+ShortText = Annotated[str, StringConstraints(max_length=256, pattern=NO_NUL_PATTERN)]
+LongText = Annotated[str, StringConstraints(max_length=10_000, pattern=NO_NUL_PATTERN)]
 Channel = Literal["email", "sms", "wecom", "webhook", "push", "phone"]
 LoginChannel = Literal["web", "app", "pos", "phone", "api", "other"]
 TicketPriority = Literal["low", "normal", "high", "urgent"]
@@ -101,7 +107,7 @@ class Login(EventData):
 class PageView(EventData):
     sku: Identifier | None = None
     category: Identifier | None = None
-    url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    url: Annotated[str, StringConstraints(max_length=2048, pattern=NO_NUL_PATTERN)] | None = None
 
 
 class TicketOpened(EventData):
@@ -142,7 +148,9 @@ class SurveyResponse(EventData):
 
 class CustomerUpserted(EventData):
     name: ShortText | None = None
-    email: Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    email: (
+        Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")] | None
+    ) = None
     phone: Annotated[str, StringConstraints(max_length=32, pattern=r"^\+?[0-9 ()\-]{5,31}$")] | None = None
     birthday: date | None = None
     region: ShortText | None = None

@@ -66,13 +66,13 @@ SettingsT = TypeVar("SettingsT", bound="Settings")
 
 
 def service_settings(settings: Settings | None, cls: type[SettingsT], service: str) -> SettingsT:
-    """A service's own settings class: explicit values given (tests, the supervisor) win, the service's
-    extra fields come from the environment."""
+    """A service's own settings class: values given explicitly or by the environment (tests, the supervisor)
+    win; the service's extra fields, and its own defaults for shared ones, apply to everything else."""
     if isinstance(settings, cls):
         return settings
     if settings is None:
         return cls(service=service)
-    values = settings.model_dump()
-    if values.get("service") == "retain":
+    values = settings.model_dump(exclude_unset=True)
+    if values.get("service", "retain") == "retain":
         values["service"] = service
     return cls(**values)

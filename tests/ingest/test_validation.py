@@ -173,3 +173,21 @@ def test_a_whole_batch_validates_in_one_pass_exactly_as_item_by_item(shape: str)
 )
 def test_a_batch_with_anything_wrong_is_left_to_item_by_item_validation(body: dict[str, Any]) -> None:
     assert validate_batch_json(orjson.dumps(body), "flat", 2, now=NOW) is None
+
+
+def test_no_string_may_hold_a_nul_character() -> None:
+    """PostgreSQL's text and jsonb cannot store U+0000: found by the no-5xx property test as a 500."""
+    upsert = flat_example("customer.upserted")
+    upsert["data"] = {**upsert["data"], "name": "Ann\x00"}
+    assert fields_of(upsert) == ["data.name"]
+    with pytest.raises(InvalidEvent) as caught:
+        validate_json(orjson.dumps({**flat_example("login"), "id": "evt\x00"}), now=NOW)
+    assert caught.value.errors == [
+        {"field": "id", "message": "must not contain the NUL character (U+0000)", "code": "nul_character"}
+    ]
+    structured = {**structured_example("login"), "source": "shop\x00"}
+    with pytest.raises(InvalidEvent) as caught:
+        validate_json(orjson.dumps(structured), "structured", now=NOW)
+    assert [error["field"] for error in caught.value.errors] == ["source"]
+    page_view = {**flat_example("page_view"), "data": {"sku": "s-1", "url": "https://shop/\x00"}}
+    assert fields_of(page_view) == ["data.url"]

@@ -26,7 +26,7 @@ from pydantic import (
     create_model,
 )
 
-from libs.common.events import UPSTREAM_EVENT_TYPES, EventData, Identifier
+from libs.common.events import NO_NUL_MESSAGE, NO_NUL_PATTERN, UPSTREAM_EVENT_TYPES, EventData, Identifier
 from libs.common.problems import field_path
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -67,7 +67,7 @@ class StructuredEnvelope(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     specversion: Literal["1.0"]
     id: Identifier
-    source: Annotated[str, StringConstraints(min_length=1, max_length=1024)] = Field(
+    source: Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=NO_NUL_PATTERN)] = Field(
         description="Required by CloudEvents; ingest sets ce_source from the API key instead."
     )
     subject: Identifier = Field(description="The customer id.")
@@ -147,6 +147,8 @@ def describe_errors(exc: ValidationError) -> list[dict[str, Any]]:
                 message, code = f"Field required; one of: {known}", "missing"
         if code == "string_pattern_mismatch" and loc and loc[-1] == "time":
             message = _TIME_HELP
+        elif code == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NO_NUL_PATTERN:
+            message, code = NO_NUL_MESSAGE, "nul_character"
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
         errors.append({"field": field_path(loc) if loc else "body", "message": message, "code": code})
