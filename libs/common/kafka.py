@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 # key, value, headers
 Record = tuple[bytes, bytes, KafkaHeaders]
 # A delivery future and the positions (in the records handed over) of the records it acknowledges.
-Sent = tuple["asyncio.Future[Any]", list[int]]
+Sent = tuple[asyncio.Future[Any], list[int]]
 
 # aiokafka queues one builder batch per partition at a time (the next waits until the previous one is drained),
 # so few records, or many small concurrent callers, share the producer's own batches through send() instead.
@@ -74,10 +74,12 @@ class Publisher:
 
     async def publish_many(self, items: Sequence[tuple[str, CloudEvent]]) -> None:
         """Sends all, then waits for every acknowledgement, so one batch costs one round trip."""
-        futures = []
+        by_topic: dict[str, list[Record]] = {}
         for topic, event in items:
-            key, value, headers = event.to_kafka()
-            futures.append(await self._producer.send(topic, value=value, key=key, headers=headers))
+            by_topic.setdefault(topic, []).append(event.to_kafka())
+        futures = [
+            future for topic, records in by_topic.items() for future, _ in await self.send_records(topic, records)
+        ]
         try:
             await asyncio.gather(*futures)
         except KafkaError:
