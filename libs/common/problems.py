@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from libs.common.events import NO_NUL_MESSAGE, NO_NUL_PATTERN
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -72,11 +74,20 @@ def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
     return text or "body"
 
 
+def message_and_code(err: Any) -> tuple[str, str]:
+    """A pydantic error's message and code, with our own patterns explained instead of quoted."""
+    code = err.get("type", "")
+    if code == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NO_NUL_PATTERN:
+        return NO_NUL_MESSAGE, "nul_character"
+    return err.get("msg", ""), code
+
+
 def validation_errors(errors: Any) -> list[dict[str, Any]]:
-    return [
-        {"field": field_path(tuple(err.get("loc", ()))), "message": err.get("msg", ""), "code": err.get("type", "")}
-        for err in errors
-    ]
+    described = []
+    for err in errors:
+        message, code = message_and_code(err)
+        described.append({"field": field_path(tuple(err.get("loc", ()))), "message": message, "code": code})
+    return described
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -26,8 +26,8 @@ from pydantic import (
     create_model,
 )
 
-from libs.common.events import NO_NUL_MESSAGE, NO_NUL_PATTERN, UPSTREAM_EVENT_TYPES, EventData, Identifier
-from libs.common.problems import field_path
+from libs.common.events import NO_NUL_PATTERN, UPSTREAM_EVENT_TYPES, EventData, Identifier
+from libs.common.problems import field_path, message_and_code
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 _TIME_HELP = "must be an RFC 3339 timestamp with a time zone, e.g. 2026-11-20T10:00:00Z"
@@ -136,8 +136,7 @@ def describe_errors(exc: ValidationError) -> list[dict[str, Any]]:
         loc = tuple(err.get("loc", ()))
         if loc and loc[0] in UPSTREAM_EVENT_TYPES:
             loc = loc[1:]  # the discriminated union's branch name, not a field the caller wrote
-        code = err.get("type", "")
-        message = err.get("msg", "")
+        message, code = message_and_code(err)
         if code in ("union_tag_invalid", "union_tag_not_found"):
             loc = ("type",)
             known = ", ".join(UPSTREAM_EVENT_TYPES)
@@ -147,8 +146,6 @@ def describe_errors(exc: ValidationError) -> list[dict[str, Any]]:
                 message, code = f"Field required; one of: {known}", "missing"
         if code == "string_pattern_mismatch" and loc and loc[-1] == "time":
             message = _TIME_HELP
-        elif code == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NO_NUL_PATTERN:
-            message, code = NO_NUL_MESSAGE, "nul_character"
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
         errors.append({"field": field_path(loc) if loc else "body", "message": message, "code": code})

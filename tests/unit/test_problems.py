@@ -1,0 +1,27 @@
+"""Validation errors as every service answers them (problem+json `errors[]`)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from libs.common.events import Identifier, LongText
+from libs.common.problems import validation_errors
+
+
+class TicketIn(BaseModel):
+    customer_id: Identifier
+    text: LongText = ""
+
+
+def test_a_nul_character_is_named_and_explained_in_any_service_body() -> None:
+    with pytest.raises(ValidationError) as caught:
+        TicketIn(customer_id="c-1", text="broken\x00")
+    assert validation_errors(caught.value.errors()) == [
+        {"field": "text", "message": "must not contain the NUL character (U+0000)", "code": "nul_character"}
+    ]
+    with pytest.raises(ValidationError) as caught:
+        TicketIn(customer_id="")
+    assert [(e["field"], e["code"]) for e in validation_errors(caught.value.errors())] == [
+        ("customer_id", "string_too_short")
+    ]
