@@ -20,7 +20,7 @@ from typing import Any, get_args
 from libs.common.events import Channel
 
 from .event import utc
-from .metrics import derived_metrics, viewed_not_bought, windows
+from .metrics import derived_metrics, viewed_not_bought
 from .state import ProfileState
 
 MAX_DEPTH = 16
@@ -98,7 +98,6 @@ _ORDERING = frozenset({"<", "<=", ">", ">="})
 def flat_view(state: ProfileState, as_of: datetime) -> dict[str, Any]:
     """Every KNOWN_FIELDS key with its value as of `as_of` (numbers as int/float, times as aware datetimes)."""
     metrics = derived_metrics(state, as_of)
-    w = windows(state, as_of)
     skus, categories = viewed_not_bought(state, as_of)
     view: dict[str, Any] = {
         "customer_id": state.customer_id,
@@ -122,16 +121,16 @@ def flat_view(state: ProfileState, as_of: datetime) -> dict[str, Any]:
         "orders.currency": state.orders.currency,
         "orders.categories": sorted(state.orders.categories),
         "orders.favourite_category": metrics["favourite_category"],
-        "orders.count_30d": w.purchases_30d,
-        "orders.spend_30d": float(w.spend_30d),
+        "orders.count_30d": metrics["purchases_30d"],
+        "orders.spend_30d": metrics["spend_30d"],
         "refunds.count": state.refunds.count,
         "refunds.amount": metrics["refund_amount"],
         "logins.count": state.logins.count,
         "logins.last_login_at": state.logins.last_login_at,
         "logins.days_since_last_login": metrics["days_since_last_login"],
-        "logins.count_30d": w.logins_30d,
-        "logins.count_90d": w.logins_90d,
-        "logins.channels_30d": sorted(w.logins_30d_by_channel),
+        "logins.count_30d": metrics["logins_30d"],
+        "logins.count_90d": metrics["logins_90d"],
+        "logins.channels_30d": sorted(metrics["logins_30d_by_channel"]),
         "browsing.page_views": state.browsing.page_views,
         "browsing.viewed_not_bought_skus": skus,
         "browsing.viewed_not_bought_categories": categories,
