@@ -37,7 +37,7 @@ from libs.common.envelope import CloudEvent
 from libs.common.kafka import ensure_topics
 from libs.common.migrations import migrate
 from libs.common.settings import Settings
-from libs.common.topics import CUSTOMER_EVENTS, qualified
+from libs.common.topics import CUSTOMER_EVENTS, PROFILE_CHANGES, qualified
 from retain_cli.embedded import free_port, start_broker, start_postgres
 from services.profile.bootstrap import DEFINITION, create_app
 
@@ -130,6 +130,16 @@ async def lag(bootstrap: str, topic: str, group: str, partitions: int) -> int:
         await consumer.stop()
 
 
+async def topic_size(bootstrap: str, topic: str, partitions: int) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
 async def main_async(args: argparse.Namespace) -> None:
     base = scratch_directory("bench-profile-")
     postgres = start_postgres(base / "postgres")
@@ -198,7 +208,8 @@ async def main_async(args: argparse.Namespace) -> None:
         async with engine.connect() as connection:
             profiles = await connection.scalar(text("SELECT count(*) FROM profile.customers"))
             timeline = await connection.scalar(text("SELECT count(*) FROM profile.timeline"))
-            updates = await connection.scalar(text("SELECT count(*) FROM profile.outbox"))
+            unpublished = await connection.scalar(text("SELECT count(*) FROM profile.outbox"))
+        published = await topic_size(broker.bootstrap, qualified(PREFIX, PROFILE_CHANGES), args.partitions)
         await engine.dispose()
         assert first is not None
         rate = args.events / (applied - first)
@@ -213,7 +224,8 @@ async def main_async(args: argparse.Namespace) -> None:
             f"{applied - first:.1f} s from first to last applied event"
         )
         print(
-            f"    {profiles:,} profiles, {timeline:,} timeline rows, {updates:,} outbox events; "
+            f"    {profiles:,} profiles, {timeline:,} timeline rows, {published + unpublished:,} profile updates "
+            f"({unpublished:,} not yet relayed); "
             f"state cache hits {cache.hits:,} misses {cache.misses:,}"
             + (" (this process's replica only)" if args.replicas > 1 else "")
         )

@@ -9,13 +9,11 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
-    Index,
     LargeBinary,
     MetaData,
     Table,
     Text,
     func,
-    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -44,7 +42,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 class MessagingTables:
-    """The inbox (processed ce_ids) and outbox (events to publish) of one service schema."""
+    """The inbox (processed ce_ids) and outbox (events not yet published) of one service schema."""
 
     def __init__(self, metadata: MetaData) -> None:
         self.inbox = Table(
@@ -63,6 +61,4 @@ class MessagingTables:
             Column("value", LargeBinary, nullable=False),
             Column("headers", JSONB, nullable=False),
             Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-            Column("published_at", DateTime(timezone=True)),
-            Index("outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
         )

@@ -6,10 +6,11 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from typing import Any
 
 import orjson
 from aiokafka.errors import KafkaError
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Row, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common import metrics
@@ -19,9 +20,13 @@ from libs.common.kafka import Publisher, Record
 
 log = logging.getLogger(__name__)
 
+# While draining a backlog the relay loops every few milliseconds; counting the rows left each time cost the
+# database more than a gauge scraped every 15 s is worth.
+BACKLOG_REPORT_INTERVAL_S = 5.0
+
 
 class Outbox:
-    """Collects events inside a transaction; they are rows until the relay publishes them."""
+    """Collects events inside a transaction; they are rows until the relay has published them."""
 
     def __init__(self, tables: MessagingTables, topic_prefix: str) -> None:
         self.table = tables.outbox
@@ -49,7 +54,8 @@ class Outbox:
 
 
 class OutboxRelay:
-    """Publishes outbox rows in id order and marks them sent; safe with several replicas (SKIP LOCKED)."""
+    """Publishes outbox rows in id order, deleting them once acknowledged; several replicas share the work through
+    SKIP LOCKED."""
 
     def __init__(
         self,
@@ -68,15 +74,19 @@ class OutboxRelay:
         self.poll_interval_s = poll_interval_s
         self.batch_size = batch_size
         self._stopping = asyncio.Event()
-        self._mark_published = text(
-            f"UPDATE {self.table.fullname} SET published_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))"
-        )
+        self._backlog_reported_at = -BACKLOG_REPORT_INTERVAL_S
+        table = self.table
+        # Rows leave the table as they are claimed; the transaction stays open until the broker acknowledged
+        # them, so a failed publish rolls the delete back and the rows are claimed again.
+        self._claim = text(
+            f"DELETE FROM {table.fullname} WHERE id IN (SELECT id FROM {table.fullname} ORDER BY id "
+            "LIMIT :limit FOR UPDATE SKIP LOCKED) RETURNING id, topic, key, value, headers"
+        ).columns(table.c.id, table.c.topic, table.c.key, table.c.value, table.c.headers)
 
     def stop(self) -> None:
         self._stopping.set()
 
     async def run(self) -> None:
-        last_purge = time.monotonic()
         while not self._stopping.is_set():
             try:
                 published = await self.relay_once()
@@ -90,12 +100,6 @@ class OutboxRelay:
                 await self._sleep(1.0)
             if published < self.batch_size:
                 await self._sleep(self.poll_interval_s)
-            if time.monotonic() - last_purge > 60:
-                last_purge = time.monotonic()
-                try:
-                    await self.purge_published()
-                except Exception:
-                    log.exception("outbox purge failed")
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -104,17 +108,8 @@ class OutboxRelay:
             pass
 
     async def relay_once(self) -> int:
-        table = self.table
         async with self.sessions() as session, session.begin():
-            rows = (
-                await session.execute(
-                    select(table.c.id, table.c.topic, table.c.key, table.c.value, table.c.headers)
-                    .where(table.c.published_at.is_(None))
-                    .order_by(table.c.id)
-                    .limit(self.batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            rows = sorted((await session.execute(self._claim, {"limit": self.batch_size})).all(), key=_row_id)
             if not rows:
                 metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
                 return 0
@@ -128,28 +123,21 @@ class OutboxRelay:
             for topic, records in by_topic.items():
                 futures += [future for future, _ in await self.publisher.send_records(topic, records)]
             await asyncio.gather(*futures)
-            await session.execute(self._mark_published, {"ids": [row.id for row in rows]})
         for (topic, event_type), n in produced.items():
             metrics.EVENTS_PRODUCED.labels(self.service, topic, event_type).inc(n)
         if len(rows) < self.batch_size:
             # Fewer than asked for: this relay has just drained what it could see.
             metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
-        else:
+        elif time.monotonic() - self._backlog_reported_at >= BACKLOG_REPORT_INTERVAL_S:
             await self._report_backlog()
         return len(rows)
 
-    async def purge_published(self, older_than_s: float = 3600) -> None:
-        """Published rows are kept a while for inspection, then removed so the table stays small."""
-        async with self.sessions() as session, session.begin():
-            await session.execute(
-                delete(self.table).where(
-                    self.table.c.published_at < func.now() - text(f"interval '{int(older_than_s)} seconds'")
-                )
-            )
-
     async def _report_backlog(self) -> None:
         async with self.sessions() as session:
-            backlog = await session.scalar(
-                select(func.count()).select_from(self.table).where(self.table.c.published_at.is_(None))
-            )
+            backlog = await session.scalar(select(func.count()).select_from(self.table))
         metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog or 0)
+        self._backlog_reported_at = time.monotonic()
+
+
+def _row_id(row: Row[Any]) -> int:
+    return int(row.id)

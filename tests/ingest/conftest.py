@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 from httpx import AsyncClient
 
@@ -19,6 +18,7 @@ from services.ingest.bootstrap import create_app
 from services.ingest.domain.examples import EXAMPLE_DATA
 from services.ingest.settings import IngestSettings
 from tests.conftest import Isolation, running
+from tests.topics import read_events
 
 SHOP = {"Authorization": "Bearer test-shop-key"}
 
@@ -59,34 +59,5 @@ def event(event_id: str, event_type: str = "purchase", customer: str = "c-1", **
 
 
 async def read_topic(bootstrap: str, prefix: str, expect: int, timeout_s: float = 10) -> list[CloudEvent]:
-    """Every record on `<prefix>customer-events`, read with assign() (no group join: ~5 s saved).
-
-    Waits until at least `expect` records arrived, then a little longer so extra copies would show.
-    """
-    topic = prefix + CUSTOMER_EVENTS
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while not partitions and asyncio.get_running_loop().time() < deadline:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic)
-            await asyncio.sleep(0.1)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions or ())]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        seen: list[CloudEvent] = []
-        settle_until: float | None = None
-        while asyncio.get_running_loop().time() < deadline:
-            batches = await consumer.getmany(timeout_ms=100)
-            for records in batches.values():
-                seen += [CloudEvent.from_kafka(r.value, r.headers) for r in records]
-            now = asyncio.get_running_loop().time()
-            if len(seen) >= expect and settle_until is None:
-                settle_until = now + 0.5
-            if settle_until is not None and now >= settle_until:
-                break
-        return seen
-    finally:
-        await consumer.stop()
+    """Every record on `<prefix>customer-events` (see tests.topics.read_events)."""
+    return await read_events(bootstrap, prefix + CUSTOMER_EVENTS, expect, timeout_s)

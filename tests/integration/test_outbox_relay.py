@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from sqlalchemy import MetaData, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from libs.common.db import MessagingTables, create_engine, session_factory
 from libs.common.envelope import CloudEvent
@@ -68,11 +70,7 @@ async def test_a_large_backlog_is_published_once_in_key_order_on_the_key_partiti
             await outbox.add(session, SCORE_CHANGES, *scores)
         assert await relay.relay_once() == len(updates) + len(scores)
         assert await relay.relay_once() == 0
-        async with sessions() as session:
-            unpublished = await session.scalar(
-                select(func.count()).select_from(tables.outbox).where(tables.outbox.c.published_at.is_(None))
-            )
-        assert unpublished == 0
+        assert await outbox_rows(sessions) == 0
 
         published = await read_all(isolated, isolated.prefix + PROFILE_CHANGES, len(updates))
         assert sorted(headers["ce_id"].decode() for _, _, headers in published) == [e.id for e in updates]
@@ -86,6 +84,42 @@ async def test_a_large_backlog_is_published_once_in_key_order_on_the_key_partiti
         assert len({partition for partition, _, _ in published}) == len(partitions)
         scored = await read_all(isolated, isolated.prefix + SCORE_CHANGES, len(scores))
         assert sorted(headers["ce_id"].decode() for _, _, headers in scored) == [e.id for e in scores]
+    finally:
+        await publisher.stop()
+        await engine.dispose()
+
+
+async def outbox_rows(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(tables.outbox)) or 0)
+
+
+async def test_rows_stay_in_the_outbox_when_the_broker_does_not_take_them(isolated: Isolation) -> None:
+    settings = isolated.settings("relaytest")
+    engine = create_engine(settings)
+    await make_schema(engine)
+    await ensure_topics(settings)
+    sessions = session_factory(engine)
+    publisher = Publisher(settings)
+    await publisher.start()
+    relay = OutboxRelay(tables, sessions, publisher, service="relaytest", poll_interval_s=0.1, batch_size=500)
+    now = datetime.now(UTC)
+    events = [CloudEvent(f"e{n}", "t", "profile.updated", "c", now, {}) for n in range(3)]
+    try:
+        async with sessions() as session, session.begin():
+            await Outbox(tables, settings.topic_prefix).add(session, PROFILE_CHANGES, *events)
+        await publisher.stop()  # a producer that can no longer send: the claim must roll back
+        with pytest.raises(KafkaError):
+            await relay.relay_once()
+        assert await outbox_rows(sessions) == len(events)
+
+        publisher = Publisher(settings)
+        await publisher.start()
+        relay.publisher = publisher
+        assert await relay.relay_once() == len(events)
+        assert await outbox_rows(sessions) == 0
+        published = await read_all(isolated, isolated.prefix + PROFILE_CHANGES, len(events))
+        assert [headers["ce_id"].decode() for _, _, headers in published] == [event.id for event in events]
     finally:
         await publisher.stop()
         await engine.dispose()

@@ -24,8 +24,8 @@ S = SCHEMA
 class StoredProfile:
     customer_id: str
     rev: int
-    # The JSONB document as text: the caller parses it only when its cache does not already hold this `rev`.
-    state_json: str
+    # The document as JSON text; None when the caller said it already holds this `rev` (see lock_profiles).
+    state_json: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,26 +77,50 @@ async def erased_at(session: AsyncSession, ids: Iterable[str]) -> dict[str, date
 
 
 async def lock_profiles(
-    session: AsyncSession, ids: Iterable[str], identities: Mapping[str, Iterable[str]] | None = None
+    session: AsyncSession,
+    ids: Iterable[str],
+    identities: Mapping[str, Iterable[str]] | None = None,
+    held_revs: Mapping[str, int] | None = None,
 ) -> list[StoredProfile]:
-    """Profiles with one of `ids` or holding one of the identity values, locked FOR UPDATE in key order."""
-    conditions = ["customer_id = ANY(CAST(:ids AS text[]))"]
+    """Profiles with one of `ids` or holding one of the identity values, locked FOR UPDATE in key order.
+
+    `held_revs` (customer id -> rev) names documents the caller already holds: a row still at that rev comes
+    back without its document, which saves reading and transferring a few kB per cached profile. The comparison
+    is made on the row as locked, so a concurrent change is never mistaken for the held one.
+    """
+    conditions = ["c.customer_id = ANY(CAST(:ids AS text[]))"]
     params: dict[str, Any] = {"ids": sorted(set(ids))}
     for column, values in (identities or {}).items():
         if column not in IDENTITY_COLUMNS:
             raise ValueError(f"not an identity column: {column}")
         wanted = sorted(set(values))
         if wanted:
-            conditions.append(f"{column} = ANY(CAST(:{column} AS text[]))")
+            conditions.append(f"c.{column} = ANY(CAST(:{column} AS text[]))")
             params[column] = wanted
+    held = sorted((held_revs or {}).items())
+    params["held_ids"] = [customer_id for customer_id, _ in held]
+    params["held_revs"] = [rev for _, rev in held]
     result = await session.execute(
         text(
-            f"SELECT customer_id, rev, state::text AS state FROM {S}.customers "
-            f"WHERE {' OR '.join(conditions)} ORDER BY customer_id FOR UPDATE"
+            f"SELECT c.customer_id, c.rev, CASE WHEN h.rev = c.rev THEN NULL ELSE c.state::text END AS state "
+            f"FROM {S}.customers c LEFT JOIN unnest(CAST(:held_ids AS text[]), CAST(:held_revs AS bigint[])) "
+            f"AS h(customer_id, rev) ON h.customer_id = c.customer_id "
+            f"WHERE {' OR '.join(conditions)} ORDER BY c.customer_id FOR UPDATE OF c"
         ),
         params,
     )
     return [StoredProfile(row.customer_id, row.rev, row.state) for row in result]
+
+
+async def documents(session: AsyncSession, ids: Iterable[str]) -> dict[str, str]:
+    """customer id -> document as JSON text (for rows the caller has already locked)."""
+    result = await session.execute(
+        text(
+            f"SELECT customer_id, state::text AS state FROM {S}.customers WHERE customer_id = ANY(CAST(:ids AS text[]))"
+        ),
+        {"ids": sorted(set(ids))},
+    )
+    return {row.customer_id: row.state for row in result}
 
 
 async def save_profiles(session: AsyncSession, rows: Sequence[ProfileRow]) -> None:
@@ -107,7 +131,7 @@ async def save_profiles(session: AsyncSession, rows: Sequence[ProfileRow]) -> No
         text(
             f"""
             INSERT INTO {S}.customers AS c (customer_id, rev, state, email, phone, erp_id, shop_id, tags)
-            SELECT u.customer_id, u.rev, CAST(u.state AS jsonb), u.email, u.phone, u.erp_id, u.shop_id,
+            SELECT u.customer_id, u.rev, CAST(u.state AS json), u.email, u.phone, u.erp_id, u.shop_id,
                    ARRAY(SELECT jsonb_array_elements_text(CAST(u.tags AS jsonb)))
             FROM unnest(CAST(:ids AS text[]), CAST(:revs AS bigint[]), CAST(:states AS text[]),
                         CAST(:emails AS text[]), CAST(:phones AS text[]), CAST(:erp_ids AS text[]),

@@ -1,4 +1,4 @@
-"""Profile's schema: one JSONB document per customer plus what must be searchable without reading it.
+"""Profile's schema: one JSON document per customer plus what must be searchable without reading it.
 
 The document (`state`) is the truth; `email`/`phone`/`erp_id`/`shop_id`/`tags` are copies kept in step by every
 writer so identity resolution and search are index look-ups. `rev` is a random token written with every change:
@@ -8,7 +8,7 @@ an in-process cache compares it to know whether its copy of the document is stil
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, MetaData, Table, Text, func
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB
 
 from libs.common.db import MessagingTables
 
@@ -22,7 +22,7 @@ customers = Table(
     "customers",
     metadata,
     Column("customer_id", Text, primary_key=True),
-    Column("state", JSONB, nullable=False),
+    Column("state", JSON, nullable=False),  # json, not jsonb: see migration profile_0003
     Column("rev", BigInteger, nullable=False),
     Column("email", Text),
     Column("phone", Text),

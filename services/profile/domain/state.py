@@ -1,4 +1,4 @@
-"""The per-customer profile document (stored as JSONB) and its sub-models.
+"""The per-customer profile document (stored as JSON text) and its sub-models.
 
 Design rules that make `apply` correct for late and reordered events:
 - counters and money are running sums (Decimal, so addition is exact and order-independent);

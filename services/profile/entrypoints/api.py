@@ -193,8 +193,9 @@ async def _edit_tags(
         stored = await repository.lock_profiles(session, [survivor])
         if not stored:
             raise _not_found(customer_id)
-        before = orjson.loads(stored[0].state_json)
-        working = Working.of(ProfileState.from_dict(before), before)
+        document = stored[0].state_json
+        assert document is not None  # no held revs were passed, so every row carries its document
+        working = Working.parse(document)
         working.state, changed = set_tags(working.state, add=add, remove=remove)
         if changed:
             now = datetime.now(UTC)

@@ -20,7 +20,7 @@ from libs.common.envelope import CloudEvent, derived_event
 from libs.common.events import UPSTREAM_EVENT_TYPES, EventData
 from libs.common.topics import PROFILE_CHANGES
 from services.profile.adapters import repository
-from services.profile.adapters.repository import TimelineRow
+from services.profile.adapters.repository import StoredProfile, TimelineRow
 from services.profile.domain import (
     DecisionKind,
     InvalidEvent,
@@ -177,9 +177,18 @@ class ProfileConsumer:
                     if kind in wanted:
                         wanted[kind].add(value)
         batch = _Batch()
-        for stored in await repository.lock_profiles(session, ids, wanted):
+        unheld: list[StoredProfile] = []
+        for stored in await repository.lock_profiles(session, ids, wanted, self.cache.held_revs(ids)):
             working = self.cache.take(stored)
+            if working is None:
+                unheld.append(stored)
+                continue
             batch.profiles[stored.customer_id] = working
+        if unheld:
+            documents = await repository.documents(session, [stored.customer_id for stored in unheld])
+            for stored in unheld:
+                batch.profiles[stored.customer_id] = Working.parse(documents[stored.customer_id])
+        for working in batch.profiles.values():
             batch.index_profile(working)
         return batch
 

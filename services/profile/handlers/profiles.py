@@ -92,6 +92,11 @@ class Working:
         """`state` must be normalised (as every stored or cached one is)."""
         return cls(state=state, before=before, seen={applied.id for applied in state.applied_events})
 
+    @classmethod
+    def parse(cls, state_json: str) -> Working:
+        before = orjson.loads(state_json)
+        return cls.of(ProfileState.from_dict(before), before)
+
     def touch(self, cause: Cause) -> None:
         self.dirty = True
         self.cause = cause
@@ -100,7 +105,7 @@ class Working:
 class StateCache:
     """Parsed profiles by customer id, valid while the stored `rev` is the one they were saved with.
 
-    Parsing the JSONB document into the model is the largest per-customer cost of a batch; a consumer sees the
+    Parsing the stored document into the model is the largest per-customer cost of a batch; a consumer sees the
     same customers again and again on its partitions. An entry is taken out while a transaction works on it and put
     back with a fresh random `rev` once the upsert ran: if that transaction then rolls back, the stored `rev`
     differs and the entry is simply never hit.
@@ -112,14 +117,22 @@ class StateCache:
         self.hits = 0
         self.misses = 0
 
-    def take(self, stored: StoredProfile) -> Working:
+    def held_revs(self, customer_ids: Iterable[str]) -> dict[str, int]:
+        """The rev of each of `customer_ids` held here, for `repository.lock_profiles`."""
+        entries = self._entries
+        return {customer_id: entries[customer_id][0] for customer_id in customer_ids if customer_id in entries}
+
+    def take(self, stored: StoredProfile) -> Working | None:
+        """The profile to work on; None when the cache does not hold `stored.rev` and `stored` came without its
+        document (the entry changed after `held_revs`, e.g. a concurrent transaction rolled back)."""
         entry = self._entries.pop(stored.customer_id, None)
         if entry is not None and entry[0] == stored.rev:
             self.hits += 1
             return Working.of(entry[1], entry[2])
+        if stored.state_json is None:
+            return None
         self.misses += 1
-        before = orjson.loads(stored.state_json)
-        return Working.of(ProfileState.from_dict(before), before)
+        return Working.parse(stored.state_json)
 
     def put(self, customer_id: str, rev: int, state: ProfileState, document: dict[str, Any]) -> None:
         if self.max_entries <= 0:

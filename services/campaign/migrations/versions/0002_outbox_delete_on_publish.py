@@ -1,0 +1,16 @@
+"""The shared outbox deletes rows once published (see libs.common.migrations.outbox_rows_deleted_on_publish)."""
+
+from libs.common.migrations import outbox_rows_deleted_on_publish, outbox_rows_kept_after_publish
+
+revision = "campaign_0002"
+down_revision = "campaign_0001"
+
+SCHEMA = "campaign"
+
+
+def upgrade() -> None:
+    outbox_rows_deleted_on_publish(SCHEMA)
+
+
+def downgrade() -> None:
+    outbox_rows_kept_after_publish(SCHEMA)
