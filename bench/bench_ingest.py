@@ -35,6 +35,7 @@ from libs.common.topics import CUSTOMER_EVENTS
 from retain_cli.embedded import free_port, start_broker, start_postgres
 from services.ingest.adapters.records import EventRecord
 from services.ingest.domain.incoming import validate_python
+from services.ingest.settings import IngestSettings
 
 KEY = "bench-key"
 PREFIX = "bench-"
@@ -109,10 +110,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def raw_producer(bootstrap: str, n: int) -> float:
+async def raw_producer(bootstrap: str, n: int, linger_ms: int) -> float:
     records = [EventRecord.of(validate_python(purchase(i, "raw")), "bench").kafka() for i in range(n)]
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=2, max_batch_size=65536, enable_idempotence=False
+        bootstrap_servers=bootstrap, acks="all", linger_ms=linger_ms, max_batch_size=65536, enable_idempotence=False
     )
     await producer.start()
     try:
@@ -254,7 +255,8 @@ async def main_async(args: argparse.Namespace) -> None:
         port = free_port()
         process = start_ingest(env, port, args.workers, base / "ingest.log")
         http = RawHttp("127.0.0.1", port)
-        raw = await raw_producer(broker.bootstrap, args.events)
+        # The linger ingest's producer uses (its settings read the same environment as the subprocess).
+        raw = await raw_producer(broker.bootstrap, args.events, IngestSettings().kafka_linger_ms)
         print(f"(a) raw aiokafka producer, acks=all:   {raw:10,.0f} events/s")
         server = psutil.Process(process.pid)
         cpu_before = _cpu(server)

@@ -38,7 +38,7 @@ class Publisher:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             acks="all",
-            linger_ms=2,
+            linger_ms=settings.kafka_linger_ms,
             max_batch_size=65536,
             request_timeout_ms=10_000,
             # Tansu has no idempotent producer; consumers dedupe on ce_id instead.

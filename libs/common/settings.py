@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     topic_prefix: str = ""
     topic_partitions: int = 3
     topic_replication: int = 1
+    # How long the producer waits for more records before sending a batch: fewer, larger requests against
+    # added latency on every publish.
+    kafka_linger_ms: int = Field(default=2, ge=0, le=1000)
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000

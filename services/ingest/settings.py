@@ -19,10 +19,17 @@ class IngestSettings(Settings):
     ingest_circuit_open_s: float = Field(default=2.0, gt=0)
     # Group commit: single events and small batches arriving within this window share one insert, one
     # publish and one commit. 0 still groups what queues up while earlier groups are in flight.
-    ingest_group_commit_window_s: float = Field(default=0.001, ge=0, le=0.1)
+    ingest_group_commit_window_s: float = Field(default=0.0, ge=0, le=0.1)
     # Batches with more events than this are accepted on their own (they are a group already).
     ingest_group_commit_max_batch: int = Field(default=64, ge=0)
-    ingest_group_commit_max_inflight: int = Field(default=4, gt=0)
+    # One group in flight per worker: requests arriving meanwhile form the next group, so groups grow with
+    # the load and no time is spent waiting for company when there is none. Measured by bench_ingest (c):
+    # with no window, no linger and one group in flight p99 was 12-16 ms in most runs, against 26-60 ms
+    # with a 1 ms window, 2 ms linger and four groups in flight.
+    ingest_group_commit_max_inflight: int = Field(default=1, gt=0)
+    # The request waits for the broker's acknowledgement, so every ms the producer lingers is a ms of
+    # latency; group commit already hands the producer whole groups.
+    kafka_linger_ms: int = Field(default=0, ge=0, le=1000)
     ingest_relay_batch_size: int = Field(default=1000, gt=0)
     ingest_max_event_bytes: int = Field(default=1024 * 1024, gt=0)
     ingest_max_batch_items: int = Field(default=1000, gt=0, le=10_000)

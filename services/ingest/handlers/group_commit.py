@@ -1,9 +1,10 @@
 """Group commit: concurrent small requests share one event-log insert, one publish and one commit.
 
 Each single-event request alone costs several database round trips and a producer send; at 1,000
-requests/s that saturates a core. Requests that arrive within `window_s` of each other (or while earlier
-groups are in flight) are accepted together by `accept_items`: one `INSERT … ON CONFLICT … RETURNING`,
-all records handed to the producer before any acknowledgement is awaited, one commit. Every request
+requests/s that saturates a core. Requests that arrive while earlier groups are in flight (or within
+`window_s` of each other, when a window is set) are accepted together by `accept_items`: one
+`INSERT … ON CONFLICT … RETURNING`, all records handed to the producer before any acknowledgement is
+awaited, one commit. Every request
 then gets its own outcomes, exactly as if it had been accepted alone: a repeated id within the group is
 a duplicate of its first occurrence, in arrival order. Validation happens before a request joins a group,
 so one bad item cannot affect the others; the guarantees are those of `accept_items` (202 only after the
@@ -38,7 +39,7 @@ class _Request:
 
 class GroupCommitter:
     def __init__(
-        self, ctx: IngestContext, *, window_s: float = 0.001, max_items: int = 1000, max_inflight: int = 4
+        self, ctx: IngestContext, *, window_s: float = 0.0, max_items: int = 1000, max_inflight: int = 1
     ) -> None:
         self.ctx = ctx
         self.window_s = window_s
