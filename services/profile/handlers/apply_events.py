@@ -187,7 +187,7 @@ class ProfileConsumer:
         if unheld:
             documents = await repository.documents(session, [stored.customer_id for stored in unheld])
             for stored in unheld:
-                batch.profiles[stored.customer_id] = Working.parse(documents[stored.customer_id])
+                batch.profiles[stored.customer_id] = self.cache.miss(documents[stored.customer_id])
         for working in batch.profiles.values():
             batch.index_profile(working)
         return batch

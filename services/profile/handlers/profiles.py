@@ -131,8 +131,12 @@ class StateCache:
             return Working.of(entry[1], entry[2])
         if stored.state_json is None:
             return None
+        return self.miss(stored.state_json)
+
+    def miss(self, state_json: str) -> Working:
+        """A profile the cache did not hold, parsed from its stored document."""
         self.misses += 1
-        return Working.parse(stored.state_json)
+        return Working.parse(state_json)
 
     def put(self, customer_id: str, rev: int, state: ProfileState, document: dict[str, Any]) -> None:
         if self.max_entries <= 0:

@@ -275,3 +275,24 @@ async def test_documents_over_the_toast_threshold_are_stored_uncompressed(h: Har
         ).one()
     assert row.stored > 2100  # past the 2 kB threshold where PostgreSQL would otherwise compress
     assert row.method is None
+
+
+async def test_a_cached_profile_is_not_read_again_and_a_stale_cache_entry_falls_back_to_the_database(
+    h: Harness,
+) -> None:
+    cache = h.consumer.cache
+    await h.deliver(purchase("s1", "c-s", t("2024-05-01"), 10))
+    await h.deliver(purchase("s2", "c-s", t("2024-05-02"), 20))
+    assert (cache.hits, cache.misses) == (1, 0)  # the second batch found the profile it saved in the cache
+
+    # The entry no longer matches what lock_profiles was told the cache holds (as after a rolled-back batch of
+    # another partition): the row comes back without its document and the consumer must read it itself.
+    real_held_revs = cache.held_revs
+    held = real_held_revs(["c-s"])
+    cache.put("c-s", held["c-s"] + 1, *cache._entries["c-s"][1:])
+    cache.held_revs = lambda ids: held  # type: ignore[method-assign]
+    await h.deliver(purchase("s3", "c-s", t("2024-05-03"), 30))
+    cache.held_revs = real_held_revs  # type: ignore[method-assign]
+    view = await h.customer("c-s")
+    assert view["orders"]["count"] == 3 and view["orders"]["total_spend"] == 60.0
+    assert (cache.hits, cache.misses) == (1, 1)

@@ -71,8 +71,7 @@ async def test_redelivered_profile_event_scores_once_and_feedback_rescores(isola
             assert [event.type for event in published] == ["score.changed", "score.changed"]
             async with runtime.sessions() as session:
                 inbox = await session.scalar(select(func.count()).select_from(messaging.inbox))
-                unpublished = await session.scalar(select(func.count()).select_from(messaging.outbox))
-            assert (inbox, unpublished) == (2, 0)
+            assert inbox == 2
 
             # the scheduler refits once at start-up when no model exists: an empty base is a small base
             models = await eventually(lambda: _models(client), timeout_s=10)
