@@ -28,6 +28,11 @@ DEFINITION = ServiceDefinition(
         {"name": "customers", "description": "Profiles, timelines, search and tags."},
         {"name": "segments", "description": "Segments defined by conditions over profile fields."},
     ],
+    # A 10,000-event batch keeps a few million objects alive until it commits, and nearly all of them die with it
+    # (by reference counting: the documents have no cycles). Collecting only past that size means a collection
+    # finds the batch already gone; at 300k one replica spent ~8% of its time re-scanning live batches (measured
+    # with gc.callbacks: 2.9 s of 37 s per 100k events, against ~0 s here).
+    young_gc_threshold=3_000_000,
 )
 
 
