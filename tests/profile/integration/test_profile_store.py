@@ -277,6 +277,15 @@ async def test_documents_over_the_toast_threshold_are_stored_uncompressed(h: Har
     assert row.method is None
 
 
+async def test_profile_pages_keep_room_for_in_place_updates(h: Harness) -> None:
+    """Migration 0005: with full pages every upsert re-indexed the row in five indexes (HOT updates need room)."""
+    async with h.runtime.sessions() as session:
+        options = await session.scalar(
+            text("SELECT reloptions FROM pg_class WHERE oid = 'profile.customers'::regclass")
+        )
+    assert "fillfactor=70" in options and "toast_tuple_target=8160" in options
+
+
 async def test_a_cached_profile_is_not_read_again_and_a_stale_cache_entry_falls_back_to_the_database(
     h: Harness,
 ) -> None:
