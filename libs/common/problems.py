@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -80,6 +81,20 @@ def message_and_code(err: Any) -> tuple[str, str]:
     if code == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NO_NUL_PATTERN:
         return NO_NUL_MESSAGE, "nul_character"
     return err.get("msg", ""), code
+
+
+def nul_in_url(path: str, query_string: bytes) -> list[dict[str, Any]]:
+    """Errors for a (decoded) path or query parameter holding U+0000, which PostgreSQL text cannot store.
+
+    Checked once for every route, ahead of routing: path and query parameters are plain strings in the routes.
+    """
+    nul = {"message": NO_NUL_MESSAGE, "code": "nul_character"}
+    errors = [{"field": "path", **nul}] if "\x00" in path else []
+    if b"%00" in query_string or b"\x00" in query_string:
+        for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in name or "\x00" in value:
+                errors.append({"field": f"query.{name.replace(chr(0), '')}", **nul})
+    return errors
 
 
 def validation_errors(errors: Any) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from libs.common.kafka import Publisher, ensure_topics, ping
 from libs.common.logs import configure_logging
 from libs.common.migrations import migrate
 from libs.common.outbox import Outbox, OutboxRelay
-from libs.common.problems import install_problem_handlers, problem_response
+from libs.common.problems import install_problem_handlers, nul_in_url, problem_response
 from libs.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,10 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 class HttpMetricsMiddleware:
-    """Pure ASGI (no BaseHTTPMiddleware) so it adds microseconds, not milliseconds, per request."""
+    """Latency per route, and the checks every request passes before routing: body size, no NUL in the URL.
+
+    Pure ASGI (no BaseHTTPMiddleware) so it adds microseconds, not milliseconds, per request.
+    """
 
     def __init__(self, app: ASGIApp, service: str, max_body_bytes: int, streamed_paths: frozenset[str]) -> None:
         self.app = app
@@ -218,6 +221,12 @@ class HttpMetricsMiddleware:
             response = problem_response(
                 413, "Payload Too Large", f"body exceeds {self.max_body_bytes} bytes", instance=scope["path"]
             )
+            await response(scope, receive, send)
+            return
+        errors = nul_in_url(scope["path"], scope["query_string"])
+        if errors:
+            detail = "; ".join(f"{error['field']}: {error['message']}" for error in errors)
+            response = problem_response(422, "Invalid request", detail, errors=errors)
             await response(scope, receive, send)
             return
         started = time.perf_counter()

@@ -305,3 +305,12 @@ async def test_a_cached_profile_is_not_read_again_and_a_stale_cache_entry_falls_
     view = await h.customer("c-s")
     assert view["orders"]["count"] == 3 and view["orders"]["total_spend"] == 60.0
     assert (cache.hits, cache.misses) == (1, 1)
+
+
+async def test_a_nul_character_in_the_url_is_a_422_naming_where_not_a_500(h: Harness) -> None:
+    """PostgreSQL text cannot hold U+0000: before, `/v1/customers/%00` reached the database and failed there."""
+    for url, field in (("/v1/customers/c%00x", "path"), ("/v1/customers?email=a%00b", "query.email")):
+        response = await h.client.get(url, headers=READER)
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [(field, "nul_character")]
