@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -77,11 +77,8 @@ class Publisher:
         by_topic: dict[str, list[Record]] = {}
         for topic, event in items:
             by_topic.setdefault(topic, []).append(event.to_kafka())
-        futures = [
-            future for topic, records in by_topic.items() for future, _ in await self.send_records(topic, records)
-        ]
         try:
-            await asyncio.gather(*futures)
+            await asyncio.gather(*await self.send_by_topic(by_topic))
         except KafkaError:
             for topic, _ in items:
                 metrics.PRODUCE_ERRORS.labels(self.service, topic).inc()
@@ -93,6 +90,13 @@ class Publisher:
         """Queues one record and returns its delivery future (dead-lettering)."""
         delivery: asyncio.Future[object] = await self._producer.send(topic, value=value, key=key, headers=headers)
         return delivery
+
+    async def send_by_topic(self, records_by_topic: Mapping[str, Sequence[Record]]) -> list[asyncio.Future[Any]]:
+        """`send_records` for each topic; the delivery futures of all of them."""
+        futures: list[asyncio.Future[Any]] = []
+        for topic, records in records_by_topic.items():
+            futures += [future for future, _ in await self.send_records(topic, records)]
+        return futures
 
     async def send_records(self, topic: str, records: Sequence[Record]) -> list[Sent]:
         """Hands every record to the producer without waiting for acknowledgements.

@@ -6,11 +6,11 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from typing import Any
+from operator import attrgetter
 
 import orjson
 from aiokafka.errors import KafkaError
-from sqlalchemy import Row, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common import metrics
@@ -109,7 +109,8 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         async with self.sessions() as session, session.begin():
-            rows = sorted((await session.execute(self._claim, {"limit": self.batch_size})).all(), key=_row_id)
+            # DELETE … RETURNING has no order of its own; publish in id order.
+            rows = sorted((await session.execute(self._claim, {"limit": self.batch_size})).all(), key=attrgetter("id"))
             if not rows:
                 metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
                 return 0
@@ -119,10 +120,7 @@ class OutboxRelay:
                 headers = [(name, value.encode()) for name, value in row.headers]
                 by_topic.setdefault(row.topic, []).append((row.key, row.value, headers))
                 produced[(row.topic, dict(row.headers).get("ce_type", "unknown"))] += 1
-            futures = []
-            for topic, records in by_topic.items():
-                futures += [future for future, _ in await self.publisher.send_records(topic, records)]
-            await asyncio.gather(*futures)
+            await asyncio.gather(*await self.publisher.send_by_topic(by_topic))
         for (topic, event_type), n in produced.items():
             metrics.EVENTS_PRODUCED.labels(self.service, topic, event_type).inc(n)
         if len(rows) < self.batch_size:
@@ -137,7 +135,3 @@ class OutboxRelay:
             backlog = await session.scalar(select(func.count()).select_from(self.table))
         metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog or 0)
         self._backlog_reported_at = time.monotonic()
-
-
-def _row_id(row: Row[Any]) -> int:
-    return int(row.id)

@@ -105,6 +105,12 @@ def validation_errors(errors: Any) -> list[dict[str, Any]]:
     return described
 
 
+def invalid_request(errors: list[dict[str, Any]], *, instance: str) -> JSONResponse:
+    """422 for request fields that failed their checks; `errors` as `validation_errors` describes them."""
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    return problem_response(422, "Invalid request", detail, instance=instance, errors=errors)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -121,9 +127,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = validation_errors(exc.errors())
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-        return problem_response(422, "Invalid request", detail, instance=request.url.path, errors=errors)
+        return invalid_request(validation_errors(exc.errors()), instance=request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -26,7 +26,7 @@ from libs.common.kafka import Publisher, ensure_topics, ping
 from libs.common.logs import configure_logging
 from libs.common.migrations import migrate
 from libs.common.outbox import Outbox, OutboxRelay
-from libs.common.problems import install_problem_handlers, nul_in_url, problem_response
+from libs.common.problems import install_problem_handlers, invalid_request, nul_in_url, problem_response
 from libs.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -225,9 +225,7 @@ class HttpMetricsMiddleware:
             return
         errors = nul_in_url(scope["path"], scope["query_string"])
         if errors:
-            detail = "; ".join(f"{error['field']}: {error['message']}" for error in errors)
-            response = problem_response(422, "Invalid request", detail, errors=errors)
-            await response(scope, receive, send)
+            await invalid_request(errors, instance=scope["path"])(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500
