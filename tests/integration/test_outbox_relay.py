@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -45,16 +47,39 @@ async def read_all(isolated: Isolation, topic: str, count: int) -> list[tuple[in
     return found
 
 
-async def test_a_large_backlog_is_published_once_in_key_order_on_the_key_partition(isolated: Isolation) -> None:
+@dataclass
+class RelayRig:
+    sessions: async_sessionmaker[AsyncSession]
+    outbox: Outbox
+    relay: OutboxRelay
+
+    async def outbox_rows(self) -> int:
+        async with self.sessions() as session:
+            return int(await session.scalar(select(func.count()).select_from(tables.outbox)) or 0)
+
+
+@pytest.fixture
+async def rig(isolated: Isolation) -> AsyncIterator[RelayRig]:
+    """A relay on the `relaytest` schema of a fresh database; the publisher it ends with is stopped after."""
     settings = isolated.settings("relaytest")
     engine = create_engine(settings)
     await make_schema(engine)
     await ensure_topics(settings)
+    sessions = session_factory(engine)
     publisher = Publisher(settings)
     await publisher.start()
-    sessions = session_factory(engine)
-    outbox = Outbox(tables, isolated.prefix)
     relay = OutboxRelay(tables, sessions, publisher, service="relaytest", poll_interval_s=0.1, batch_size=500)
+    try:
+        yield RelayRig(sessions, Outbox(tables, isolated.prefix), relay)
+    finally:
+        await relay.publisher.stop()
+        await engine.dispose()
+
+
+async def test_a_large_backlog_is_published_once_in_key_order_on_the_key_partition(
+    isolated: Isolation, rig: RelayRig
+) -> None:
+    sessions, outbox, relay, publisher = rig.sessions, rig.outbox, rig.relay, rig.relay.publisher
     now = datetime.now(UTC)
     # Enough rows for the batched producer path on one topic, a handful (the per-record path) on the other.
     updates = [
@@ -64,62 +89,39 @@ async def test_a_large_backlog_is_published_once_in_key_order_on_the_key_partiti
     scores = [
         CloudEvent(id=f"s{n}", source="t", type="score.changed", subject=f"c-{n}", time=now, data={}) for n in range(5)
     ]
-    try:
-        async with sessions() as session, session.begin():
-            await outbox.add(session, PROFILE_CHANGES, *updates)
-            await outbox.add(session, SCORE_CHANGES, *scores)
-        assert await relay.relay_once() == len(updates) + len(scores)
-        assert await relay.relay_once() == 0
-        assert await outbox_rows(sessions) == 0
+    async with sessions() as session, session.begin():
+        await outbox.add(session, PROFILE_CHANGES, *updates)
+        await outbox.add(session, SCORE_CHANGES, *scores)
+    assert await relay.relay_once() == len(updates) + len(scores)
+    assert await relay.relay_once() == 0
+    assert await rig.outbox_rows() == 0
 
-        published = await read_all(isolated, isolated.prefix + PROFILE_CHANGES, len(updates))
-        assert sorted(headers["ce_id"].decode() for _, _, headers in published) == [e.id for e in updates]
-        # Every key on the one partition the producer's own send() picks for it, in the order written.
-        partitions = sorted(await publisher.producer.partitions_for(isolated.prefix + PROFILE_CHANGES))
-        for key in {key for _, key, _ in published}:
-            expected = publisher.producer._partitioner(key, partitions, partitions)
-            of_key = [(partition, headers["ce_id"]) for partition, k, headers in published if k == key]
-            assert {partition for partition, _ in of_key} == {expected}
-            assert [ce_id for _, ce_id in of_key] == sorted(ce_id for _, ce_id in of_key)
-        assert len({partition for partition, _, _ in published}) == len(partitions)
-        scored = await read_all(isolated, isolated.prefix + SCORE_CHANGES, len(scores))
-        assert sorted(headers["ce_id"].decode() for _, _, headers in scored) == [e.id for e in scores]
-    finally:
-        await publisher.stop()
-        await engine.dispose()
+    published = await read_all(isolated, isolated.prefix + PROFILE_CHANGES, len(updates))
+    assert sorted(headers["ce_id"].decode() for _, _, headers in published) == [e.id for e in updates]
+    # Every key on the one partition the producer's own send() picks for it, in the order written.
+    partitions = sorted(await publisher.producer.partitions_for(isolated.prefix + PROFILE_CHANGES))
+    for key in {key for _, key, _ in published}:
+        expected = publisher.producer._partitioner(key, partitions, partitions)
+        of_key = [(partition, headers["ce_id"]) for partition, k, headers in published if k == key]
+        assert {partition for partition, _ in of_key} == {expected}
+        assert [ce_id for _, ce_id in of_key] == sorted(ce_id for _, ce_id in of_key)
+    assert len({partition for partition, _, _ in published}) == len(partitions)
+    scored = await read_all(isolated, isolated.prefix + SCORE_CHANGES, len(scores))
+    assert sorted(headers["ce_id"].decode() for _, _, headers in scored) == [e.id for e in scores]
 
 
-async def outbox_rows(sessions: async_sessionmaker[AsyncSession]) -> int:
-    async with sessions() as session:
-        return int(await session.scalar(select(func.count()).select_from(tables.outbox)) or 0)
+async def test_rows_stay_in_the_outbox_when_the_broker_does_not_take_them(isolated: Isolation, rig: RelayRig) -> None:
+    events = [CloudEvent(f"e{n}", "t", "profile.updated", "c", datetime.now(UTC), {}) for n in range(3)]
+    async with rig.sessions() as session, session.begin():
+        await rig.outbox.add(session, PROFILE_CHANGES, *events)
+    await rig.relay.publisher.stop()  # a producer that can no longer send: the claim must roll back
+    with pytest.raises(KafkaError):
+        await rig.relay.relay_once()
+    assert await rig.outbox_rows() == len(events)
 
-
-async def test_rows_stay_in_the_outbox_when_the_broker_does_not_take_them(isolated: Isolation) -> None:
-    settings = isolated.settings("relaytest")
-    engine = create_engine(settings)
-    await make_schema(engine)
-    await ensure_topics(settings)
-    sessions = session_factory(engine)
-    publisher = Publisher(settings)
-    await publisher.start()
-    relay = OutboxRelay(tables, sessions, publisher, service="relaytest", poll_interval_s=0.1, batch_size=500)
-    now = datetime.now(UTC)
-    events = [CloudEvent(f"e{n}", "t", "profile.updated", "c", now, {}) for n in range(3)]
-    try:
-        async with sessions() as session, session.begin():
-            await Outbox(tables, settings.topic_prefix).add(session, PROFILE_CHANGES, *events)
-        await publisher.stop()  # a producer that can no longer send: the claim must roll back
-        with pytest.raises(KafkaError):
-            await relay.relay_once()
-        assert await outbox_rows(sessions) == len(events)
-
-        publisher = Publisher(settings)
-        await publisher.start()
-        relay.publisher = publisher
-        assert await relay.relay_once() == len(events)
-        assert await outbox_rows(sessions) == 0
-        published = await read_all(isolated, isolated.prefix + PROFILE_CHANGES, len(events))
-        assert [headers["ce_id"].decode() for _, _, headers in published] == [event.id for event in events]
-    finally:
-        await publisher.stop()
-        await engine.dispose()
+    rig.relay.publisher = Publisher(isolated.settings("relaytest"))
+    await rig.relay.publisher.start()
+    assert await rig.relay.relay_once() == len(events)
+    assert await rig.outbox_rows() == 0
+    published = await read_all(isolated, isolated.prefix + PROFILE_CHANGES, len(events))
+    assert [headers["ce_id"].decode() for _, _, headers in published] == [event.id for event in events]
