@@ -1,9 +1,10 @@
 """Benchmark ingest against the raw producer on the same broker, in one run.
 
-    python -m bench.bench_ingest [--events N] [--batch 1000] [--rate 1000] [--seconds 10] [--workers 2]
+    python -m bench.bench_ingest [--events N] [--batch 1000] [--rounds 4] [--rate 1000] [--seconds 10] [--workers 2]
 
 (a) raw aiokafka producer (acks=all, same config and same records as ingest): the limit;
 (b) `POST /v1/events:batch` events/s through the whole service (validation, dedupe insert, publish);
+    (a) and (b) alternate in rounds so that both see the same machine;
 (c) `POST /v1/events` at a fixed offered rate (open loop, minimal keep-alive HTTP/1.1 client):
     achieved req/s, p50 and p99 latency measured
     from each request's scheduled start, so a stalled server cannot hide its queueing.
@@ -15,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -105,56 +109,107 @@ class RawHttp:
             writer.close()
 
 
+@contextmanager
+def client_gc_paused() -> Iterator[None]:
+    """No garbage collection in the load generator while it measures.
+
+    Holding thousands of prepared requests and tasks, the client's own full collections took 40-250 ms; every
+    request scheduled meanwhile was counted late, so the client's pauses showed up as the server's p99.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def raw_producer(bootstrap: str, n: int, linger_ms: int) -> float:
-    records = [EventRecord.of(validate_python(purchase(i, "raw")), "bench").kafka() for i in range(n)]
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=linger_ms, max_batch_size=65536, enable_idempotence=False
-    )
-    await producer.start()
-    try:
-        topic = PREFIX + CUSTOMER_EVENTS
-        for key, value, headers in records[:1000]:  # warm-up: connections and metadata
-            await producer.send(topic, value=value, key=key, headers=headers)
-        await producer.flush()
-        started = time.perf_counter()
-        futures = [await producer.send(topic, value=v, key=k, headers=h) for k, v, h in records]
-        await asyncio.gather(*futures)
-        return n / (time.perf_counter() - started)
-    finally:
-        await producer.stop()
+class RawProducer:
+    """(a): aiokafka's own producer with ingest's producer settings, sending prebuilt records."""
 
-
-async def batch_endpoint(http: RawHttp, n: int, batch: int, concurrency: int) -> float:
-    headers = {"Authorization": f"Bearer {KEY}", "content-type": "application/json"}
-    requests = [
-        http.request(
-            "/v1/events:batch",
-            orjson.dumps({"events": [purchase(i, "batch") for i in range(start, min(n, start + batch))]}),
-            headers,
+    def __init__(self, bootstrap: str, linger_ms: int) -> None:
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            linger_ms=linger_ms,
+            max_batch_size=65536,
+            enable_idempotence=False,
         )
-        for start in range(0, n, batch)
-    ]
-    warm = orjson.dumps({"events": [purchase(i, "batch-warm") for i in range(batch)]})
-    await http.send(http.request("/v1/events:batch", warm, headers))
-    accepted = 0
+        self.topic = PREFIX + CUSTOMER_EVENTS
 
-    async def worker() -> None:
-        nonlocal accepted
-        while requests:
-            status, body = await http.send(requests.pop())
-            assert status == 202, body[:500]
-            accepted += orjson.loads(body)["accepted"]
+    async def start(self) -> None:
+        await self.producer.start()
+        await self.run(1000, "raw-warm")  # connections and metadata
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    assert accepted == n, f"accepted {accepted} of {n}"
-    return n / elapsed
+    async def run(self, n: int, run: str) -> float:
+        """Seconds to send n events and receive every acknowledgement."""
+        records = [EventRecord.of(validate_python(purchase(i, run)), "bench").kafka() for i in range(n)]
+        with client_gc_paused():
+            started = time.perf_counter()
+            futures = [await self.producer.send(self.topic, value=v, key=k, headers=h) for k, v, h in records]
+            await asyncio.gather(*futures)
+            return time.perf_counter() - started
+
+    async def stop(self) -> None:
+        await self.producer.stop()
+
+
+class BatchEndpoint:
+    """(b): `POST /v1/events:batch` with full batches, `concurrency` requests in flight."""
+
+    def __init__(self, http: RawHttp, batch: int, concurrency: int) -> None:
+        self.http, self.batch, self.concurrency = http, batch, concurrency
+        self.headers = {"Authorization": f"Bearer {KEY}", "content-type": "application/json"}
+
+    async def start(self) -> None:
+        await self.run(self.batch, "batch-warm")
+
+    async def run(self, n: int, run: str) -> float:
+        """Seconds to have n events accepted."""
+        requests = [
+            self.http.request(
+                "/v1/events:batch",
+                orjson.dumps({"events": [purchase(i, run) for i in range(start, min(n, start + self.batch))]}),
+                self.headers,
+            )
+            for start in range(0, n, self.batch)
+        ]
+        accepted = 0
+
+        async def worker() -> None:
+            nonlocal accepted
+            while requests:
+                status, body = await self.http.send(requests.pop())
+                assert status == 202, body[:500]
+                accepted += orjson.loads(body)["accepted"]
+
+        with client_gc_paused():
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(self.concurrency)))
+            elapsed = time.perf_counter() - started
+        assert accepted == n, f"accepted {accepted} of {n}"
+        return elapsed
+
+
+async def throughputs(raw: RawProducer, batch: BatchEndpoint, n: int, rounds: int) -> tuple[float, float]:
+    """Events/s of (a) and (b), alternating in rounds of n/rounds events each.
+
+    This machine's speed drifts by up to 2x within a minute; measured back to back in one block each, the
+    ratio b/a said as much about that drift as about ingest. Alternating puts both in the same windows.
+    """
+    per_round = n // rounds
+    raw_s = batch_s = 0.0
+    for round_no in range(rounds):
+        raw_s += await raw.run(per_round, f"raw{round_no}")
+        batch_s += await batch.run(per_round, f"batch{round_no}")
+    return per_round * rounds / raw_s, per_round * rounds / batch_s
 
 
 async def single_endpoint(http: RawHttp, rate: float, seconds: float) -> tuple[float, float, float, int]:
@@ -179,15 +234,16 @@ async def single_endpoint(http: RawHttp, rate: float, seconds: float) -> tuple[f
         errors += status != 202
 
     tasks = []
-    started = time.perf_counter()
-    for i in range(total):
-        scheduled = started + i / rate
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(requests[i], scheduled)))
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - started
+    with client_gc_paused():
+        started = time.perf_counter()
+        for i in range(total):
+            scheduled = started + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(requests[i], scheduled)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
     return total / elapsed, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, errors
 
 
@@ -256,17 +312,26 @@ async def main_async(args: argparse.Namespace) -> None:
         process = start_ingest(env, port, args.workers, base / "ingest.log")
         http = RawHttp("127.0.0.1", port)
         # The linger ingest's producer uses (its settings read the same environment as the subprocess).
-        raw = await raw_producer(broker.bootstrap, args.events, IngestSettings().kafka_linger_ms)
-        print(f"(a) raw aiokafka producer, acks=all:   {raw:10,.0f} events/s")
+        raw = RawProducer(broker.bootstrap, IngestSettings().kafka_linger_ms)
+        batch = BatchEndpoint(http, args.batch, args.concurrency)
+        await raw.start()
+        await batch.start()
         server = psutil.Process(process.pid)
         cpu_before = _cpu(server)
-        batch = await batch_endpoint(http, args.events, args.batch, args.concurrency)
-        batch_cpu = _cpu(server) - cpu_before
+        try:
+            raw_rate, batch_rate = await throughputs(raw, batch, args.events, args.rounds)
+        finally:
+            await raw.stop()
+        batch_cpu = _cpu(server) - cpu_before  # ingest idles during the rounds of (a)
+        print(f"(a) raw aiokafka producer, acks=all:   {raw_rate:10,.0f} events/s")
         print(
             f"(b) POST /v1/events:batch ({args.batch}/req, {args.workers} ingest worker"
-            f"{'s' if args.workers > 1 else ''}): {batch:10,.0f} events/s"
+            f"{'s' if args.workers > 1 else ''}): {batch_rate:10,.0f} events/s"
         )
-        print(f"    b/a = {batch / raw:.2f}  (target >= 0.5); ingest CPU {batch_cpu / args.events * 1e6:.0f} µs/event")
+        print(
+            f"    b/a = {batch_rate / raw_rate:.2f}  (target >= 0.5; {args.rounds} alternating rounds); "
+            f"ingest CPU {batch_cpu / args.events * 1e6:.0f} µs/event"
+        )
         cpu_single = _cpu(server)
         achieved, p50, p99, errors = await single_endpoint(http, args.rate, args.seconds)
         http.close()
@@ -294,6 +359,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds of (a) and (b)")
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--workers", type=int, default=2, help="ingest worker processes (RETAIN_HTTP_WORKERS)")
