@@ -1,6 +1,6 @@
 """SQL on `ingest.event_log` through asyncpg directly: the hot path cannot afford an ORM layer.
 
-One statement per batch (arrays + unnest) whatever the batch size; rows are sorted by id so that
+One statement per batch (its rows as one JSON parameter) whatever the batch size; rows are sorted by id so that
 concurrent batches with overlapping ids lock in the same order and cannot deadlock.
 """
 
@@ -11,22 +11,25 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 from sqlalchemy.engine import make_url
 
 from services.ingest.adapters.records import EventRecord
 
 # A conflicting id older than the dedupe window is a new event: the row is replaced and returned.
 # Within the window the row is left alone and not returned, which is what "duplicate" means.
+# The rows travel as one JSON array of arrays ($1): asyncpg encodes a text[] or timestamptz[] parameter at
+# ~1-2.5 µs per element, six of them 7.5 ms per 1,000 events; the JSON text is built by orjson in a fraction of
+# that and PostgreSQL takes the fields apart in ~2.5 ms.
 _INSERT = """
 INSERT INTO ingest.event_log AS l (event_id, type, customer_id, source, event_time, data, published)
-SELECT u.event_id, u.type, u.customer_id, u.source, u.event_time, u.data::jsonb, $7
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
-     AS u(event_id, type, customer_id, source, event_time, data)
+SELECT r->>0, r->>1, r->>2, r->>3, (r->>4)::timestamptz, r->5, $2
+FROM json_array_elements($1::text::json) AS r
 ON CONFLICT (event_id) DO UPDATE
    SET type = EXCLUDED.type, customer_id = EXCLUDED.customer_id, source = EXCLUDED.source,
        event_time = EXCLUDED.event_time, data = EXCLUDED.data, published = EXCLUDED.published,
        received_at = now()
- WHERE l.received_at < now() - make_interval(secs => $8)
+ WHERE l.received_at < now() - make_interval(secs => $3)
 RETURNING event_id
 """
 _COLUMNS = "event_id, type, customer_id, source, event_time, data::text AS data"
@@ -64,19 +67,12 @@ async def insert_fresh(
     conn: asyncpg.Connection, records: Sequence[EventRecord], *, published: bool, dedupe_window_s: float
 ) -> set[str]:
     """Inserts records (ids must be unique within the call); returns the ids that were not duplicates."""
-    ordered = sorted(records, key=lambda r: r.event_id)
-    rows = await conn.fetch(
-        _INSERT,
-        [r.event_id for r in ordered],
-        [r.type for r in ordered],
-        [r.customer_id for r in ordered],
-        [r.source for r in ordered],
-        [r.time for r in ordered],
-        [r.value.decode() for r in ordered],
-        published,
-        dedupe_window_s,
-    )
-    return {row[0] for row in rows}
+    rows = [
+        (r.event_id, r.type, r.customer_id, r.source, r.time, orjson.Fragment(r.value))
+        for r in sorted(records, key=lambda r: r.event_id)
+    ]
+    returned = await conn.fetch(_INSERT, orjson.dumps(rows).decode(), published, dedupe_window_s)
+    return {row[0] for row in returned}
 
 
 async def set_published(conn: asyncpg.Connection, event_ids: Sequence[str], published: bool) -> None:

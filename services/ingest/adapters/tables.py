@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, Index, MetaData, Table, Text, func, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import JSON, Boolean, Column, DateTime, Index, MetaData, Table, Text, func, text
 
 from libs.common.db import MessagingTables
 
@@ -20,7 +19,7 @@ event_log = Table(
     Column("source", Text, nullable=False),
     Column("event_time", DateTime(timezone=True), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("data", JSONB, nullable=False),
+    Column("data", JSON, nullable=False),
     Column("published", Boolean, nullable=False, server_default=text("false")),
     Index("event_log_unpublished", "received_at", postgresql_where=text("NOT published")),
     Index("event_log_event_time", "event_time"),
