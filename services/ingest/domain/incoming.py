@@ -11,9 +11,8 @@ which is what keeps the hot path fast. Errors name fields the way the caller wro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, NamedTuple, Union
 
 from pydantic import (
     BaseModel,
@@ -107,8 +106,9 @@ STRUCTURED_BATCH_ADAPTER: TypeAdapter[Any] = TypeAdapter(list[_StructuredUnion])
 Shape = Literal["flat", "structured"]
 
 
-@dataclass(frozen=True, slots=True)
-class ValidEvent:
+class ValidEvent(NamedTuple):
+    """A validated event. A named tuple: built per event on the hot path, at a third of a frozen dataclass's cost."""
+
     id: str
     type: str
     customer_id: str

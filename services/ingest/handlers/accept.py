@@ -13,8 +13,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from services.ingest.adapters import event_log
 from services.ingest.adapters.broker import publish_records
@@ -26,8 +25,7 @@ from services.ingest.metrics import EVENTS, PUBLISH_LATENCY
 Status = Literal["accepted", "duplicate"]
 
 
-@dataclass(frozen=True, slots=True)
-class Acceptance:
+class Acceptance(NamedTuple):
     event_id: str
     status: Status
     published: bool
