@@ -18,13 +18,15 @@ from services.ingest.adapters.records import EventRecord
 
 # A conflicting id older than the dedupe window is a new event: the row is replaced and returned.
 # Within the window the row is left alone and not returned, which is what "duplicate" means.
-# The rows travel as one JSON array of arrays ($1): asyncpg encodes a text[] or timestamptz[] parameter at
-# ~1-2.5 µs per element, six of them 7.5 ms per 1,000 events; the JSON text is built by orjson in a fraction of
-# that and PostgreSQL takes the fields apart in ~2.5 ms.
+# The rows travel as one JSON array of objects ($1): asyncpg encodes text[] and timestamptz[] parameters at
+# 1-2.5 µs per element (8.4 ms of ingest CPU per 1,000 events for six arrays), orjson builds the text in 3.5 ms, and
+# json_to_recordset takes each row apart in one pass (extracting fields with ->> parses the row once per field,
+# which cost PostgreSQL twice as much).
 _INSERT = """
 INSERT INTO ingest.event_log AS l (event_id, type, customer_id, source, event_time, data, published)
-SELECT r->>0, r->>1, r->>2, r->>3, (r->>4)::timestamptz, r->5, $2
-FROM json_array_elements($1::text::json) AS r
+SELECT u.event_id, u.type, u.customer_id, u.source, u.event_time, u.data, $2
+FROM json_to_recordset($1::text::json)
+     AS u(event_id text, type text, customer_id text, source text, event_time timestamptz, data json)
 ON CONFLICT (event_id) DO UPDATE
    SET type = EXCLUDED.type, customer_id = EXCLUDED.customer_id, source = EXCLUDED.source,
        event_time = EXCLUDED.event_time, data = EXCLUDED.data, published = EXCLUDED.published,
@@ -68,7 +70,14 @@ async def insert_fresh(
 ) -> set[str]:
     """Inserts records (ids must be unique within the call); returns the ids that were not duplicates."""
     rows = [
-        (r.event_id, r.type, r.customer_id, r.source, r.time, orjson.Fragment(r.value))
+        {
+            "event_id": r.event_id,
+            "type": r.type,
+            "customer_id": r.customer_id,
+            "source": r.source,
+            "event_time": r.time,
+            "data": orjson.Fragment(r.value),
+        }
         for r in sorted(records, key=lambda r: r.event_id)
     ]
     returned = await conn.fetch(_INSERT, orjson.dumps(rows).decode(), published, dedupe_window_s)

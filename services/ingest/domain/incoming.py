@@ -42,17 +42,17 @@ EventTime = Annotated[
 ]
 
 
-def event_time(text: str, now: datetime | None) -> datetime:
-    """The validated text as UTC; raises InvalidEvent for a time more than 5 minutes ahead."""
+def event_time(text: str, latest: datetime) -> datetime:
+    """The validated text as UTC; raises InvalidEvent for a time after `latest` (now + 5 minutes)."""
     try:
         moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     except ValueError as exc:  # passes the pattern but is no date, e.g. 2026-02-30
         raise InvalidEvent([{"field": "time", "message": f"{_TIME_HELP}: {exc}", "code": "datetime"}]) from exc
-    if moment > (now or datetime.now(UTC)) + MAX_CLOCK_SKEW:
+    if moment > latest:
         raise InvalidEvent(
             [{"field": "time", "message": "event time is more than 5 minutes in the future", "code": "future_time"}]
         )
-    return moment.astimezone(UTC)
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
 class FlatEnvelope(BaseModel):
@@ -122,11 +122,14 @@ class InvalidEvent(ValueError):
         self.errors = errors
 
 
-def _valid(model: Any, now: datetime | None) -> ValidEvent:
+def _latest(now: datetime | None) -> datetime:
+    """The latest event time accepted; computed once per request, not per event."""
+    return (now or datetime.now(UTC)) + MAX_CLOCK_SKEW
+
+
+def _valid(model: Any, latest: datetime) -> ValidEvent:
     customer = model.customer_id if hasattr(model, "customer_id") else model.subject
-    return ValidEvent(
-        id=model.id, type=model.type, customer_id=customer, time=event_time(model.time, now), data=model.data
-    )
+    return ValidEvent(model.id, model.type, customer, event_time(model.time, latest), model.data)
 
 
 def describe_errors(exc: ValidationError) -> list[dict[str, Any]]:
@@ -159,7 +162,7 @@ def _adapter(shape: Shape) -> TypeAdapter[Any]:
 def validate_python(raw: Any, shape: Shape = "flat", *, now: datetime | None = None) -> ValidEvent:
     """Validates one already-decoded item (a batch element or an import row)."""
     try:
-        return _valid(_adapter(shape).validate_python(raw), now)
+        return _valid(_adapter(shape).validate_python(raw), _latest(now))
     except ValidationError as exc:
         raise InvalidEvent(describe_errors(exc)) from exc
 
@@ -171,7 +174,7 @@ class MalformedJson(ValueError):
 def validate_json(body: bytes, shape: Shape = "flat", *, now: datetime | None = None) -> ValidEvent:
     """Validates one request body straight from bytes: no intermediate dicts on the hot path."""
     try:
-        return _valid(_adapter(shape).validate_json(body), now)
+        return _valid(_adapter(shape).validate_json(body), _latest(now))
     except ValidationError as exc:
         if any(err["type"] == "json_invalid" for err in exc.errors()):
             raise MalformedJson(exc.errors()[0]["msg"]) from exc
@@ -194,7 +197,8 @@ def validate_batch_json(
     models = parsed.events if shape == "flat" else parsed
     if len(models) > max_items:
         return None
+    latest = _latest(now)
     try:
-        return [_valid(model, now) for model in models]
+        return [_valid(model, latest) for model in models]
     except InvalidEvent:
         return None
