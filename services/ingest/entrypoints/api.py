@@ -1,7 +1,7 @@
 """HTTP API of ingest: upstream systems post events here, one at a time or in batches.
 
 Bodies are read and validated by hand (one `validate_json` over the bytes) instead of through FastAPI
-body parameters: that is the difference between ~3k and ~5k requests/s on one core (MEASURED.md).
+body parameters: that was the difference between ~3k and ~5k requests/s on one core (bench_ingest).
 """
 
 from __future__ import annotations
