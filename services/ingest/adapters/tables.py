@@ -13,7 +13,7 @@ messaging = MessagingTables(metadata)
 event_log = Table(
     "event_log",
     metadata,
-    Column("event_id", Text, primary_key=True),
+    Column("event_id", Text(collation="C"), primary_key=True),
     Column("type", Text, nullable=False),
     Column("customer_id", Text, nullable=False),
     Column("source", Text, nullable=False),
