@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import orjson
 import psutil
+import uvloop
 from aiokafka import AIOKafkaProducer
 
 from bench.workdir import discard_unless_failed, scratch_directory
@@ -363,7 +364,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--workers", type=int, default=2, help="ingest worker processes (RETAIN_HTTP_WORKERS)")
-    asyncio.run(main_async(parser.parse_args()))
+    # The event loop ingest runs on (uvicorn picks uvloop): (a) is then the producer's limit on the same loop,
+    # and the load generator spends a fifth less CPU per request than on asyncio's own loop.
+    uvloop.run(main_async(parser.parse_args()))
 
 
 if __name__ == "__main__":
