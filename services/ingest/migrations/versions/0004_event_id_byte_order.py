@@ -3,7 +3,7 @@
 An id is an opaque key: nothing sorts it for people. Under a libc locale every comparison in the primary key's
 B-tree goes through strcoll. With the embedded server's C.UTF-8 that is cheap (inserts measured within 3% either
 way); the postgres image of docker-compose.yml initialises en_US.utf8, whose strcoll is a full linguistic
-comparison on every step down the tree.
+comparison on every step down the tree. The upgrade rebuilds the primary key under an exclusive lock.
 """
 
 from alembic import op
