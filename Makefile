@@ -26,7 +26,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy libs services retain_cli bench
+	$(BIN)/mypy libs services retain_cli bench tests
 
 bench: bench-ingest bench-profile bench-scoring
 

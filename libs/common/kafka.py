@@ -52,9 +52,10 @@ class Publisher:
         self._started = True
 
     async def stop(self) -> None:
-        if self._started:
-            await self._producer.stop()
-            self._started = False
+        # Also when never started (the broker was unreachable): aiokafka reports every producer not stopped as
+        # unclosed when it is collected. Stopping twice is a no-op.
+        await self._producer.stop()
+        self._started = False
 
     @property
     def started(self) -> bool:

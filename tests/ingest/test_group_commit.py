@@ -4,32 +4,37 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Sequence
 
 import asyncpg
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 
+from services.ingest.context import IngestContext
+from services.ingest.domain.incoming import ValidEvent, validate_python
 from services.ingest.handlers import group_commit
+from services.ingest.handlers.accept import Acceptance, accept_items
 from services.ingest.handlers.group_commit import GroupCommitter
 from tests.conftest import Isolation
 from tests.ingest.conftest import SHOP, event, read_topic
 
 
 async def test_concurrent_posts_with_duplicates_in_flight(
-    app: FastAPI, client: AsyncClient, isolated: Isolation
+    app: FastAPI, client: AsyncClient, isolated: Isolation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     committer = app.state.ingest.committer
     assert isinstance(committer, GroupCommitter)
     flushed: list[int] = []
-    real_accept = group_commit.accept_items
 
-    async def counting(ctx, items, progress=None):  # type: ignore[no-untyped-def]
+    async def counting(
+        ctx: IngestContext, items: Sequence[tuple[ValidEvent, str]], progress: list[str] | None = None
+    ) -> list[Acceptance]:
         flushed.append(len(items))
-        return await real_accept(ctx, items, progress)
+        return await accept_items(ctx, items, progress)
 
-    group_commit.accept_items = counting  # type: ignore[assignment]
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(group_commit, "accept_items", counting)
         # 40 distinct ids, each posted 3 times concurrently (singles and a small batch), all in flight at once.
         ids = [f"g-{i}" for i in range(40)]
         singles = [
@@ -40,8 +45,6 @@ async def test_concurrent_posts_with_duplicates_in_flight(
             "/v1/events:batch", json={"events": [event(i) for i in ids[:10]] + [event("g-new")]}, headers=SHOP
         )
         answers = await asyncio.gather(*singles, batch)
-    finally:
-        group_commit.accept_items = real_accept  # type: ignore[assignment]
 
     outcomes: Counter[tuple[str, str]] = Counter()
     for response in answers[:-1]:
@@ -65,22 +68,23 @@ async def test_concurrent_posts_with_duplicates_in_flight(
     assert {e.source for e in seen} == {"shop"}
 
 
-async def test_a_failing_group_is_retried_request_by_request(app: FastAPI, client: AsyncClient) -> None:
+async def test_a_failing_group_is_retried_request_by_request(
+    app: FastAPI, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One request the database rejects must not fail the others that shared its group."""
-    real_accept = group_commit.accept_items
 
-    async def picky(ctx, items, progress=None):  # type: ignore[no-untyped-def]
+    async def picky(
+        ctx: IngestContext, items: Sequence[tuple[ValidEvent, str]], progress: list[str] | None = None
+    ) -> list[Acceptance]:
         if any(e.id == "poison" for e, _ in items):
             raise asyncpg.DataError("rejected by the database")
-        return await real_accept(ctx, items, progress)
+        return await accept_items(ctx, items, progress)
 
-    group_commit.accept_items = picky  # type: ignore[assignment]
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(group_commit, "accept_items", picky)
         good = [client.post("/v1/events", json=event(f"ok-{i}"), headers=SHOP) for i in range(5)]
         poison = client.post("/v1/events", json=event("poison"), headers=SHOP)
         answers = await asyncio.gather(*good, poison, return_exceptions=True)
-    finally:
-        group_commit.accept_items = real_accept  # type: ignore[assignment]
     assert [getattr(a, "status_code", a) for a in answers[:5]] == [202] * 5
     failed = answers[5]
     assert isinstance(failed, asyncpg.DataError) or getattr(failed, "status_code", None) == 500
@@ -90,9 +94,8 @@ async def test_a_failing_group_is_retried_request_by_request(app: FastAPI, clien
 async def test_committer_resolves_each_request_in_order(window_s: float, app: FastAPI, client: AsyncClient) -> None:
     ctx = app.state.ingest
     committer = GroupCommitter(ctx, window_s=window_s, max_items=5, max_inflight=2)
-    from services.ingest.domain.incoming import validate_python
 
-    def valid(i: str):  # type: ignore[no-untyped-def]
+    def valid(i: str) -> ValidEvent:
         return validate_python(event(i))
 
     results = await asyncio.gather(

@@ -25,7 +25,9 @@ CSV = (
     "c-4,2026-01-03T10:00:00Z\n"
     "c-5,2026-01-04T10:00:00+01:00,7,fine,o-5\n"
 )
-PARAMS = [
+# Pairs, as "map" repeats; a tuple rather than a list because httpx types params as list[tuple[str, str | int | ...]]
+# and a list is invariant in its item type, a tuple is not.
+PARAMS = (
     ("type", "purchase"),
     ("import_id", "orders-2026"),
     ("map", "cust=customer_id"),
@@ -33,7 +35,7 @@ PARAMS = [
     ("map", "total=data.amount"),
     ("map", "order=data.order_id"),
     ("set", "data.currency=EUR"),
-]
+)
 
 
 async def test_import_reports_rejected_lines_and_resumes_without_duplicates(

@@ -13,6 +13,7 @@ from services.ingest.domain.examples import flat_example, structured_example
 from services.ingest.domain.incoming import (
     InvalidEvent,
     MalformedJson,
+    Shape,
     validate_batch_json,
     validate_json,
     validate_python,
@@ -21,9 +22,9 @@ from services.ingest.domain.incoming import (
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
-def fields_of(raw: Any, shape: str = "flat") -> list[str]:
+def fields_of(raw: Any, shape: Shape = "flat") -> list[str]:
     with pytest.raises(InvalidEvent) as caught:
-        validate_python(raw, shape, now=NOW)  # type: ignore[arg-type]
+        validate_python(raw, shape, now=NOW)
     return [error["field"] for error in caught.value.errors]
 
 
@@ -75,7 +76,9 @@ def test_time_must_be_rfc3339_with_zone(moment: Any) -> None:
 
 
 def test_time_may_be_at_most_five_minutes_ahead() -> None:
-    ahead = lambda minutes: (NOW + timedelta(minutes=minutes)).isoformat()  # noqa: E731
+    def ahead(minutes: int) -> str:
+        return (NOW + timedelta(minutes=minutes)).isoformat()
+
     assert validate_python({**flat_example("login"), "time": ahead(4)}, now=NOW).time > NOW
     assert fields_of({**flat_example("login"), "time": ahead(6)}) == ["time"]
     offset = validate_python({**flat_example("login"), "time": "2026-11-20T13:00:00+02:00"}, now=NOW)
@@ -145,17 +148,17 @@ def test_malformed_json_is_not_a_validation_error() -> None:
         validate_json(b'{"id": ', now=NOW)
 
 
-def _numbered(event_type: str, n: int, shape: str) -> dict[str, Any]:
+def _numbered(event_type: str, n: int, shape: Shape) -> dict[str, Any]:
     example = flat_example(event_type) if shape == "flat" else structured_example(event_type, f"id-{n}")
     return {**example, "id": f"id-{n}"}
 
 
 @pytest.mark.parametrize("shape", ["flat", "structured"])
-def test_a_whole_batch_validates_in_one_pass_exactly_as_item_by_item(shape: str) -> None:
+def test_a_whole_batch_validates_in_one_pass_exactly_as_item_by_item(shape: Shape) -> None:
     items = [_numbered(event_type, n, shape) for n, event_type in enumerate(UPSTREAM_EVENT_TYPES)]
     body = orjson.dumps({"events": items} if shape == "flat" else items)
-    at_once = validate_batch_json(body, shape, 1000, now=NOW)  # type: ignore[arg-type]
-    one_by_one = [validate_python(item, shape, now=NOW) for item in items]  # type: ignore[arg-type]
+    at_once = validate_batch_json(body, shape, 1000, now=NOW)
+    one_by_one = [validate_python(item, shape, now=NOW) for item in items]
     assert at_once is not None
     assert [(e.id, e.type, e.customer_id, e.time, e.data) for e in at_once] == [
         (e.id, e.type, e.customer_id, e.time, e.data) for e in one_by_one

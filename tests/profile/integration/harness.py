@@ -104,6 +104,7 @@ async def harness(isolated: Isolation, **overrides: object) -> AsyncIterator[Har
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
             yield Harness(runtime, consumer, client)
     finally:
+        await runtime.publisher.stop()  # never started here, but aiokafka reports unstopped producers
         await runtime.engine.dispose()
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 
 from libs.common.consumer import PoisonEvent
+from libs.common.envelope import CloudEvent
 from tests.conftest import Isolation
 from tests.profile.unit.helpers import EXAMPLE_EVENTS
 
@@ -25,7 +26,7 @@ def t(day: str) -> datetime:
     return datetime.fromisoformat(day).replace(tzinfo=UTC)
 
 
-def purchase(event_id: str, customer: str, at: datetime, amount: float, category: str = "books") -> object:
+def purchase(event_id: str, customer: str, at: datetime, amount: float, category: str = "books") -> CloudEvent:
     return event(
         event_id,
         "purchase",
@@ -287,7 +288,7 @@ async def test_profile_pages_keep_room_for_in_place_updates(h: Harness) -> None:
 
 
 async def test_a_cached_profile_is_not_read_again_and_a_stale_cache_entry_falls_back_to_the_database(
-    h: Harness,
+    h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = h.consumer.cache
     await h.deliver(purchase("s1", "c-s", t("2024-05-01"), 10))
@@ -296,12 +297,15 @@ async def test_a_cached_profile_is_not_read_again_and_a_stale_cache_entry_falls_
 
     # The entry no longer matches what lock_profiles was told the cache holds (as after a rolled-back batch of
     # another partition): the row comes back without its document and the consumer must read it itself.
-    real_held_revs = cache.held_revs
-    held = real_held_revs(["c-s"])
+    held = cache.held_revs(["c-s"])
     cache.put("c-s", held["c-s"] + 1, *cache._entries["c-s"][1:])
-    cache.held_revs = lambda ids: held  # type: ignore[method-assign]
-    await h.deliver(purchase("s3", "c-s", t("2024-05-03"), 30))
-    cache.held_revs = real_held_revs  # type: ignore[method-assign]
+
+    def stale_held_revs(customer_ids: Iterable[str]) -> dict[str, int]:
+        return held
+
+    with monkeypatch.context() as patch:
+        patch.setattr(cache, "held_revs", stale_held_revs)
+        await h.deliver(purchase("s3", "c-s", t("2024-05-03"), 30))
     view = await h.customer("c-s")
     assert view["orders"]["count"] == 3 and view["orders"]["total_spend"] == 60.0
     assert (cache.hits, cache.misses) == (1, 1)
