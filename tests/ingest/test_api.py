@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,6 +11,7 @@ import orjson
 from httpx import AsyncClient
 
 from libs.common.events import UPSTREAM_EVENT_TYPES
+from services.ingest.adapters.event_log import OPTIMISTIC_MIN_ROWS
 from services.ingest.bootstrap import create_app
 from services.ingest.domain.examples import structured_example
 from tests.conftest import Isolation
@@ -140,6 +142,33 @@ async def test_an_id_is_new_again_after_the_dedupe_window(isolated: Isolation) -
         assert (await client.post("/v1/events", json=event("w"), headers=SHOP)).json()["status"] == "duplicate"
         await asyncio.sleep(0.7)
         assert (await client.post("/v1/events", json=event("w"), headers=SHOP)).json()["status"] == "accepted"
+
+
+async def post_big(client: AsyncClient, ids: range) -> dict[str, Any]:
+    events = [event(f"big-{i}") for i in ids]
+    answer = await client.post("/v1/events:batch", json={"events": events}, headers=SHOP)
+    assert answer.status_code == 202, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+async def test_large_batches_dedupe_like_small_ones(isolated: Isolation) -> None:
+    """From OPTIMISTIC_MIN_ROWS on, a batch first tries a plain insert; a repeated id must send it the careful way."""
+    assert OPTIMISTIC_MIN_ROWS <= 100
+    app = create_app(ingest_settings(isolated, ingest_dedupe_window_s=2.0))
+    async for client in start(app):
+        first = await post_big(client, range(100))
+        assert (first["accepted"], first["duplicates"]) == (100, 0)
+        overlapping = await post_big(client, range(70, 170))
+        assert (overlapping["accepted"], overlapping["duplicates"]) == (70, 30)
+        assert [r["status"] for r in overlapping["results"]] == ["duplicate"] * 30 + ["accepted"] * 70
+        await asyncio.sleep(2.5)
+        again = await post_big(client, range(100))  # older than the window: new again, each replacing its old row
+        assert (again["accepted"], again["duplicates"]) == (100, 0)
+
+    seen = await read_topic(isolated.stack.broker.bootstrap, isolated.prefix, expect=270)
+    published = Counter(e.id for e in seen)
+    assert published == {f"big-{i}": 2 if i < 100 else 1 for i in range(170)}
 
 
 async def test_openapi_has_an_example_for_every_type_and_metrics_count_outcomes(client: AsyncClient) -> None:

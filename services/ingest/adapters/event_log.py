@@ -16,17 +16,21 @@ from sqlalchemy.engine import make_url
 
 from services.ingest.adapters.records import EventRecord
 
-# A conflicting id older than the dedupe window is a new event: the row is replaced and returned.
-# Within the window the row is left alone and not returned, which is what "duplicate" means.
 # The rows travel as one JSON array of objects ($1): asyncpg encodes text[] and timestamptz[] parameters at
 # 1-2.5 µs per element (8.4 ms of ingest CPU per 1,000 events for six arrays), orjson builds the text in 3.5 ms, and
 # json_to_recordset takes each row apart in one pass (extracting fields with ->> parses the row once per field,
 # which cost PostgreSQL twice as much).
-_INSERT = """
+_NEW_ROWS = """
 INSERT INTO ingest.event_log AS l (event_id, type, customer_id, source, event_time, data, published)
 SELECT u.event_id, u.type, u.customer_id, u.source, u.event_time, u.data, $2
 FROM json_to_recordset($1::text::json)
      AS u(event_id text, type text, customer_id text, source text, event_time timestamptz, data json)
+"""
+# A conflicting id older than the dedupe window is a new event: the row is replaced and returned.
+# Within the window the row is left alone and not returned, which is what "duplicate" means.
+_INSERT_FRESH = (
+    _NEW_ROWS
+    + """
 ON CONFLICT (event_id) DO UPDATE
    SET type = EXCLUDED.type, customer_id = EXCLUDED.customer_id, source = EXCLUDED.source,
        event_time = EXCLUDED.event_time, data = EXCLUDED.data, published = EXCLUDED.published,
@@ -34,6 +38,12 @@ ON CONFLICT (event_id) DO UPDATE
  WHERE l.received_at < now() - make_interval(secs => $3)
 RETURNING event_id
 """
+)
+# From this many rows a batch first tries the plain INSERT, which spares PostgreSQL the speculative insertion of
+# ON CONFLICT and returns nothing (3 ms of its time and 1 ms of ingest's per 1,000 events). Any id already in the log
+# makes it fail, and the batch then goes through _INSERT_FRESH. Smaller groups go there at once: the savepoint
+# around the attempt costs two round trips, which only a large batch repays.
+OPTIMISTIC_MIN_ROWS = 64
 _COLUMNS = "event_id, type, customer_id, source, event_time, data::text AS data"
 
 
@@ -68,7 +78,7 @@ async def commit_durably(conn: asyncpg.Connection) -> None:
 async def insert_fresh(
     conn: asyncpg.Connection, records: Sequence[EventRecord], *, published: bool, dedupe_window_s: float
 ) -> set[str]:
-    """Inserts records (ids must be unique within the call); returns the ids that were not duplicates."""
+    """Inserts records (ids unique within the call) in the caller's transaction; returns the ids that were new."""
     rows = [
         {
             "event_id": r.event_id,
@@ -80,7 +90,15 @@ async def insert_fresh(
         }
         for r in sorted(records, key=lambda r: r.event_id)
     ]
-    returned = await conn.fetch(_INSERT, orjson.dumps(rows).decode(), published, dedupe_window_s)
+    payload = orjson.dumps(rows).decode()
+    if len(rows) >= OPTIMISTIC_MIN_ROWS and conn.is_in_transaction():
+        try:
+            async with conn.transaction():  # a savepoint: the failed attempt leaves nothing behind
+                await conn.execute(_NEW_ROWS, payload, published)
+            return {r.event_id for r in records}
+        except asyncpg.UniqueViolationError:
+            pass
+    returned = await conn.fetch(_INSERT_FRESH, payload, published, dedupe_window_s)
     return {row[0] for row in returned}
 
 
