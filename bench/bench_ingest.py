@@ -199,18 +199,22 @@ class BatchEndpoint:
         return elapsed
 
 
-async def throughputs(raw: RawProducer, batch: BatchEndpoint, n: int, rounds: int) -> tuple[float, float]:
-    """Events/s of (a) and (b), alternating in rounds of n/rounds events each.
+async def throughputs(raw: RawProducer, batch: BatchEndpoint, n: int, rounds: int) -> tuple[float, float, list[float]]:
+    """Events/s of (a) and (b) over all rounds, and b/a of each round; rounds of n/rounds events alternate.
 
     This machine's speed drifts by up to 2x within a minute; measured back to back in one block each, the
     ratio b/a said as much about that drift as about ingest. Alternating puts both in the same windows.
     """
     per_round = n // rounds
     raw_s = batch_s = 0.0
+    ratios: list[float] = []
     for round_no in range(rounds):
-        raw_s += await raw.run(per_round, f"raw{round_no}")
-        batch_s += await batch.run(per_round, f"batch{round_no}")
-    return per_round * rounds / raw_s, per_round * rounds / batch_s
+        raw_round = await raw.run(per_round, f"raw{round_no}")
+        batch_round = await batch.run(per_round, f"batch{round_no}")
+        ratios.append(raw_round / batch_round)
+        raw_s += raw_round
+        batch_s += batch_round
+    return per_round * rounds / raw_s, per_round * rounds / batch_s, ratios
 
 
 async def single_endpoint(http: RawHttp, rate: float, seconds: float) -> tuple[float, float, float, int]:
@@ -320,7 +324,7 @@ async def main_async(args: argparse.Namespace) -> None:
         server = psutil.Process(process.pid)
         cpu_before = _cpu(server)
         try:
-            raw_rate, batch_rate = await throughputs(raw, batch, args.events, args.rounds)
+            raw_rate, batch_rate, ratios = await throughputs(raw, batch, args.events, args.rounds)
         finally:
             await raw.stop()
         batch_cpu = _cpu(server) - cpu_before  # ingest idles during the rounds of (a)
@@ -330,8 +334,8 @@ async def main_async(args: argparse.Namespace) -> None:
             f"{'s' if args.workers > 1 else ''}): {batch_rate:10,.0f} events/s"
         )
         print(
-            f"    b/a = {batch_rate / raw_rate:.2f}  (target >= 0.5; {args.rounds} alternating rounds); "
-            f"ingest CPU {batch_cpu / args.events * 1e6:.0f} µs/event"
+            f"    b/a = {batch_rate / raw_rate:.2f}  (target >= 0.5); by round: "
+            f"{' '.join(f'{ratio:.2f}' for ratio in ratios)}; ingest CPU {batch_cpu / args.events * 1e6:.0f} µs/event"
         )
         cpu_single = _cpu(server)
         achieved, p50, p99, errors = await single_endpoint(http, args.rate, args.seconds)
