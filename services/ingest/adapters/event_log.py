@@ -1,7 +1,8 @@
 """SQL on `ingest.event_log` through asyncpg directly: the hot path cannot afford an ORM layer.
 
-One statement per batch (its rows as one JSON parameter) whatever the batch size; rows are sorted by id so that
-concurrent batches with overlapping ids lock in the same order and cannot deadlock.
+One statement per batch whatever its size (two when a large batch meets an id already logged), its rows as one
+JSON parameter; rows are sorted by id so that concurrent batches with overlapping ids lock in the same order and
+cannot deadlock.
 """
 
 from __future__ import annotations
