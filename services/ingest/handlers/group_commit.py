@@ -3,8 +3,8 @@
 Each single-event request alone costs several database round trips and a producer send; at 1,000
 requests/s that saturates a core. Requests that arrive while earlier groups are in flight (or within
 `window_s` of each other, when a window is set) are accepted together by `accept_items`: one
-`INSERT … ON CONFLICT … RETURNING`, all records handed to the producer before any acknowledgement is
-awaited, one commit. Every request then gets its own outcomes, exactly as if it had been accepted alone:
+event-log insert (`event_log.insert_fresh`), all records handed to the producer before any acknowledgement
+is awaited, one commit. Every request then gets its own outcomes, exactly as if it had been accepted alone:
 a repeated id within the group is a duplicate of its first occurrence, in arrival order. Validation happens
 before a request joins a group, so one bad item cannot affect the others; the guarantees are those of
 `accept_items` (202 only after the broker's acknowledgement or a durable outbox commit).
