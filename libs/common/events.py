@@ -43,7 +43,7 @@ TicketStatus = Literal["open", "in_progress", "waiting_on_customer", "on_hold", 
 
 # Amounts must match their line items within a cent: upstream rounding differs, fraud does not.
 AMOUNT_TOLERANCE = Decimal("0.01")
-_FLOAT_SURE_BELOW = 0.0099
+_ZERO = Decimal(0)
 
 
 class EventData(BaseModel):
@@ -80,12 +80,11 @@ class Purchase(EventData):
 
     @model_validator(mode="after")
     def _amount_matches_items(self) -> Purchase:
+        # A plain loop: once per purchase on ingest's hot path, where sum() over a generator cost twice as much.
         if self.items:
-            # Float arithmetic settles all but the borderline cases at a fraction of Decimal's cost.
-            rough = abs(sum(float(item.price) * item.quantity for item in self.items) - float(self.amount))
-            if rough < _FLOAT_SURE_BELOW:
-                return self
-            total = sum((item.price * item.quantity for item in self.items), Decimal(0))
+            total = _ZERO
+            for item in self.items:
+                total += item.price * item.quantity
             if abs(total - self.amount) > AMOUNT_TOLERANCE:
                 raise ValueError(f"amount {self.amount} does not equal the sum of items {total}")
         return self

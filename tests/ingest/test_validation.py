@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from libs.common.envelope import format_time, parse_time
 from libs.common.events import UPSTREAM_EVENT_TYPES
 from services.ingest.domain.examples import flat_example, structured_example
 from services.ingest.domain.incoming import (
@@ -83,6 +84,26 @@ def test_time_may_be_at_most_five_minutes_ahead() -> None:
     assert fields_of({**flat_example("login"), "time": ahead(6)}) == ["time"]
     offset = validate_python({**flat_example("login"), "time": "2026-11-20T13:00:00+02:00"}, now=NOW)
     assert offset.time == datetime(2026, 11, 20, 11, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-20T10:00:00Z",
+        "2026-11-20T10:00:00.123456Z",
+        "2026-11-20T10:00:00.000000Z",
+        "2026-11-20T10:00:00.5Z",
+        "2026-11-20T10:00:00.123456789Z",
+        "2026-11-20 10:00:00Z",
+        "2026-11-20T10:00:00+00:00",
+        "2026-11-20T12:00:00.250000+02:00",
+        "2026-11-20T05:30:00-04:30",
+    ],
+)
+def test_time_text_is_the_formatted_utc_time_whatever_the_input_looked_like(text: str) -> None:
+    event = validate_python({**flat_example("login"), "time": text}, now=NOW)
+    assert event.time_text == format_time(event.time)
+    assert parse_time(event.time_text) == event.time
 
 
 @pytest.mark.parametrize("field", ["id", "customer_id"])

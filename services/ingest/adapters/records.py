@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from libs.common.envelope import CONTENT_TYPE, SPECVERSION, KafkaHeaders, format_time
+from libs.common.envelope import CONTENT_TYPE, SPECVERSION, KafkaHeaders
 from services.ingest.domain.incoming import ValidEvent
 
-_SPEC = SPECVERSION.encode()
-_CONTENT_TYPE = CONTENT_TYPE.encode()
+# Shared by every record: the producer only reads headers.
+_SPEC_HEADER = ("ce_specversion", SPECVERSION.encode())
+_CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
 
 
 class EventRecord(NamedTuple):
@@ -20,6 +21,7 @@ class EventRecord(NamedTuple):
     customer_id: str
     source: str
     time: datetime
+    time_text: str  # ce_time
     value: bytes  # the JSON `data`, serialised once for both the event log and Kafka
 
     @classmethod
@@ -27,17 +29,18 @@ class EventRecord(NamedTuple):
         # exclude_none: optional fields the caller left out stay out, as consumers expect. The serializer
         # itself returns bytes: model_dump_json's str and its encode() cost twice as much again.
         value = event.data.__pydantic_serializer__.to_json(event.data, exclude_none=True)
-        return cls(event.id, event.type, event.customer_id, source, event.time, value)
+        return cls(event.id, event.type, event.customer_id, source, event.time, event.time_text, value)
 
     def kafka(self) -> tuple[bytes, bytes, KafkaHeaders]:
         """Same envelope as libs.common.envelope.CloudEvent.to_kafka, without re-serialising `data`."""
+        subject = self.customer_id.encode()
         headers: KafkaHeaders = [
             ("ce_id", self.event_id.encode()),
             ("ce_source", self.source.encode()),
             ("ce_type", self.type.encode()),
-            ("ce_specversion", _SPEC),
-            ("ce_time", format_time(self.time).encode()),
-            ("ce_subject", self.customer_id.encode()),
-            ("content-type", _CONTENT_TYPE),
+            _SPEC_HEADER,
+            ("ce_time", self.time_text.encode()),
+            ("ce_subject", subject),
+            _CONTENT_TYPE_HEADER,
         ]
-        return self.customer_id.encode(), self.value, headers
+        return subject, self.value, headers

@@ -25,6 +25,7 @@ from pydantic import (
     create_model,
 )
 
+from libs.common.envelope import format_time
 from libs.common.events import NO_NUL_PATTERN, UPSTREAM_EVENT_TYPES, EventData, Identifier
 from libs.common.problems import field_path, message_and_code
 
@@ -53,6 +54,17 @@ def event_time(text: str, latest: datetime) -> datetime:
             [{"field": "time", "message": "event time is more than 5 minutes in the future", "code": "future_time"}]
         )
     return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+
+
+def time_text(text: str, moment: datetime) -> str:
+    """`format_time(moment)` for the validated `text` of `moment`: the text itself when written that way already.
+
+    UTC with "T", "Z" and no or six fraction digits is how most upstream clocks write times; reusing the text spares
+    formatting it again (a third of building an event's Kafka headers).
+    """
+    if text[-1] == "Z" and text[10] == "T" and (len(text) == 20 or (len(text) == 27 and moment.microsecond)):
+        return text
+    return format_time(moment)
 
 
 class FlatEnvelope(BaseModel):
@@ -113,6 +125,7 @@ class ValidEvent(NamedTuple):
     type: str
     customer_id: str
     time: datetime
+    time_text: str  # `time` as ce_time carries it: RFC 3339 in UTC with "Z"
     data: EventData
 
 
@@ -129,7 +142,8 @@ def _latest(now: datetime | None) -> datetime:
 
 def _valid(model: Any, latest: datetime) -> ValidEvent:
     customer = model.customer_id if hasattr(model, "customer_id") else model.subject
-    return ValidEvent(model.id, model.type, customer, event_time(model.time, latest), model.data)
+    moment = event_time(model.time, latest)
+    return ValidEvent(model.id, model.type, customer, moment, time_text(model.time, moment), model.data)
 
 
 def describe_errors(exc: ValidationError) -> list[dict[str, Any]]:
