@@ -37,7 +37,8 @@ ON CONFLICT (event_id) DO UPDATE
 RETURNING event_id
 """
 # From this many rows a batch is first copied in (binary COPY, in a savepoint), which spares PostgreSQL both parsing
-# the JSON rows and the speculative insertion of ON CONFLICT (11 -> 7 µs of its CPU per event). Any id already in the
+# the JSON rows and the speculative insertion of ON CONFLICT: 4.3 µs of its CPU per event, against 8.5 for
+# _INSERT_FRESH and 6.8 for a plain INSERT from the same JSON; ingest's side is cheaper too. Any id already in the
 # log makes the copy fail, and the batch then goes through _INSERT_FRESH. Smaller groups go there at once: the
 # savepoint around the attempt costs two round trips, which only a large batch repays.
 OPTIMISTIC_MIN_ROWS = 64
