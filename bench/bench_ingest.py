@@ -366,9 +366,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
     # Batches in flight, each on its own keep-alive connection. Where a connection lands decides which worker serves
-    # it: with 4 connections on 2 workers the split was 3:1 in about half the runs, one worker ran dry while the other
-    # queued, and (b) measured that placement (b/a 0.26-0.51 in one run). With 16, every worker always has a batch
-    # waiting, as with the many upstream systems of production, and (b) measures what the machine can do.
+    # it for its whole life: spread at random, 4 connections split 3:1 or worse over 2 workers in more than half the
+    # runs, one worker ran dry while the other queued, and (b) measured that placement (b/a 0.26-0.51 in one run).
+    # With 16, every worker always has a batch waiting, as with the many upstream systems of production.
     parser.add_argument("--concurrency", type=int, default=16, help="batch requests in flight for (b)")
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds of (a) and (b)")
     parser.add_argument("--rate", type=float, default=1000)
