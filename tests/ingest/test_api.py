@@ -153,7 +153,7 @@ async def post_big(client: AsyncClient, ids: range) -> dict[str, Any]:
 
 
 async def test_large_batches_dedupe_like_small_ones(isolated: Isolation) -> None:
-    """From OPTIMISTIC_MIN_ROWS on, a batch first tries a plain insert; a repeated id must send it the careful way."""
+    """From OPTIMISTIC_MIN_ROWS on, a batch is first copied in; a repeated id must send it the careful way."""
     assert OPTIMISTIC_MIN_ROWS <= 100
     app = create_app(ingest_settings(isolated, ingest_dedupe_window_s=2.0))
     async for client in start(app):
