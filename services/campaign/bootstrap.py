@@ -40,7 +40,7 @@ def subscriptions(handlers: CampaignHandlers) -> list[Subscription]:
             "profile-changes",
             (PROFILE_CHANGES,),
             one_by_one(handlers.on_profile_change),
-            frozenset({"profile.updated", "customer.erased"}),
+            frozenset({"profile.updated", "profile.merged", "profile.aliased", "customer.erased"}),
         ),
         Subscription(
             "feedback-events", (FEEDBACK_EVENTS,), one_by_one(handlers.on_feedback), frozenset({"feedback.received"})

@@ -64,6 +64,16 @@ customer_facts = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# Ids that profile merged into, or recognised as, another customer: what campaign held under them moved there,
+# and their later events count for that customer.
+customer_aliases = Table(
+    "customer_aliases",
+    metadata,
+    Column("alias_id", Text, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Index("customer_aliases_customer", "customer_id"),
+)
+
 actions = Table(
     "actions",
     metadata,

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common.auth import Principal, require_scope
 from libs.common.problems import Problem
 from libs.common.runtime import db_session
+from services.campaign.adapters import identities
 from services.campaign.adapters import repository as repo
 from services.campaign.adapters.reporting import variant_counts
 from services.campaign.adapters.tables import actions, campaigns, coupons, loyalty_accounts
@@ -23,6 +24,7 @@ from services.campaign.handlers.deps import CampaignDeps
 from services.campaign.handlers.scheduler import schedule_campaign_for_everyone
 
 router = APIRouter(prefix="/v1")
+_JOINED_IDS = "An id that profile merged into, or recognised as, another customer answers for that customer."
 Session = Annotated[AsyncSession, Depends(db_session)]
 # Marketing reads and writes campaigns with one scope; customer views use the CRM's read scope.
 Writer = Annotated[Principal, Depends(require_scope("campaigns:write"))]
@@ -144,12 +146,18 @@ async def campaign_report(
     }
 
 
-@router.get("/customers/{customer_id}/actions", tags=["customers"], summary="Coupons, alerts and messages")
+@router.get(
+    "/customers/{customer_id}/actions",
+    tags=["customers"],
+    summary="Coupons, alerts and messages",
+    description=_JOINED_IDS,
+)
 async def list_actions(
     customer_id: str,
     session: Session,
     _: Reader,
 ) -> dict[str, Any]:
+    customer_id = await identities.resolve(session, customer_id)
     rows = (
         await session.execute(select(actions).where(actions.c.customer_id == customer_id).order_by(actions.c.id))
     ).all()
@@ -176,12 +184,18 @@ async def list_actions(
     }
 
 
-@router.get("/customers/{customer_id}/loyalty", tags=["customers"], summary="Points balance and level")
+@router.get(
+    "/customers/{customer_id}/loyalty",
+    tags=["customers"],
+    summary="Points balance and level",
+    description=_JOINED_IDS,
+)
 async def loyalty(
     customer_id: str,
     session: Session,
     _: Reader,
 ) -> dict[str, Any]:
+    customer_id = await identities.resolve(session, customer_id)
     row = (await session.execute(select(loyalty_accounts).where(loyalty_accounts.c.customer_id == customer_id))).first()
     if row is None:
         return {"customer_id": customer_id, "points": 0, "level": "normal", "rolling_12m_spend": 0.0}

@@ -7,6 +7,7 @@ and is kept in `customer_facts`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import delete
 
 from libs.common.consumer import HandlerContext
 from libs.common.envelope import CloudEvent, EnvelopeError, parse_time
+from services.campaign.adapters import identities
 from services.campaign.adapters import repository as repo
 from services.campaign.adapters.tables import (
     actions,
@@ -25,14 +27,17 @@ from services.campaign.adapters.tables import (
     scheduled_triggers,
 )
 from services.campaign.domain.definitions import EVENT_TRIGGER_KINDS
+from services.campaign.domain.identity import latest, merged_facts
 from services.campaign.domain.triggers import matches, trigger_window
 from services.campaign.handlers.deps import CampaignDeps
 from services.campaign.handlers.firing import fire
-from services.campaign.handlers.loyalty import record_purchase, record_refund
+from services.campaign.handlers.loyalty import recompute_loyalty, record_purchase, record_refund
 from services.campaign.handlers.scheduler import reschedule
 
 # Profile tags meaning "no marketing at all", whatever the per-channel consents say.
 OPT_OUT_TAGS = frozenset({"opted_out", "opt_out", "do_not_contact", "unsubscribed"})
+# Profile's announcements that one id is now another customer: (the joined id's field, the customer's field).
+_JOINS = {"profile.merged": ("merged_id", "survivor_id"), "profile.aliased": ("alias_id", "customer_id")}
 # profile.updated metric -> customer_facts column, copied as they are.
 _PLAIN_FACTS = ("name", "email", "phone", "favourite_category", "region", "timezone")
 _TIME_FACTS = {
@@ -59,11 +64,6 @@ def _date(value: Any) -> date | None:
         except ValueError:
             return None
     return value if isinstance(value, date) else None
-
-
-def _newest(*moments: datetime | None) -> datetime | None:
-    known = [m for m in moments if m is not None]
-    return max(known) if known else None
 
 
 class CampaignHandlers:
@@ -121,6 +121,11 @@ class CampaignHandlers:
         if event.type == "customer.erased":
             await self.erase(ctx, str(event.data.get("customer_id") or event.subject))
             return
+        if event.type in _JOINS:
+            from_key, into_key = _JOINS[event.type]
+            into_id = str(event.data.get(into_key) or event.subject)
+            await self.join(ctx, event, str(event.data.get(from_key) or ""), into_id)
+            return
         if event.type != "profile.updated":
             return
         await self._apply_profile(ctx, event.subject, event.data)
@@ -136,9 +141,9 @@ class CampaignHandlers:
                 values[column] = _time(metrics[key])
         if "birthday" in metrics:
             values["birthday"] = _date(metrics["birthday"])
-        activity = _newest(_time(metrics.get("last_login_at")), _time(metrics.get("last_purchase_at")))
+        activity = latest(_time(metrics.get("last_login_at")), _time(metrics.get("last_purchase_at")))
         if activity is not None:
-            values["last_activity_at"] = _newest(activity, current.get("last_activity_at"))
+            values["last_activity_at"] = latest(activity, current.get("last_activity_at"))
         if isinstance(metrics.get("consents"), Mapping):
             values["consents"] = {**(current.get("consents") or {}), **metrics["consents"]}
         if isinstance(metrics.get("tags"), list):
@@ -151,20 +156,44 @@ class CampaignHandlers:
         if values:
             await repo.upsert_facts(ctx.session, customer_id, values)
 
+    async def join(self, ctx: HandlerContext, event: CloudEvent, from_id: str, into_id: str) -> None:
+        """profile.merged / profile.aliased: `from_id` is the customer `into_id` from now on.
+
+        Its purchases, coupons, actions and A/B arms move over, so loyalty points, frequency caps and conversions
+        count the person once; the facts combine (stricter consent wins) and its later events resolve to `into_id`.
+        """
+        into_id = await identities.lock_and_resolve(ctx.session, into_id)  # it may have been joined to another since
+        if not from_id or from_id == into_id:
+            return
+        facts = merged_facts(await repo.load_facts(ctx.session, into_id), await repo.load_facts(ctx.session, from_id))
+        moved_purchases = await identities.move_customer(ctx.session, from_id, into_id)
+        await repo.upsert_facts(ctx.session, into_id, facts)
+        if moved_purchases:
+            change = await recompute_loyalty(self.deps, ctx, replace(event, subject=into_id))
+            if change is not None:
+                await self.fire_event_triggers(ctx, into_id, change.type, change.data, event.time)
+        await self.reschedule(ctx, into_id, event.time)
+
     async def erase(self, ctx: HandlerContext, customer_id: str) -> None:
         """Right to erasure: nothing about the customer stays in campaign's tables."""
         for table in (scheduled_triggers, coupons, actions, assignments, purchases, loyalty_accounts, customer_facts):
             await ctx.session.execute(delete(table).where(table.c.customer_id == customer_id))
+        await identities.forget_aliases(ctx.session, customer_id)
 
     # --- feedback-events ------------------------------------------------------------------
 
     async def on_feedback(self, ctx: HandlerContext, event: CloudEvent) -> None:
         if event.type == "feedback.received":
-            await self.fire_event_triggers(ctx, event.subject, event.type, event.data, event.time)
+            customer_id = await identities.lock_and_resolve(ctx.session, event.subject)
+            await self.fire_event_triggers(ctx, customer_id, event.type, event.data, event.time)
 
     # --- customer-events ------------------------------------------------------------------
 
     async def on_customer_event(self, ctx: HandlerContext, event: CloudEvent) -> None:
+        # Upstream systems post under their own ids; the ones profile has joined to a customer count for that one.
+        customer_id = await identities.lock_and_resolve(ctx.session, event.subject)
+        if customer_id != event.subject:
+            event = replace(event, subject=customer_id)
         data = event.data
         if event.type == "purchase":
             await repo.touch_purchase(ctx.session, event.subject, event.time)

@@ -53,7 +53,7 @@ async def record_purchase(deps: CampaignDeps, ctx: HandlerContext, event: CloudE
     if code:
         # Redemption is attributed to the coupon's campaign (and variant) through the coupon row.
         await repo.redeem_coupon(ctx.session, code, event.subject, order_id, event.time)
-    return await _recompute(deps, ctx, event)
+    return await recompute_loyalty(deps, ctx, event)
 
 
 async def record_refund(deps: CampaignDeps, ctx: HandlerContext, event: CloudEvent) -> CloudEvent | None:
@@ -68,11 +68,11 @@ async def record_refund(deps: CampaignDeps, ctx: HandlerContext, event: CloudEve
     )
     if refunded is None:
         return None
-    return await _recompute(deps, ctx, event)
+    return await recompute_loyalty(deps, ctx, event)
 
 
-async def _recompute(deps: CampaignDeps, ctx: HandlerContext, event: CloudEvent) -> CloudEvent | None:
-    """Points and level from the stored purchases; idempotent however often it runs."""
+async def recompute_loyalty(deps: CampaignDeps, ctx: HandlerContext, event: CloudEvent) -> CloudEvent | None:
+    """Points and level of `event.subject` from the stored purchases; idempotent however often it runs."""
     rows = (
         await ctx.session.execute(
             select(purchases.c.purchased_at, purchases.c.amount, purchases.c.refunded).where(

@@ -54,6 +54,8 @@ class _Batch:
     index: dict[str, dict[str, set[str]]] = field(default_factory=lambda: {kind: {} for kind in MATCHED_KINDS})
     new_aliases: dict[str, str] = field(default_factory=dict)
     merges: list[tuple[str, tuple[str, ...], CloudEvent]] = field(default_factory=list)
+    # Ids without a profile of their own that an event showed to be an existing customer, with that event.
+    aliased: list[tuple[str, CloudEvent]] = field(default_factory=list)
 
     def index_profile(self, working: Working, present: bool = True) -> None:
         identities = working.state.identities
@@ -148,7 +150,19 @@ class ProfileConsumer:
             for survivor, merged_ids, cause in batch.merges
             for merged_id in merged_ids
         ]
-        await ctx.emit(PROFILE_CHANGES, *merged_events)
+        # Other services may hold something under an aliased id too (campaign: purchases it saw first).
+        aliased_events = [
+            derived_event(
+                cause=f"{cause.id}:{alias}",
+                source=SOURCE,
+                type="profile.aliased",
+                subject=follow(survivors, alias),
+                time=cause.time,
+                data={"customer_id": follow(survivors, alias), "alias_id": alias},
+            )
+            for alias, cause in batch.aliased
+        ]
+        await ctx.emit(PROFILE_CHANGES, *merged_events, *aliased_events)
 
     @staticmethod
     def _parse(events: Sequence[CloudEvent]) -> list[tuple[CloudEvent, EventData]]:
@@ -230,4 +244,5 @@ class ProfileConsumer:
             # The subject had no profile of its own: its later identifier-less events must find this one.
             batch.new_aliases[target] = survivor
             survivors[target] = survivor
+            batch.aliased.append((target, event))
         return survivor

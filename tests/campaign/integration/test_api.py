@@ -13,7 +13,7 @@ from sqlalchemy import insert, select
 from libs.common.db import create_engine
 from libs.common.envelope import CloudEvent
 from libs.common.kafka import Publisher
-from libs.common.topics import CUSTOMER_EVENTS, SCORE_CHANGES
+from libs.common.topics import CUSTOMER_EVENTS, PROFILE_CHANGES, SCORE_CHANGES
 from services.campaign.adapters.tables import assignments, customer_facts, purchases
 from services.campaign.bootstrap import campaign_settings, create_app
 from tests.campaign.integration.harness import WebhookServer
@@ -176,3 +176,32 @@ async def test_events_in_coupons_and_messages_out(isolated: Isolation, auth: dic
                 assert [body["text"] for _, body in gateway.calls] == ["We miss you, Cy"]
             finally:
                 await publisher.stop()
+
+
+async def test_an_aliased_id_brings_its_loyalty_to_the_customer_over_kafka(isolated: Isolation) -> None:
+    """The purchase (customer-events) and profile's alias (profile-changes) may be consumed in either order."""
+    settings = campaign_settings(isolated.settings("campaign"))
+    async with serve(create_app(settings)) as client:
+        publisher = Publisher(settings)
+        await publisher.start()
+        try:
+            now = datetime.now(UTC)
+            purchase = {"order_id": "o-erp-1", "amount": 300.0, "currency": "USD"}
+            aliased = {"customer_id": "c-7", "alias_id": "erp-7"}
+            await publisher.publish(
+                publisher.topic(CUSTOMER_EVENTS), CloudEvent("alias-1", "test", "purchase", "erp-7", now, purchase)
+            )
+            await publisher.publish(
+                publisher.topic(PROFILE_CHANGES), CloudEvent("alias-2", "test", "profile.aliased", "c-7", now, aliased)
+            )
+
+            async def loyalty_of_c7() -> dict[str, Any] | None:
+                body = (await client.get("/v1/customers/c-7/loyalty", headers=READER)).json()
+                return body if body["points"] else None
+
+            assert (await eventually(loyalty_of_c7))["points"] == 300
+            # Asked by the id the ERP knows, the answer is the customer's.
+            by_erp_id = (await client.get("/v1/customers/erp-7/loyalty", headers=READER)).json()
+            assert (by_erp_id["customer_id"], by_erp_id["points"]) == ("c-7", 300)
+        finally:
+            await publisher.stop()

@@ -140,6 +140,12 @@ async def test_identity_attach_and_merge(h: Harness) -> None:
     assert sorted(item["id"] for item in timeline["items"]) == ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"]
     found = (await h.client.get("/v1/customers", params={"email": "X@Example.com"}, headers=READER)).json()
     assert [item["customer_id"] for item in found["items"]] == ["c-a"]
+    # The ids that had no profile of their own are announced too: other services may hold something under them.
+    aliased = await h.emitted("profile.aliased")
+    assert [(subject, data) for _, subject, data in aliased] == [
+        ("c-a", {"customer_id": "c-a", "alias_id": "c-c"}),
+        ("c-a", {"customer_id": "c-a", "alias_id": "c-d"}),
+    ]
 
 
 async def test_segments_enter_leave_and_paging(h: Harness) -> None:
