@@ -109,6 +109,21 @@ def outbox_rows_kept_after_publish(schema: str) -> None:
     _create_unpublished_index(schema)
 
 
+def create_customer_aliases(schema: str) -> None:
+    """The table of `libs.common.aliases.CustomerAliases`, as first created (a new, empty table: nothing is locked)."""
+    op.create_table(
+        "customer_aliases",
+        sa.Column("alias_id", sa.Text, primary_key=True),
+        sa.Column("customer_id", sa.Text, nullable=False),
+        schema=schema,
+    )
+    op.create_index("customer_aliases_customer", "customer_aliases", ["customer_id"], schema=schema)
+
+
+def drop_customer_aliases(schema: str) -> None:
+    op.drop_table("customer_aliases", schema=schema)
+
+
 def _create_unpublished_index(schema: str) -> None:
     op.create_index(
         "outbox_unpublished", "outbox", ["id"], schema=schema, postgresql_where=sa.text("published_at IS NULL")

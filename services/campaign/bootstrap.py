@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from libs.common.aliases import JOIN_EVENT_TYPES
 from libs.common.consumer import Subscription, one_by_one
 from libs.common.outbox import Outbox
 from libs.common.runtime import Runtime, ServiceDefinition
@@ -40,7 +41,7 @@ def subscriptions(handlers: CampaignHandlers) -> list[Subscription]:
             "profile-changes",
             (PROFILE_CHANGES,),
             one_by_one(handlers.on_profile_change),
-            frozenset({"profile.updated", "profile.merged", "profile.aliased", "customer.erased"}),
+            frozenset({"profile.updated", "customer.erased"}) | JOIN_EVENT_TYPES,
         ),
         Subscription(
             "feedback-events", (FEEDBACK_EVENTS,), one_by_one(handlers.on_feedback), frozenset({"feedback.received"})

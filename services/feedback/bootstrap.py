@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from libs.common.aliases import JOIN_EVENT_TYPES
 from libs.common.consumer import HandlerContext, Subscription, one_by_one
 from libs.common.envelope import CloudEvent
 from libs.common.outbox import Outbox
@@ -56,7 +57,7 @@ def subscriptions(deps: FeedbackDeps) -> list[Subscription]:
             "profile-changes",
             (PROFILE_CHANGES,),
             one_by_one(customers.on_profile_change),
-            frozenset({"profile.updated", "customer.erased"}),
+            frozenset({"profile.updated", "customer.erased"}) | JOIN_EVENT_TYPES,
         ),
     ]
 

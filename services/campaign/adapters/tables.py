@@ -20,11 +20,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from libs.common.aliases import CustomerAliases
 from libs.common.db import MessagingTables
 
 SCHEMA = "campaign"
 metadata = MetaData(schema=SCHEMA)
 messaging = MessagingTables(metadata)
+# Ids that profile joined to a customer: what campaign held under them moved there, and their events count there.
+aliases = CustomerAliases(metadata)
 
 campaigns = Table(
     "campaigns",
@@ -62,16 +65,6 @@ customer_facts = Table(
     Column("last_purchase_at", DateTime(timezone=True)),
     Column("last_activity_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-)
-
-# Ids that profile merged into, or recognised as, another customer: what campaign held under them moved there,
-# and their later events count for that customer.
-customer_aliases = Table(
-    "customer_aliases",
-    metadata,
-    Column("alias_id", Text, primary_key=True),
-    Column("customer_id", Text, nullable=False),
-    Index("customer_aliases_customer", "customer_id"),
 )
 
 actions = Table(

@@ -13,10 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common.auth import Principal, require_scope
 from libs.common.problems import Problem
 from libs.common.runtime import db_session
-from services.campaign.adapters import identities
 from services.campaign.adapters import repository as repo
 from services.campaign.adapters.reporting import variant_counts
-from services.campaign.adapters.tables import actions, campaigns, coupons, loyalty_accounts
+from services.campaign.adapters.tables import actions, aliases, campaigns, coupons, loyalty_accounts
 from services.campaign.domain.ab import ab_report_from_counts
 from services.campaign.domain.coupons import normalize_code
 from services.campaign.domain.definitions import CampaignDefinition
@@ -157,7 +156,7 @@ async def list_actions(
     session: Session,
     _: Reader,
 ) -> dict[str, Any]:
-    customer_id = await identities.resolve(session, customer_id)
+    customer_id = await aliases.resolve(session, customer_id)
     rows = (
         await session.execute(select(actions).where(actions.c.customer_id == customer_id).order_by(actions.c.id))
     ).all()
@@ -195,7 +194,7 @@ async def loyalty(
     session: Session,
     _: Reader,
 ) -> dict[str, Any]:
-    customer_id = await identities.resolve(session, customer_id)
+    customer_id = await aliases.resolve(session, customer_id)
     row = (await session.execute(select(loyalty_accounts).where(loyalty_accounts.c.customer_id == customer_id))).first()
     if row is None:
         return {"customer_id": customer_id, "points": 0, "level": "normal", "rolling_12m_spend": 0.0}

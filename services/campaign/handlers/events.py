@@ -13,12 +13,14 @@ from typing import Any
 
 from sqlalchemy import delete
 
+from libs.common.aliases import joined_ids
 from libs.common.consumer import HandlerContext
 from libs.common.envelope import CloudEvent, EnvelopeError, parse_time
 from services.campaign.adapters import identities
 from services.campaign.adapters import repository as repo
 from services.campaign.adapters.tables import (
     actions,
+    aliases,
     assignments,
     coupons,
     customer_facts,
@@ -36,8 +38,6 @@ from services.campaign.handlers.scheduler import reschedule
 
 # Profile tags meaning "no marketing at all", whatever the per-channel consents say.
 OPT_OUT_TAGS = frozenset({"opted_out", "opt_out", "do_not_contact", "unsubscribed"})
-# Profile's announcements that one id is now another customer: (the joined id's field, the customer's field).
-_JOINS = {"profile.merged": ("merged_id", "survivor_id"), "profile.aliased": ("alias_id", "customer_id")}
 # profile.updated metric -> customer_facts column, copied as they are.
 _PLAIN_FACTS = ("name", "email", "phone", "favourite_category", "region", "timezone")
 _TIME_FACTS = {
@@ -121,10 +121,9 @@ class CampaignHandlers:
         if event.type == "customer.erased":
             await self.erase(ctx, str(event.data.get("customer_id") or event.subject))
             return
-        if event.type in _JOINS:
-            from_key, into_key = _JOINS[event.type]
-            into_id = str(event.data.get(into_key) or event.subject)
-            await self.join(ctx, event, str(event.data.get(from_key) or ""), into_id)
+        joined = joined_ids(event)
+        if joined is not None:
+            await self.join(ctx, event, *joined)
             return
         if event.type != "profile.updated":
             return
@@ -162,8 +161,8 @@ class CampaignHandlers:
         Its purchases, coupons, actions and A/B arms move over, so loyalty points, frequency caps and conversions
         count the person once; the facts combine (stricter consent wins) and its later events resolve to `into_id`.
         """
-        into_id = await identities.lock_and_resolve(ctx.session, into_id)  # it may have been joined to another since
-        if not from_id or from_id == into_id:
+        into_id = await aliases.join(ctx.session, from_id, into_id)
+        if from_id == into_id:
             return
         facts = merged_facts(await repo.load_facts(ctx.session, into_id), await repo.load_facts(ctx.session, from_id))
         moved_purchases = await identities.move_customer(ctx.session, from_id, into_id)
@@ -178,20 +177,20 @@ class CampaignHandlers:
         """Right to erasure: nothing about the customer stays in campaign's tables."""
         for table in (scheduled_triggers, coupons, actions, assignments, purchases, loyalty_accounts, customer_facts):
             await ctx.session.execute(delete(table).where(table.c.customer_id == customer_id))
-        await identities.forget_aliases(ctx.session, customer_id)
+        await aliases.forget(ctx.session, customer_id)
 
     # --- feedback-events ------------------------------------------------------------------
 
     async def on_feedback(self, ctx: HandlerContext, event: CloudEvent) -> None:
         if event.type == "feedback.received":
-            customer_id = await identities.lock_and_resolve(ctx.session, event.subject)
+            customer_id = await aliases.lock_and_resolve(ctx.session, event.subject)
             await self.fire_event_triggers(ctx, customer_id, event.type, event.data, event.time)
 
     # --- customer-events ------------------------------------------------------------------
 
     async def on_customer_event(self, ctx: HandlerContext, event: CloudEvent) -> None:
         # Upstream systems post under their own ids; the ones profile has joined to a customer count for that one.
-        customer_id = await identities.lock_and_resolve(ctx.session, event.subject)
+        customer_id = await aliases.lock_and_resolve(ctx.session, event.subject)
         if customer_id != event.subject:
             event = replace(event, subject=customer_id)
         data = event.data

@@ -6,11 +6,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.feedback.adapters.tables import customers, sla_breaches, survey_responses, survey_tokens, tickets
+from services.feedback.adapters.tables import (
+    aliases,
+    customers,
+    sla_breaches,
+    survey_responses,
+    survey_tokens,
+    tickets,
+)
+from services.feedback.domain.customers import CustomerRecord, joined
+
+# Rows that belong to a customer, as opposed to the customer's own facts (`customers`).
+_HELD_BY_CUSTOMER = (tickets, sla_breaches, survey_responses, survey_tokens)
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,35 @@ async def change_segments(
 async def erase(session: AsyncSession, customer_id: str) -> dict[str, int]:
     """Deletes everything feedback holds about the customer; returns rows deleted per table."""
     deleted: dict[str, int] = {}
-    for table in (tickets, sla_breaches, survey_responses, survey_tokens, customers):
+    for table in (*_HELD_BY_CUSTOMER, customers):
         result = await session.execute(delete(table).where(table.c.customer_id == customer_id))
         deleted[table.name] = int(getattr(result, "rowcount", 0) or 0)
+    await aliases.forget(session, customer_id)
     return deleted
+
+
+async def move_customer(session: AsyncSession, from_id: str, to_id: str) -> None:
+    """Everything held under `from_id` now belongs to `to_id` (both locked by `aliases.join`)."""
+    for table in _HELD_BY_CUSTOMER:
+        await session.execute(update(table).where(table.c.customer_id == from_id).values(customer_id=to_id))
+    records = {
+        row.customer_id: CustomerRecord(row.tier, row.tier_at, tuple(row.segments), row.segments_at)
+        for row in await session.execute(
+            select(customers).where(customers.c.customer_id.in_((from_id, to_id))).with_for_update()
+        )
+    }
+    if from_id not in records:
+        return
+    combined = joined(records.get(to_id, CustomerRecord()), records[from_id])
+    values = {
+        "tier": combined.tier,
+        "tier_at": combined.tier_at,
+        "segments": list(combined.segments),
+        "segments_at": combined.segments_at,
+    }
+    await session.execute(
+        pg_insert(customers)
+        .values(customer_id=to_id, **values)
+        .on_conflict_do_update(index_elements=[customers.c.customer_id], set_=values)
+    )
+    await session.execute(delete(customers).where(customers.c.customer_id == from_id))

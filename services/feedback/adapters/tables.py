@@ -19,11 +19,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from libs.common.aliases import CustomerAliases
 from libs.common.db import MessagingTables
 
 SCHEMA = "feedback"
 metadata = MetaData(schema=SCHEMA)
 messaging = MessagingTables(metadata)
+# Ids that profile joined to a customer: feedback's rows under them moved there, and their events count there.
+aliases = CustomerAliases(metadata)
 
 tickets = Table(
     "tickets",

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common.events import Identifier, LongText, TicketPriority
 from libs.common.problems import Problem
 from services.feedback.adapters import tickets_repo
-from services.feedback.adapters.tables import sla_breaches, tickets
+from services.feedback.adapters.tables import aliases, sla_breaches, tickets
 from services.feedback.domain.sla import SlaClock, parse_tier
 from services.feedback.domain.tickets import Status
 from services.feedback.entrypoints.common import Deps, Reader, Session, Writer
@@ -149,6 +149,8 @@ async def list_tickets(
     state: Annotated[Literal["open", "done", "any"], Query(description="open: not resolved/closed")] = "any",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
+    if customer_id is not None:
+        customer_id = await aliases.resolve(session, customer_id)
     query = select(tickets).order_by(tickets.c.opened_at.desc()).limit(limit)
     for column, value in (("customer_id", customer_id), ("status", status), ("queue", queue), ("agent_id", agent_id)):
         if value is not None:

@@ -1,12 +1,14 @@
-"""Customer facts from scoring and profile events, and `customer.erased`."""
+"""Customer facts from scoring and profile events, ids that profile joined to a customer, and `customer.erased`."""
 
 from __future__ import annotations
 
 import logging
 
+from libs.common.aliases import joined_ids
 from libs.common.consumer import HandlerContext
 from libs.common.envelope import CloudEvent
 from services.feedback.adapters import customers_repo
+from services.feedback.adapters.tables import aliases
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,13 @@ async def on_score_change(ctx: HandlerContext, event: CloudEvent) -> None:
 
 
 async def on_profile_change(ctx: HandlerContext, event: CloudEvent) -> None:
+    joined = joined_ids(event)
+    if joined is not None:
+        from_id, into_id = joined
+        into_id = await aliases.join(ctx.session, from_id, into_id)
+        if from_id != into_id:
+            await customers_repo.move_customer(ctx.session, from_id, into_id)
+        return
     if event.type == "customer.erased":
         customer_id = event.data.get("customer_id") or event.subject
         deleted = await customers_repo.erase(ctx.session, str(customer_id))

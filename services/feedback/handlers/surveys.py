@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -13,6 +13,7 @@ from libs.common.envelope import CloudEvent, derived_event
 from libs.common.outbox import Outbox
 from libs.common.topics import FEEDBACK_EVENTS
 from services.feedback.adapters import customers_repo, surveys_repo
+from services.feedback.adapters.tables import aliases
 from services.feedback.domain.errors import FeedbackDomainError, InvalidValue
 from services.feedback.domain.nps import validate_csat_score, validate_nps_score
 from services.feedback.domain.sentiment import Sentiment, analyze
@@ -69,6 +70,7 @@ async def record_response(
         validate_nps_score(answer.nps)
     if answer.csat is not None:
         validate_csat_score(answer.csat)
+    answer = replace(answer, customer_id=await aliases.lock_and_resolve(session, answer.customer_id))
     sentiment = analyze(answer.comment, answer.nps, answer.csat)
     facts = await customers_repo.facts(session, answer.customer_id)
     response_id = await surveys_repo.insert_response(
@@ -168,6 +170,7 @@ async def issue_link(
     now = deps.clock()
     # Tokens carry whole seconds; round down so the stored expiry equals the signed one.
     expires_at = (now + ttl).replace(microsecond=0)
+    customer_id = await aliases.resolve(session, customer_id)
     token = issue_token(deps.token_secret, survey_id, customer_id, expires_at)
     claims = verify_token(deps.token_secret, token, now)
     await surveys_repo.add_token(

@@ -21,6 +21,7 @@ from libs.common.envelope import CloudEvent, derived_event
 from libs.common.outbox import Outbox
 from libs.common.topics import FEEDBACK_EVENTS
 from services.feedback.adapters import customers_repo, tickets_repo
+from services.feedback.adapters.tables import aliases
 from services.feedback.domain.errors import FeedbackDomainError, InvalidValue
 from services.feedback.domain.sentiment import analyze
 from services.feedback.domain.sla import TIERS
@@ -65,6 +66,7 @@ async def open_ticket(
     at: datetime,
 ) -> tuple[RowMapping, bool]:
     """Returns the ticket row and whether it was created now (False: it existed already)."""
+    customer_id = await aliases.lock_and_resolve(session, customer_id)
     ticket_id = _ticket_id(data)
     existing = await tickets_repo.load_for_update(session, ticket_id)
     if existing is not None:
@@ -120,6 +122,8 @@ async def change_ticket(
     at: datetime,
 ) -> RowMapping:
     """A `ticket.updated` / `ticket.closed`; `customer_id` None (the API) trusts the stored owner."""
+    if customer_id is not None:
+        customer_id = await aliases.lock_and_resolve(session, customer_id)
     ticket_id = _ticket_id(data)
     row = await tickets_repo.load_for_update(session, ticket_id)
     if row is None:
