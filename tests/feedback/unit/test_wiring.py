@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from libs.common.aliases import JOIN_EVENT_TYPES
 from libs.common.outbox import Outbox
 from services.feedback.adapters.reports import ResponseRow
 from services.feedback.adapters.tables import messaging
+from services.feedback.bootstrap import subscriptions
 from services.feedback.domain.errors import InvalidValue
 from services.feedback.domain.nps import nps_report
 from services.feedback.handlers.analysis import _answers
@@ -51,3 +53,8 @@ def test_answers_count_once_per_segment_and_unknown_when_ungraded() -> None:
 def test_helpdesk_open_on_a_resolved_ticket_means_reopened() -> None:
     assert _upstream_status({"status": "open"}, "resolved")["status"] == "reopened"
     assert _upstream_status({"status": "open"}, "in_progress")["status"] == "open"
+
+
+def test_profile_changes_bring_the_ids_profile_joins() -> None:
+    [profile_changes] = [s for s in subscriptions(deps()) if s.name == "profile-changes"]
+    assert profile_changes.event_types is not None and JOIN_EVENT_TYPES <= profile_changes.event_types
