@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.common.aliases import JOIN_EVENT_TYPES, joined_ids
 from libs.common.clock import as_of as clock_as_of
 from libs.common.consumer import HandlerContext
 from libs.common.envelope import CloudEvent, derived_event
@@ -21,7 +22,7 @@ from services.scoring.domain.policy import NO_MODEL, ActiveModel, outgoing_event
 from services.scoring.settings import ScoringSettings
 
 SOURCE = "retain/scoring"
-PROFILE_EVENT_TYPES = frozenset({"profile.updated", "profile.merged", "customer.erased"})
+PROFILE_EVENT_TYPES = frozenset({"profile.updated", "customer.erased"}) | JOIN_EVENT_TYPES
 FEEDBACK_EVENT_TYPES = frozenset({"feedback.received", "sla.breached"})
 
 
@@ -152,9 +153,9 @@ class ScoringService:
             current_event_id.set(event.id)
             current_customer_id.set(event.subject)
             customer_id = _target(event)
-            if event.type in ("customer.erased", "profile.merged"):
-                if event.type == "profile.merged" and customer_id == event.subject:
-                    continue  # malformed merge into itself: nothing to drop
+            if event.type == "customer.erased" or event.type in JOIN_EVENT_TYPES:
+                if event.type in JOIN_EVENT_TYPES and customer_id == event.subject:
+                    continue  # malformed join into itself: nothing to drop
                 fold.erased.add(customer_id)
                 for state in (stored, documents, fold.changed, fold.result.documents):
                     state.pop(customer_id, None)
@@ -191,10 +192,10 @@ class Fold:
 
 
 def _target(event: CloudEvent) -> str:
-    """The customer an event changes: the erased one, the merged-away one (the survivor gets its own
-    profile.updated with the merged history), otherwise the subject."""
+    """The customer an event changes: the erased one, the joined-away one (merged, or an alias that feedback
+    scored before profile knew it; the customer gets its own profile.updated with that history), otherwise the
+    subject."""
     if event.type == "customer.erased":
         return str(event.data.get("customer_id") or event.subject)
-    if event.type == "profile.merged":
-        return str(event.data.get("merged_id") or event.subject)
-    return event.subject
+    joined = joined_ids(event)
+    return joined[0] if joined is not None else event.subject

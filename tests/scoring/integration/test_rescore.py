@@ -122,15 +122,20 @@ async def test_replay_clock_scores_1997_as_1997_and_sees_stage_changes(replay: H
     assert score is not None and score["total_spend"] == 80.0 and score["as_of"] == "1997-06-09T00:00:00Z"
 
 
-async def test_erasure_and_merge_delete_the_customer(live: Harness) -> None:
+async def test_erasure_and_joins_delete_the_customer(live: Harness) -> None:
     now = datetime.now(UTC) - timedelta(hours=1)
     for n, customer in enumerate(("c-a", "c-b", "c-c")):
         await live.profile(profile_updated(f"p{n}", customer, now, count=1, spend=10.0, first=now, last=now))
+    # An id scored from feedback alone before profile knew whose it was.
+    await live.feedback(feedback_event("f1", "hd-1", now, "feedback.received", {"score_type": "nps", "score": 2}))
     erased = CloudEvent("e1", "retain/profile", "customer.erased", "c-a", now, {"customer_id": "c-a"})
     merged = CloudEvent(
         "m1", "retain/profile", "profile.merged", "c-b", now, {"survivor_id": "c-b", "merged_id": "c-c"}
     )
-    await live.profile(erased, merged)
+    aliased = CloudEvent(
+        "a1", "retain/profile", "profile.aliased", "c-b", now, {"customer_id": "c-b", "alias_id": "hd-1"}
+    )
+    await live.profile(erased, merged, aliased)
     async with live.sessions() as session:
         left_facts = set((await session.execute(select(facts.c.customer_id))).scalars())
         left_scores = set((await session.execute(select(scores.c.customer_id))).scalars())
