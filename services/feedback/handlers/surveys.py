@@ -170,7 +170,7 @@ async def issue_link(
     now = deps.clock()
     # Tokens carry whole seconds; round down so the stored expiry equals the signed one.
     expires_at = (now + ttl).replace(microsecond=0)
-    customer_id = await aliases.resolve(session, customer_id)
+    customer_id = await aliases.lock_and_resolve(session, customer_id)  # the token row is written under it
     token = issue_token(deps.token_secret, survey_id, customer_id, expires_at)
     claims = verify_token(deps.token_secret, token, now)
     await surveys_repo.add_token(

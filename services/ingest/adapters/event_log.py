@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 import asyncpg
@@ -78,7 +79,7 @@ async def insert_fresh(
     conn: asyncpg.Connection, records: Sequence[EventRecord], *, published: bool, dedupe_window_s: float
 ) -> set[str]:
     """Inserts records (ids unique within the call) in the caller's transaction; returns the ids that were new."""
-    ordered = sorted(records, key=_event_id)
+    ordered = sorted(records, key=attrgetter("event_id"))
     if len(ordered) >= OPTIMISTIC_MIN_ROWS and conn.is_in_transaction():
         try:
             async with conn.transaction():  # a savepoint: the failed attempt leaves nothing behind
@@ -107,10 +108,6 @@ async def insert_fresh(
     ]
     returned = await conn.fetch(_INSERT_FRESH, orjson.dumps(rows).decode(), published, dedupe_window_s)
     return {row[0] for row in returned}
-
-
-def _event_id(record: EventRecord) -> str:
-    return record.event_id
 
 
 async def set_published(conn: asyncpg.Connection, event_ids: Sequence[str], published: bool) -> None:

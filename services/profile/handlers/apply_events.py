@@ -151,17 +151,19 @@ class ProfileConsumer:
             for merged_id in merged_ids
         ]
         # Other services may hold something under an aliased id too (campaign: purchases it saw first).
-        aliased_events = [
-            derived_event(
-                cause=f"{cause.id}:{alias}",
-                source=SOURCE,
-                type="profile.aliased",
-                subject=follow(survivors, alias),
-                time=cause.time,
-                data={"customer_id": follow(survivors, alias), "alias_id": alias},
+        aliased_events = []
+        for alias, cause in batch.aliased:
+            customer = follow(survivors, alias)
+            aliased_events.append(
+                derived_event(
+                    cause=f"{cause.id}:{alias}",
+                    source=SOURCE,
+                    type="profile.aliased",
+                    subject=customer,
+                    time=cause.time,
+                    data={"customer_id": customer, "alias_id": alias},
+                )
             )
-            for alias, cause in batch.aliased
-        ]
         await ctx.emit(PROFILE_CHANGES, *merged_events, *aliased_events)
 
     @staticmethod
