@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint bench bench-ingest bench-profile bench-scoring clean
+.PHONY: install run test lint bench bench-ingest bench-profile bench-scoring bench-pipeline clean
 
 # requirements-dev.lock includes the runtime lock (requirements.lock) and adds test and lint tools; the image installs
 # the runtime lock only.
@@ -40,6 +40,10 @@ bench-profile: install
 
 bench-scoring: install
 	$(BIN)/python -m bench.bench_scoring
+
+# The whole pipeline against ingest: CDNOW catch-up, then a steady 1,000 events/s for 60 s.
+bench-pipeline: install
+	$(BIN)/python -m bench.bench_pipeline
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -158,3 +158,12 @@ scheduled_triggers = Table(
     Index("scheduled_due", "fire_at", postgresql_where=text("status = 'pending'")),
     Index("scheduled_customer", "customer_id"),
 )
+
+# Customers erased (`customer.erased`): no later event, whatever its order, recreates facts or issues anything.
+# Only the id stays, which is what refusing needs.
+erased_customers = Table(
+    "erased_customers",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+)
