@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    any_,
     bindparam,
     column,
     delete,
@@ -87,7 +88,7 @@ class CustomerAliases:
         """`resolve` of each id in one round trip."""
         found = await session.execute(
             select(self.table.c.alias_id, self.table.c.customer_id).where(
-                self.table.c.alias_id.in_(sorted(customer_ids))
+                self.table.c.alias_id == any_(bindparam(None, sorted(customer_ids), type_=ARRAY(Text)))
             )
         )
         targets: dict[str, str] = {alias: customer for alias, customer in found.all()}

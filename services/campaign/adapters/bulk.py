@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ARRAY, Text, bindparam, func, select, update
+from sqlalchemy import ARRAY, ColumnElement, Text, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +22,12 @@ from services.campaign.adapters.tables import (
     purchases,
     scheduled_triggers,
 )
+
+
+def among(column: Any, values: Collection[str]) -> ColumnElement[bool]:
+    """`column = ANY(array)`: one statement shape (prepared once) for any number of values, unlike IN (...)."""
+    return column == any_(bindparam(None, sorted(values), type_=ARRAY(Text)))  # type: ignore[no-any-return]
+
 
 FACT_COLUMNS = tuple(c.name for c in customer_facts.c if c.name not in ("customer_id", "updated_at"))
 
@@ -78,7 +84,7 @@ async def campaign_fingerprints(session: AsyncSession, *, include_builtin: bool)
 
 async def load_campaign_rows(session: AsyncSession, ids: Collection[str]) -> list[Any]:
     query = select(campaigns, func.md5(campaigns.c.definition.cast(Text())).label("digest")).where(
-        campaigns.c.id.in_(sorted(ids))
+        among(campaigns.c.id, ids)
     )
     return list((await session.execute(query)).all())
 
@@ -86,7 +92,7 @@ async def load_campaign_rows(session: AsyncSession, ids: Collection[str]) -> lis
 async def load_facts(session: AsyncSession, customer_ids: Collection[str]) -> dict[str, dict[str, Any]]:
     if not customer_ids:
         return {}
-    rows = await session.execute(select(customer_facts).where(customer_facts.c.customer_id.in_(sorted(customer_ids))))
+    rows = await session.execute(select(customer_facts).where(among(customer_facts.c.customer_id, customer_ids)))
     return {row.customer_id: dict(row._mapping) for row in rows}
 
 
@@ -101,7 +107,7 @@ async def upsert_facts(session: AsyncSession, rows: Iterable[Mapping[str, Any]])
 async def erased_among(session: AsyncSession, customer_ids: Collection[str]) -> set[str]:
     if not customer_ids:
         return set()
-    query = select(erased_customers.c.customer_id).where(erased_customers.c.customer_id.in_(sorted(customer_ids)))
+    query = select(erased_customers.c.customer_id).where(among(erased_customers.c.customer_id, customer_ids))
     return set((await session.execute(query)).scalars())
 
 
@@ -124,7 +130,7 @@ async def load_purchases(session: AsyncSession, customer_ids: Collection[str]) -
         purchases.c.purchased_at,
         purchases.c.amount,
         purchases.c.refunded,
-    ).where(purchases.c.customer_id.in_(sorted(customer_ids)))
+    ).where(among(purchases.c.customer_id, customer_ids))
     for customer_id, order_id, at, amount, refunded in (await session.execute(query)).all():
         history[customer_id].append((order_id, at, Decimal(amount), refunded))
     return history
@@ -135,7 +141,7 @@ async def load_levels(session: AsyncSession, customer_ids: Collection[str]) -> d
         return {}
     query = (
         select(loyalty_accounts.c.customer_id, loyalty_accounts.c.level)
-        .where(loyalty_accounts.c.customer_id.in_(sorted(customer_ids)))
+        .where(among(loyalty_accounts.c.customer_id, customer_ids))
         .order_by(loyalty_accounts.c.customer_id)
         .with_for_update()
     )

@@ -129,6 +129,7 @@ class CampaignHandlers:
         # changes what a later event's subject stands for.
         await batch.lock(subjects)
         batch.erased |= await bulk.erased_among(ctx.session, set(subjects))
+        await batch.load(set(subjects) - batch.erased)
         for event in events:
             _in_context(event)
             await self._profile_change(batch, event)

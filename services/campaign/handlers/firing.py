@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from libs.common import metrics
 from libs.common.consumer import HandlerContext
 from libs.common.envelope import derived_event
 from libs.common.topics import CAMPAIGN_ACTIONS
@@ -28,6 +29,8 @@ from services.campaign.domain.idempotency import idempotency_key
 from services.campaign.domain.templates import render
 from services.campaign.domain.triggers import TriggerMatch
 from services.campaign.handlers.deps import SOURCE, CampaignDeps
+
+SERVICE = "campaign"
 
 ACTION_ADAPTER: TypeAdapter[Action] = TypeAdapter(Action)
 
@@ -125,7 +128,11 @@ async def fire(
             "trigger": trigger,
             "decided_at": now,
         }
-        await decide(deps, ctx, campaign, action, base, now)
+        created = await decide(deps, ctx, campaign, action, base, now)
+        if created and deps.settings.clock_mode == "live":
+            # Live, `at` is the source event's own time (purchase, crossing, feedback) or the scheduled moment.
+            latency = (deps.clock() - at).total_seconds()
+            metrics.ACTION_LATENCY.labels(SERVICE, action.type).observe(max(0.0, latency))
 
 
 async def evaluate(
@@ -159,20 +166,21 @@ async def decide(
     action: Action,
     base: dict[str, Any],
     now: datetime,
-) -> None:
+) -> bool:
+    """True when the decision created the coupon, or a message or alert due for delivery."""
     outcome, facts = await evaluate(deps, ctx, campaign, action, base["customer_id"], now)
     if outcome is not None:
         await repo.insert_action(ctx.session, {**base, **verdict_values(outcome, action)})
-    elif isinstance(action, CouponAction):
-        await _issue_coupon(ctx, campaign, action, base, now)
-    else:
-        values = await delivery_values(ctx, action, base["customer_id"], facts, now)
-        await repo.insert_action(ctx.session, {**base, **values})
+        return False
+    if isinstance(action, CouponAction):
+        return await _issue_coupon(ctx, campaign, action, base, now)
+    values = await delivery_values(ctx, action, base["customer_id"], facts, now)
+    return await repo.insert_action(ctx.session, {**base, **values}) is not None and values["status"] == "pending"
 
 
 async def _issue_coupon(
     ctx: HandlerContext, campaign: StoredCampaign, action: CouponAction, base: dict[str, Any], now: datetime
-) -> None:
+) -> bool:
     coupon = issue_coupon(action, now)
     details = {
         "code": coupon.code,
@@ -183,7 +191,7 @@ async def _issue_coupon(
     }
     action_id = await repo.insert_action(ctx.session, {**base, "status": "issued", "payload": details, "sent_at": now})
     if action_id is None:
-        return
+        return False
     await ctx.session.execute(
         coupons.insert().values(
             code=coupon.code,
@@ -210,6 +218,7 @@ async def _issue_coupon(
             data={"campaign_id": campaign.id, **details},
         ),
     )
+    return True
 
 
 async def delivery_values(
