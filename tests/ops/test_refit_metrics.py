@@ -10,9 +10,10 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
+from services.scoring.adapters.tables import SCHEMA
 from services.scoring.handlers.refit import REFIT_LOCK_ID, RefitInProgress, refit
 from tests.conftest import Isolation
-from tests.scoring.integration.helpers import SCHEMA, Harness, harness
+from tests.scoring.integration.helpers import Harness, harness
 
 
 def refits(service: str, outcome: str) -> float:
