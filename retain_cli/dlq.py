@@ -15,9 +15,12 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from libs.common.kafka import client_options
+from libs.common.settings import Settings
 from libs.common.topics import ALL_TOPICS, DLQ_SUFFIX, dlq_of, qualified
 
 DLQ_HEADER_PREFIX = "dlq_"
@@ -70,13 +73,18 @@ class DeadLetter:
         }
 
 
+def kafka_options(bootstrap: str) -> dict[str, Any]:
+    """The services' own Kafka security settings (RETAIN_KAFKA_*), for the broker the operator names."""
+    return {**client_options(Settings()), "bootstrap_servers": bootstrap}
+
+
 def dlq_topics(prefix: str, bases: Iterable[str] = ALL_TOPICS) -> list[str]:
     return [qualified(prefix, dlq_of(base)) for base in bases]
 
 
 async def read_dead_letters(bootstrap: str, topics: Sequence[str]) -> list[DeadLetter]:
     """Every record the dead-letter topics hold, read without a consumer group (nothing is committed)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [
@@ -109,7 +117,7 @@ async def read_dead_letters(bootstrap: str, topics: Sequence[str]) -> list[DeadL
 
 async def dead_letter_counts(bootstrap: str, topics: Sequence[str]) -> dict[str, int]:
     """Records each dead-letter topic holds (end minus beginning offset, over its partitions)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         counts = dict.fromkeys(topics, 0)
@@ -130,7 +138,7 @@ async def dead_letter_counts(bootstrap: str, topics: Sequence[str]) -> dict[str,
 
 async def replay(bootstrap: str, letters: Sequence[DeadLetter]) -> int:
     """Re-publishes each letter to its source topic; returns how many the broker acknowledged."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(**kafka_options(bootstrap), acks="all")
     await producer.start()
     try:
         deliveries = [

@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from libs.common.topics import ALL_TOPICS, dlq_of, qualified
-from retain_cli.dlq import dead_letter_counts
+from retain_cli.dlq import dead_letter_counts, kafka_options
 from retain_cli.supervisor import SERVICES, configured_ports, consumer_groups
 
 # Gauges a service reports for rows written but not yet published.
@@ -78,8 +78,8 @@ async def service_status(client: httpx.AsyncClient, name: str, url: str) -> Serv
 
 async def group_lags(bootstrap: str, prefix: str, groups: dict[str, tuple[str, ...]]) -> list[GroupLag]:
     """Records each group is behind the partition ends; a group that never committed counts from the start."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
+    probe = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     await admin.start()
     await probe.start()
     try:
