@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     # How long the producer waits for more records before sending a batch: fewer, larger requests against
     # added latency on every publish.
     kafka_linger_ms: int = Field(default=2, ge=0, le=1000)
+    # Idempotent producer: the producer's own retries neither duplicate nor reorder records. True demands it (a
+    # broker without it fails the start: production sets this), False never asks, unset asks and falls back with a
+    # warning only when the broker answers that it has no idempotent producer (the embedded broker, Tansu).
+    kafka_idempotence: bool | None = None
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
