@@ -23,7 +23,8 @@ K8S = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.31"
 CRD_SCHEMAS: dict[str, Any] = yaml.safe_load((Path(__file__).parent / "crd_schemas.yaml").read_text())
 BUILDS = ["base", "overlays/dev", "overlays/prod"]
-CONSUMERS = ("profile", "scoring", "campaign", "feedback")
+# Services that consume (every one but ingest), from their own subscriptions.
+CONSUMERS = tuple(sorted({group.split(".")[0] for group in consumer_groups()}))
 
 
 def build(name: str) -> list[Resource]:

@@ -154,7 +154,7 @@ def test_every_alert_the_issue_asks_for_is_there() -> None:
         "RetainOutboxNotDraining": "retain_outbox_backlog",
         "RetainSlaBreachRate": "sla.breached",
         "RetainRefitFailing": 'outcome="failed"',
-        "RetainKpiAnomaly": "kpi.anomaly",
+        "RetainKpiAnomaly": "retain_kpi_anomalies_total",
     }
     for alert, fragment in wanted.items():
         assert fragment in expressions[alert], alert

@@ -1,4 +1,4 @@
-"""Against the five services running as processes: every metric the alert rules and dashboards query is exposed,
+"""Against the services running as processes: every metric the alert rules and dashboards query is exposed,
 with the labels they match on, and `retain status` reports health, lag, outboxes and dead letters."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Running:
 
 @pytest.fixture(scope="module")
 async def platform(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
-    """One platform for the module: starting five services is the expensive part."""
+    """One platform for the module: starting the services is the expensive part."""
     name = f"ops{os.getpid()}"
     stack.postgres.create_database(name)
     isolation = Isolation(stack, database=name, prefix=f"{name}-")
