@@ -198,6 +198,8 @@ def test_compose_pins_every_image_and_prometheus_scrapes_every_service() -> None
     for name in SERVICES:
         assert compose["services"][name]["environment"]["RETAIN_KAFKA_IDEMPOTENCE"] == "true"
         assert compose["services"][name]["read_only"] is True
+    [base_image] = re.findall(r"^FROM (\S+)", (ROOT / "Dockerfile").read_text(), flags=re.MULTILINE)
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-[\w.-]+", base_image), base_image
     prometheus = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     [job] = prometheus["scrape_configs"]
     assert job["job_name"] == "retain"
