@@ -62,7 +62,7 @@ async def create_pool(sqlalchemy_url: str, max_size: int) -> asyncpg.Pool:
         server_settings={"synchronous_commit": "off"},
         # The default reset on release is one more round trip per request; ingest keeps no session
         # state (no LISTEN, no session-level advisory locks or SET: the erasure gate is per transaction), so there is
-    # nothing to reset.
+        # nothing to reset.
         reset=_keep_session,
     )
 
