@@ -23,8 +23,9 @@ K8S = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.31"
 CRD_SCHEMAS: dict[str, Any] = yaml.safe_load((Path(__file__).parent / "crd_schemas.yaml").read_text())
 BUILDS = ["base", "overlays/dev", "overlays/prod"]
-# Services that consume (every one but ingest), from their own subscriptions.
-CONSUMERS = tuple(sorted({group.split(".")[0] for group in consumer_groups()}))
+# Services that consume, from their own subscriptions; ingest (which also follows profile changes, for erasures)
+# takes its load over HTTP and scales on CPU: an HPA and a ScaledObject must not both drive one Deployment.
+CONSUMERS = tuple(sorted({group.split(".")[0] for group in consumer_groups()} - {"ingest"}))
 
 
 def build(name: str) -> list[Resource]:
