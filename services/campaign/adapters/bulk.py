@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.campaign.adapters.tables import (
     campaigns,
     customer_facts,
-    erased_customers,
+    erasures,
     loyalty_accounts,
     purchases,
     scheduled_triggers,
@@ -104,17 +104,13 @@ async def upsert_facts(session: AsyncSession, rows: Iterable[Mapping[str, Any]])
         await session.execute(_upsert_facts, values)
 
 
-async def erased_among(session: AsyncSession, customer_ids: Collection[str]) -> set[str]:
+async def erasures_of(session: AsyncSession, customer_ids: Collection[str]) -> dict[str, datetime]:
+    """When each of the ids was erased, for those that were (one round trip for the whole batch)."""
     if not customer_ids:
-        return set()
-    query = select(erased_customers.c.customer_id).where(among(erased_customers.c.customer_id, customer_ids))
-    return set((await session.execute(query)).scalars())
-
-
-async def record_erasure(session: AsyncSession, customer_id: str, at: datetime) -> None:
-    await session.execute(
-        pg_insert(erased_customers).values(customer_id=customer_id, erased_at=at).on_conflict_do_nothing()
-    )
+        return {}
+    table = erasures.table
+    query = select(table.c.customer_id, table.c.erased_at).where(among(table.c.customer_id, customer_ids))
+    return {customer_id: at for customer_id, at in (await session.execute(query)).all()}
 
 
 PurchaseRow = tuple[str, datetime, Decimal, bool]  # order id, time, amount, refunded

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from libs.common.aliases import CustomerAliases
 from libs.common.db import MessagingTables
+from libs.common.erasures import ErasureRecords
 
 SCHEMA = "campaign"
 metadata = MetaData(schema=SCHEMA)
@@ -159,11 +160,6 @@ scheduled_triggers = Table(
     Index("scheduled_customer", "customer_id"),
 )
 
-# Customers erased (`customer.erased`): no later event, whatever its order, recreates facts or issues anything.
-# Only the id stays, which is what refusing needs.
-erased_customers = Table(
-    "erased_customers",
-    metadata,
-    Column("customer_id", Text, primary_key=True),
-    Column("erased_at", DateTime(timezone=True), nullable=False),
-)
+# Customers erased (`customer.erased`) and when: no event of theirs from before that instant, whatever its order or
+# topic, recreates facts or issues anything (libs.common.erasures).
+erasures = ErasureRecords(metadata)

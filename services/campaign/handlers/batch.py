@@ -56,7 +56,8 @@ class Batch:
     deps: CampaignDeps
     ctx: HandlerContext
     campaigns: list[StoredCampaign]
-    erased: set[str] = field(default_factory=set)
+    # id → erasure instant, for the batch's ids that were erased (read once, kept up to date by the batch's erasures)
+    erased: dict[str, datetime] = field(default_factory=dict)
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     # customer → business time of the latest event that asks for their schedule to be recomputed
@@ -75,12 +76,19 @@ class Batch:
             self._locked |= wanted
 
     async def resolve(self, customer_ids: Collection[str]) -> dict[str, str]:
-        """Locks the ids and the customers they stand for; returns id → customer, erased ones left out."""
+        """Locks the ids and the customers they stand for; returns id → customer, and reads their erasures."""
         await self.lock(customer_ids)
         resolved = await aliases.resolve_many(self.session, customer_ids)
         await self.lock(resolved.values())
-        self.erased |= await bulk.erased_among(self.session, set(resolved) | set(resolved.values()))
-        return {raw: target for raw, target in resolved.items() if raw not in self.erased and target not in self.erased}
+        await self.read_erasures(set(resolved) | set(resolved.values()))
+        return resolved
+
+    async def read_erasures(self, customer_ids: Collection[str]) -> None:
+        self.erased.update(await bulk.erasures_of(self.session, set(customer_ids) - set(self.erased)))
+
+    def describes_erased(self, customer_ids: Iterable[str], at: datetime) -> bool:
+        """An event of this time about these ids is the erased person's: it changes nothing."""
+        return any(erased >= at for cid in customer_ids if (erased := self.erased.get(cid)) is not None)
 
     async def load(self, customer_ids: Iterable[str]) -> None:
         missing = {cid for cid in customer_ids if cid not in self.facts}

@@ -15,9 +15,9 @@ from libs.common.aliases import joined_ids
 from libs.common.consumer import HandlerContext
 from libs.common.envelope import CloudEvent, EnvelopeError, parse_time
 from libs.common.logs import current_customer_id, current_event_id
-from services.campaign.adapters import bulk, identities
+from services.campaign.adapters import identities
 from services.campaign.adapters import repository as repo
-from services.campaign.adapters.tables import aliases
+from services.campaign.adapters.tables import aliases, erasures
 from services.campaign.domain.coupons import normalize_code
 from services.campaign.domain.identity import earliest, latest, merged_facts
 from services.campaign.handlers.batch import Batch, CampaignCache
@@ -63,7 +63,7 @@ class CampaignHandlers:
         self.campaigns = CampaignCache()
 
     async def begin(self, ctx: HandlerContext, subjects: Sequence[str]) -> tuple[Batch, dict[str, str]]:
-        """The batch's campaigns, and its subjects locked and resolved (erased customers left out)."""
+        """The batch's campaigns, and its subjects locked, resolved, and their facts and erasures read."""
         campaigns = await self.campaigns.active(ctx.session, include_builtin=self.deps.include_builtin)
         batch = Batch(self.deps, ctx, campaigns)
         resolved = await batch.resolve(set(subjects))
@@ -71,20 +71,22 @@ class CampaignHandlers:
         return batch, resolved
 
     @staticmethod
-    def _each(events: Sequence[CloudEvent], resolved: Mapping[str, str]) -> list[CloudEvent]:
-        """The batch's events in arrival order, under the customer each stands for; an erased customer's dropped."""
+    def _each(batch: Batch, events: Sequence[CloudEvent], resolved: Mapping[str, str]) -> list[CloudEvent]:
+        """The batch's events in arrival order under the customer each stands for, without those that describe an
+        erased customer (from before the erasure: a late delivery, another topic that overtook it, a replay)."""
         kept = []
         for event in events:
-            customer_id = resolved.get(event.subject)
-            if customer_id is not None:
-                kept.append(event if customer_id == event.subject else replace(event, subject=customer_id))
+            customer_id = resolved[event.subject]
+            if batch.describes_erased((event.subject, customer_id), event.time):
+                continue
+            kept.append(event if customer_id == event.subject else replace(event, subject=customer_id))
         return kept
 
     # --- score-changes --------------------------------------------------------------------
 
     async def handle_score_changes(self, ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
         batch, resolved = await self.begin(ctx, [event.subject for event in events])
-        for event in self._each(events, resolved):
+        for event in self._each(batch, events, resolved):
             _in_context(event)
             await self._score_change(batch, event)
         await batch.finish()
@@ -128,8 +130,8 @@ class CampaignHandlers:
         # Every id first, in one lock order; resolution happens per event, since a join earlier in the batch
         # changes what a later event's subject stands for.
         await batch.lock(subjects)
-        batch.erased |= await bulk.erased_among(ctx.session, set(subjects))
-        await batch.load(set(subjects) - batch.erased)
+        await batch.read_erasures(set(subjects))
+        await batch.load(set(subjects))
         for event in events:
             _in_context(event)
             await self._profile_change(batch, event)
@@ -145,7 +147,7 @@ class CampaignHandlers:
             return
         if event.type != "profile.updated":
             return
-        if event.subject in batch.erased:
+        if batch.describes_erased([event.subject], event.time):
             return
         await batch.load([event.subject])
         self._apply_profile(batch, event.subject, event.data)
@@ -185,8 +187,8 @@ class CampaignHandlers:
         """
         await batch.flush()
         into_id = await aliases.join(batch.session, from_id, into_id)
-        batch.erased |= await bulk.erased_among(batch.session, {into_id})
-        if from_id == into_id or from_id in batch.erased or into_id in batch.erased:
+        await batch.read_erasures({into_id})
+        if from_id == into_id or batch.describes_erased((from_id, into_id), event.time):
             return
         await batch.load([from_id, into_id])
         facts = merged_facts(batch.get(into_id), batch.get(from_id))
@@ -204,24 +206,29 @@ class CampaignHandlers:
     async def _erase(self, batch: Batch, customer_id: str, at: datetime) -> None:
         """Right to erasure: nothing about the customer stays in campaign's tables, and nothing comes back.
 
-        The erasure record is kept, so an event of the customer that arrives later (another topic, a redelivery,
-        a replay) finds it and is dropped instead of recreating facts or issuing a coupon.
+        The id and every id joined to it are recorded with the erasure instant (`libs.common.erasures`), so an event
+        of theirs from before it that arrives later (another topic, a redelivery, a replay) is dropped instead of
+        recreating facts or issuing a coupon.
         """
         await batch.flush()
         await batch.lock([customer_id])
-        await identities.erase_customer(batch.session, customer_id)
+        ids = [customer_id, *await aliases.ids_joined_to(batch.session, customer_id)]
+        await batch.lock(ids)
+        await erasures.record(batch.session, ids, at)
+        for erased in ids:
+            await identities.erase_customer(batch.session, erased)
         await aliases.forget(batch.session, customer_id)
-        await bulk.record_erasure(batch.session, customer_id, at)
-        batch.forget([customer_id])
-        batch.reschedule_at.pop(customer_id, None)
-        batch.erased.add(customer_id)
+        batch.forget(ids)
+        for erased in ids:
+            batch.reschedule_at.pop(erased, None)
+            batch.erased[erased] = max(at, batch.erased.get(erased, at))
 
     # --- feedback-events ------------------------------------------------------------------
 
     async def handle_feedback(self, ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
         wanted = [event for event in events if event.type == "feedback.received"]
         batch, resolved = await self.begin(ctx, [event.subject for event in wanted])
-        for event in self._each(wanted, resolved):
+        for event in self._each(batch, wanted, resolved):
             _in_context(event)
             await batch.fire_event_triggers(event.subject, event.type, event.data, event.time)
         await batch.finish()
@@ -231,7 +238,7 @@ class CampaignHandlers:
     async def handle_customer_events(self, ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
         # Upstream systems post under their own ids; the ones profile has joined to a customer count for that one.
         batch, resolved = await self.begin(ctx, [event.subject for event in events])
-        mine = self._each(events, resolved)
+        mine = self._each(batch, events, resolved)
         ledger = LoyaltyLedger(self.deps)
         await ledger.load(ctx.session, {event.subject for event in mine if event.type in ("purchase", "refund")})
         batch.flush_hooks.append(lambda: ledger.flush(ctx.session))

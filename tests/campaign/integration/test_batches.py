@@ -29,7 +29,7 @@ from services.campaign.adapters.tables import (
     actions,
     coupons,
     customer_facts,
-    erased_customers,
+    erasures,
     loyalty_accounts,
     messaging,
     purchases,
@@ -194,7 +194,7 @@ async def reset(h: Harness) -> None:
             text(
                 "TRUNCATE campaign.customer_facts, campaign.purchases, campaign.loyalty_accounts, campaign.actions,"
                 " campaign.coupons, campaign.assignments, campaign.scheduled_triggers, campaign.outbox,"
-                " campaign.erased_customers"
+                " campaign.customer_erasures"
             )
         )
 
@@ -320,7 +320,7 @@ async def test_an_erased_customer_comes_back_through_no_later_event(harness: Har
         "schedule": [],
     }
     async with h.sessions() as session:
-        assert list((await session.execute(select(erased_customers.c.customer_id))).scalars()) == ["c-1"]
+        assert list((await session.execute(select(erasures.table.c.customer_id))).scalars()) == ["c-1"]
 
 
 async def test_erasure_in_the_middle_of_a_batch_drops_what_follows_it(harness: Harness) -> None:
@@ -377,3 +377,24 @@ async def test_the_three_consumers_never_deadlock_on_one_customer(harness: Harne
     state = await snapshot(h)
     assert len(state["purchases"]) == len(CUSTOMERS) * overlap.rounds
     assert {row[0]: row[1] for row in state["loyalty"]} == dict.fromkeys(CUSTOMERS, 700 * overlap.rounds)
+
+
+async def test_an_event_after_the_erasure_is_the_customer_coming_back_afresh(harness: Harness) -> None:
+    h = harness
+    await campaigns_on(h)
+    await run_batch(
+        h, CUSTOMER_TOPIC, [event("purchase", "c-1", {"order_id": "o-1", "amount": 800, "currency": "USD"}, NOON)]
+    )
+    await run_batch(h, PROFILE_TOPIC, [event("customer.erased", "c-1", {"customer_id": "c-1"}, NOON)])
+    later = NOON + timedelta(days=1)
+    await run_batch(
+        h,
+        CUSTOMER_TOPIC,
+        [
+            event("purchase", "c-1", {"order_id": "o-0", "amount": 500, "currency": "USD"}, NOON),  # before: dropped
+            event("purchase", "c-1", {"order_id": "o-2", "amount": 300, "currency": "USD"}, later),
+        ],
+    )
+    state = await snapshot(h)
+    assert [(row[0], row[1]) for row in state["purchases"]] == [("c-1", "o-2")]
+    assert [(row[0], row[1]) for row in state["loyalty"]] == [("c-1", 300)]

@@ -1,6 +1,6 @@
-"""erased_customers: the record that keeps an erased customer from coming back through a late event."""
+"""customer_erasures: the record that keeps an erased customer from coming back through a late event."""
 
-from alembic import op
+from libs.common.migrations import create_customer_erasures, drop_customer_erasures
 
 revision = "campaign_0004"
 down_revision = "campaign_0003"
@@ -9,10 +9,8 @@ SCHEMA = "campaign"
 
 
 def upgrade() -> None:
-    from services.campaign.adapters import tables
-
-    tables.metadata.create_all(op.get_bind(), tables=[tables.erased_customers])
+    create_customer_erasures(SCHEMA)
 
 
 def downgrade() -> None:
-    op.drop_table("erased_customers", schema=SCHEMA)
+    drop_customer_erasures(SCHEMA)
