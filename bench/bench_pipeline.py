@@ -49,7 +49,8 @@ from retain_cli.supervisor import SERVICES, Supervisor, consumer_groups
 
 KEY = "bench-key"
 PREFIX = "bench-"
-CONSUMERS = ("profile", "scoring", "campaign", "feedback")
+# Reported in this order; any other service with consumer groups (ingest's erasures, insights) follows.
+MAIN_CONSUMERS = ("profile", "scoring", "campaign", "feedback")
 CATCH_UP_SAMPLE_S = 0.5
 STEADY_SAMPLE_S = 0.25
 QUIET_SAMPLES = 4  # consecutive all-empty samples that end a catch-up run
@@ -148,6 +149,11 @@ class Platform:
     http: httpx.AsyncClient
     groups: dict[str, tuple[str, ...]]
     stops: list[Any] = field(default_factory=list)
+
+    @property
+    def consumers(self) -> list[str]:
+        services = {group.split(".", 1)[0] for group in self.groups}
+        return [*(s for s in MAIN_CONSUMERS if s in services), *sorted(services - set(MAIN_CONSUMERS))]
 
     async def post(self, events: list[dict[str, Any]]) -> int:
         response = await self.http.post("/v1/events:batch", content=orjson.dumps({"events": events}))
@@ -256,15 +262,16 @@ class LagProbe:
         return lags
 
     async def outboxes(self) -> dict[str, int]:
+        counts = dict.fromkeys(self.platform.consumers, 0)
         async with self.engine.connect() as connection:
-            return {
-                service: int(await connection.scalar(text(f"SELECT count(*) FROM {service}.outbox")) or 0)
-                for service in CONSUMERS
-            }
+            for service in counts:
+                if await connection.scalar(text(f"SELECT to_regclass('{service}.outbox') IS NOT NULL")):
+                    counts[service] = int(await connection.scalar(text(f"SELECT count(*) FROM {service}.outbox")) or 0)
+        return counts
 
 
-def service_lags(lags: dict[str, int]) -> dict[str, int]:
-    totals = dict.fromkeys(CONSUMERS, 0)
+def service_lags(consumers: list[str], lags: dict[str, int]) -> dict[str, int]:
+    totals = dict.fromkeys(consumers, 0)
     for group, lag in lags.items():
         totals[group.split(".", 1)[0]] += lag
     return totals
@@ -296,13 +303,14 @@ async def catch_up(platform: Platform, events: list[dict[str, Any]], batch: int,
         while requests:
             accepted += await platform.post(requests.pop())
 
+    consumers = platform.consumers
     cpu_before = cpu_seconds(platform)
     load_before = os.getloadavg()
     started = time.monotonic()
     posting = asyncio.gather(*(poster() for _ in range(concurrency)))
     posted_at: float | None = None
-    last_busy = dict.fromkeys(CONSUMERS, 0.0)
-    peak = dict.fromkeys(CONSUMERS, 0)
+    last_busy = dict.fromkeys(consumers, 0.0)
+    peak = dict.fromkeys(consumers, 0)
     quiet = samples = 0
     try:
         while True:
@@ -311,10 +319,10 @@ async def catch_up(platform: Platform, events: list[dict[str, Any]], batch: int,
                 await posting
                 posted_at = time.monotonic() - started
             now = time.monotonic() - started
-            lags = service_lags(await probe.group_lags())
+            lags = service_lags(platform.consumers, await probe.group_lags())
             outboxes = await probe.outboxes()
             published = await probe.end_offsets((CUSTOMER_EVENTS,))
-            for service in CONSUMERS:
+            for service in consumers:
                 peak[service] = max(peak[service], lags[service])
                 if lags[service] or outboxes[service] or published < accepted:
                     last_busy[service] = now
@@ -326,7 +334,7 @@ async def catch_up(platform: Platform, events: list[dict[str, Any]], batch: int,
             samples += 1
             if samples % 20 == 0:
                 print(f"  t={now:5.0f}s published {published:,} lag {lags} outbox {outboxes}", flush=True)
-        records = {service: 0 for service in CONSUMERS}
+        records = {service: 0 for service in consumers}
         for group, topics in platform.groups.items():
             records[group.split(".", 1)[0]] += await probe.end_offsets(topics)
     finally:
@@ -335,7 +343,7 @@ async def catch_up(platform: Platform, events: list[dict[str, Any]], batch: int,
     assert accepted == len(events), f"accepted {accepted} of {len(events)}"
     assert posted_at is not None
     # A service is caught up at the first sample after its last busy one.
-    done = {service: last_busy[service] + CATCH_UP_SAMPLE_S for service in CONSUMERS}
+    done = {service: last_busy[service] + CATCH_UP_SAMPLE_S for service in consumers}
     end_to_end = max(done.values())
     ingest_rate = len(events) / posted_at
     pipeline_rate = len(events) / end_to_end
@@ -346,7 +354,7 @@ async def catch_up(platform: Platform, events: list[dict[str, Any]], batch: int,
         f"  {'service':<9} {'catch-up s':>10} {'events/s':>9} {'records':>8} {'records/s':>9} "
         f"{'peak lag':>8} {'÷ profile':>9} {'CPU s':>6}"
     )
-    for service in CONSUMERS:
+    for service in consumers:
         cpu = cpu_after.get(service, 0.0) - cpu_before.get(service, 0.0)
         print(
             f"  {service:<9} {done[service]:>10.1f} {len(events) / done[service]:>9,.0f} {records[service]:>8,} "
@@ -355,7 +363,7 @@ async def catch_up(platform: Platform, events: list[dict[str, Any]], batch: int,
         )
     share = pipeline_rate / ingest_rate
     print(f"  end to end: {end_to_end:.1f} s, {pipeline_rate:,.0f} events/s = {share:.1%} of ingest")
-    worst = max(CONSUMERS, key=lambda s: done[s])
+    worst = max(consumers, key=lambda s: done[s])
     print(
         f"  targets: end to end >= 2,000 events/s: {'met' if pipeline_rate >= 2000 else 'MISSED'}; "
         f">= 30 % of ingest: {'met' if pipeline_rate >= 0.3 * ingest_rate else 'MISSED'}; "
@@ -480,7 +488,7 @@ async def steady(platform: Platform, rate: float, seconds: float) -> None:
         lag_s = peak[group] / topic_rate if topic_rate else 0.0
         worst_s = max(worst_s, lag_s)
         print(f"  {group:<28} {peak[group]:>8,} {topic_rate:>14,.0f} {lag_s:>10.2f}")
-    for service in CONSUMERS:
+    for service in platform.consumers:
         cpu = cpu_after.get(service, 0.0) - cpu_before.get(service, 0.0)
         print(f"  {service} CPU {cpu / offered_s:.0%} of one core")
     if latencies:

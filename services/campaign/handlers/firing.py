@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -53,10 +54,12 @@ async def guard_context(
     now: datetime,
     *,
     exclude_action: int | None = None,
+    budgeted: bool = True,
 ) -> GuardContext:
     since = now - deps.guard_policy.frequency_window
     previous = await repo.marketing_send_times(ctx.session, facts["customer_id"], since, exclude=exclude_action)
-    sends, coupon_value = await repo.campaign_counters(ctx.session, campaign_id)
+    # Counting a campaign's sends and coupon value scans all it ever did: only a budget needs them.
+    sends, coupon_value = await repo.campaign_counters(ctx.session, campaign_id) if budgeted else (0, Decimal(0))
     return GuardContext(
         now=now,
         opted_out=bool(facts.get("opted_out")),
@@ -147,7 +150,8 @@ async def evaluate(
 ) -> tuple[Skip | Defer | None, dict[str, Any]]:
     """The guards' verdict on the customer's current facts, and those facts."""
     facts = await repo.load_facts(ctx.session, customer_id)
-    context = await guard_context(deps, ctx, campaign.id, facts, now, exclude_action=exclude_action)
+    budgeted = campaign.definition.budget is not None
+    context = await guard_context(deps, ctx, campaign.id, facts, now, exclude_action=exclude_action, budgeted=budgeted)
     return evaluate_guards(campaign.definition, action, context, deps.guard_policy), facts
 
 
