@@ -32,7 +32,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, PlainSerializer, StringConstraints, ValidationError
 
 from libs.common.envelope import CloudEvent, PoisonEvent, derived_event, format_time
-from libs.common.topics import CAMPAIGN_ACTIONS, FEEDBACK_EVENTS, PROFILE_CHANGES, SCORE_CHANGES
+from libs.common.topics import CAMPAIGN_ACTIONS, FEEDBACK_EVENTS, INSIGHTS_EVENTS, PROFILE_CHANGES, SCORE_CHANGES
 
 
 def _decimal_text(value: Decimal) -> str:
@@ -273,6 +273,24 @@ class LoyaltyLevelChanged(Contract):
     new: str
 
 
+# --- insights-events ------------------------------------------------------------------------------------------------
+
+
+class KpiAnomaly(Contract):
+    """A KPI of a closed period deviates from its own baseline; subject = the KPI's name (no customer), time = the end
+    of the period; once per KPI and period. `deviation` is (value - baseline) / |baseline|."""
+
+    kpi: str
+    period: Literal["week", "month", "quarter"]
+    period_start: date
+    period_label: str
+    value: float
+    baseline: float
+    deviation: float
+    baseline_periods: int
+    threshold: float
+
+
 # --- the registry ---------------------------------------------------------------------------------------------------
 
 
@@ -299,6 +317,7 @@ CONTRACTS: Mapping[str, EventContract] = {
         EventContract("alert.raised", CAMPAIGN_ACTIONS, "campaign", AlertRaised),
         EventContract("message.sent", CAMPAIGN_ACTIONS, "campaign", MessageSent),
         EventContract("loyalty.level_changed", CAMPAIGN_ACTIONS, "campaign", LoyaltyLevelChanged),
+        EventContract("kpi.anomaly", INSIGHTS_EVENTS, "insights", KpiAnomaly),
     )
 }
 _TYPE_OF: dict[type[Contract], str] = {contract.model: contract.type for contract in CONTRACTS.values()}

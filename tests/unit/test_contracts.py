@@ -31,7 +31,14 @@ from libs.common.contracts import (
     types_on,
 )
 from libs.common.envelope import CloudEvent
-from libs.common.topics import ALL_TOPICS, CAMPAIGN_ACTIONS, CUSTOMER_EVENTS, FEEDBACK_EVENTS, PROFILE_CHANGES
+from libs.common.topics import (
+    ALL_TOPICS,
+    CAMPAIGN_ACTIONS,
+    CUSTOMER_EVENTS,
+    FEEDBACK_EVENTS,
+    INSIGHTS_EVENTS,
+    PROFILE_CHANGES,
+)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 AT = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
@@ -62,6 +69,7 @@ def test_each_topic_declares_its_types_once() -> None:
     assert types_on(PROFILE_CHANGES) == {"profile.updated", "profile.merged", "profile.aliased", "customer.erased"}
     assert types_on(FEEDBACK_EVENTS) == {"feedback.received", "sla.breached"}
     assert types_on(CUSTOMER_EVENTS) == frozenset()
+    assert types_on(INSIGHTS_EVENTS) == {"kpi.anomaly"}
     assert {contract.topic for contract in CONTRACTS.values()} == set(ALL_TOPICS) - {CUSTOMER_EVENTS}
     assert sum(len(types_on(topic)) for topic in ALL_TOPICS) == len(CONTRACTS)
 
