@@ -16,7 +16,7 @@ import httpx
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("ingest", "profile", "scoring", "campaign", "feedback", "insights")
+SERVICES = ("ingest", "profile", "scoring", "campaign", "feedback", "insights", "console")
 DEFAULT_PORTS = {
     "ingest": 8001,
     "profile": 8002,
@@ -24,6 +24,7 @@ DEFAULT_PORTS = {
     "campaign": 8004,
     "feedback": 8005,
     "insights": 8006,
+    "console": 8007,
 }
 # The front door takes upstream bursts: two worker processes use both cores of a small machine.
 DEFAULT_HTTP_WORKERS = {"ingest": 2}
@@ -68,6 +69,7 @@ class Supervisor:
                 f"RETAIN_{child.name.upper()}_HTTP_WORKERS", str(DEFAULT_HTTP_WORKERS.get(child.name, 1))
             ),
         }
+        env.update(self._links(child.name))
         with open(self.log_dir / f"{child.name}.log", "ab") as output:
             child.process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{child.name}"],
@@ -77,6 +79,17 @@ class Supervisor:
                 start_new_session=True,  # Ctrl-C goes to the supervisor, which stops children in order
             )
         child.last_start = time.monotonic()
+
+    def _links(self, name: str) -> dict[str, str]:
+        """Addresses one service needs of others: the console reads every API; messages link to customer pages."""
+        links = {
+            "RETAIN_UNSUBSCRIBE_BASE_URL": self.url("ingest"),
+            "RETAIN_SURVEY_LINK_BASE_URL": self.url("feedback"),
+        }
+        if name == "console":
+            links |= {f"RETAIN_CONSOLE_{other.upper()}_URL": self.url(other) for other in SERVICES if other != name}
+        # What the environment sets explicitly (a public hostname in front of the pages) wins.
+        return {key: value for key, value in links.items() if key not in self.env}
 
     def watch(self) -> None:
         """Restarts crashed children with exponential backoff; call periodically."""
@@ -174,7 +187,9 @@ def consumer_groups() -> dict[str, tuple[str, ...]]:
     groups: dict[str, tuple[str, ...]] = {}
     for name in SERVICES:
         app = importlib.import_module(f"services.{name}.bootstrap").create_app()
-        definition = app.state.definition
+        definition = getattr(app.state, "definition", None)
+        if definition is None:  # the console consumes nothing
+            continue
         for subscription in definition.subscriptions:
             groups[f"{definition.name}.{subscription.name}"] = subscription.topics
     return groups
