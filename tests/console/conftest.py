@@ -159,3 +159,40 @@ async def load_history(platform: Platform) -> None:
 
 def text_of(page: Page) -> str:
     return page.text
+
+
+async def seed_ab_test(database_url: str, campaign_id: str) -> None:
+    """A finished A/B test straight in campaign's tables (assignments and purchases, as its consumers write them):
+    holdout 40 customers with 6 conversions, variant a 40 with 14, variant b 40 with 8."""
+    from sqlalchemy import insert
+
+    from libs.common.db import create_engine as engine_for
+    from libs.common.settings import Settings
+    from services.campaign.adapters.tables import assignments, purchases
+
+    start = datetime.now(UTC) - timedelta(days=30)
+    rows = [
+        (group, f"{group}-{n}", n < converted)
+        for group, converted in (("holdout", 6), ("a", 14), ("b", 8))
+        for n in range(40)
+    ]
+    engine = engine_for(Settings(database_url=database_url))
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(assignments),
+                [
+                    {"campaign_id": campaign_id, "customer_id": c, "variant": v, "assigned_at": start}
+                    for v, c, _ in rows
+                ],
+            )
+            await connection.execute(
+                insert(purchases),
+                [
+                    {"customer_id": c, "order_id": f"ab-{c}", "amount": 30, "purchased_at": start + timedelta(days=2)}
+                    for _, c, converted in rows
+                    if converted
+                ],
+            )
+    finally:
+        await engine.dispose()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from libs.common.topics import FEEDBACK_EVENTS
 from services.console.domain.session import COOKIE
 from services.console.domain.worklist import SUGGESTIONS
 from tests.conftest import ADMIN_KEY
-from tests.console.conftest import ADMIN, MANAGER_KEY, MARKETER_KEY, Platform, load_history
+from tests.console.conftest import ADMIN, MANAGER_KEY, MARKETER_KEY, Platform, load_history, seed_ab_test
 from tests.html import parse, path_of
 from tests.topics import read_events
 from tests.waiting import eventually
@@ -161,6 +163,7 @@ async def test_campaigns_report_tickets_and_retention(platform: Platform) -> Non
         created = await campaign.post("/v1/campaigns", json=definition)
         assert created.status_code == 201, created.text
         campaign_id = created.json()["id"]
+    await seed_ab_test(platform.apps["campaign"].state.settings.database_url, campaign_id)
     async with platform.sign_in(ADMIN_KEY) as console:
         listing = parse((await console.get("/campaigns")).text)
         assert f"/campaigns/{campaign_id}" in listing.links and listing.has("Win back")
@@ -168,6 +171,15 @@ async def test_campaigns_report_tickets_and_retention(platform: Platform) -> Non
         assert detail.status_code == 200
         page = parse(detail.text)
         assert page.has("A/B report") and page.has("Sends and skips")
+        assert [m["data-chart"] for m in page.marked if "data-chart" in m] == ["uplift"]
+        intervals = [str(m["data-ci"]) for m in page.marked if "data-ci" in m]
+        assert len(intervals) == 2  # a and b against the holdout
+        variants = {str(m["data-variant"]): m for m in page.marked if m.get("tag") == "tr" and "data-variant" in m}
+        assert set(variants) == {"holdout", "a", "b"}
+        uplifts = [m["data-uplift"] for m in page.marked if m.get("tag") == "td" and "data-uplift" in m]
+        assert uplifts[0] == "None"  # the holdout is the baseline
+        assert float(str(uplifts[1])) == pytest.approx(14 / 40 - 6 / 40, abs=1e-3)
+        assert page.has("p-value") and page.has("95 % CI")
         assert (await console.get("/campaigns/cmp-nope")).status_code == 404
 
         async def ticket_page() -> object:
