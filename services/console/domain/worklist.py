@@ -65,10 +65,14 @@ def rank(scores: Iterable[Mapping[str, Any]], level: float, size: int) -> list[W
     return items[:size]
 
 
+def _plain(value: object) -> str:
+    return ", ".join(str(item) for item in value) if isinstance(value, list | tuple) else str(value)
+
+
 def describe(summary: object) -> str:
     """A timeline summary (a small mapping) as one line: `ticket_id t-1, priority urgent`."""
     if isinstance(summary, Mapping):
-        return ", ".join(f"{key} {value}" for key, value in summary.items() if value not in (None, "", []))
+        return ", ".join(f"{key} {_plain(value)}" for key, value in summary.items() if value not in (None, "", []))
     return "" if summary is None else str(summary)
 
 
