@@ -24,7 +24,7 @@ from selenium.webdriver.support.ui import Select
 
 from libs.common.unsubscribe import issue_unsubscribe_token
 from retain_cli.embedded import free_port
-from retain_cli.supervisor import SERVICES, Supervisor
+from retain_cli.supervisor import PROCESSES, Supervisor
 from tests.conftest import ADMIN_KEY, REPO_ROOT, Isolation
 from tests.console.conftest import history, seed_ab_test
 from tests.waiting import eventually
@@ -68,7 +68,7 @@ def browser() -> Iterator[WebDriver]:
 @pytest.fixture
 async def platform(isolated: Isolation, tmp_path: Path) -> AsyncIterator[Supervisor]:
     env = {**isolated.env(), "RETAIN_UNSUBSCRIBE_TOKEN_SECRET": UNSUBSCRIBE_SECRET}
-    supervisor = Supervisor(env=env, ports={name: free_port() for name in SERVICES}, log_dir=tmp_path)
+    supervisor = Supervisor(env=env, ports={name: free_port() for name in PROCESSES}, log_dir=tmp_path)
     supervisor.start_all()
     try:
         ready = await supervisor.wait_ready(120)
@@ -76,7 +76,7 @@ async def platform(isolated: Isolation, tmp_path: Path) -> AsyncIterator[Supervi
         yield supervisor
     finally:
         await supervisor.shutdown(drain_timeout_s=20)
-        supervisor.stop(SERVICES)
+        supervisor.stop(PROCESSES)
 
 
 def shot(driver: WebDriver, name: str, full_height: bool = True) -> Path:
@@ -205,5 +205,7 @@ async def test_console_and_customer_pages_in_chromium(
             return consents.get("email", {}).get("granted") is False and consents.get("sms", {}).get("granted") is False
 
         assert await eventually(withdrawn)
-        answers = await client.get(f"{platform.url('feedback')}/v1/analysis/nps", params={"survey_id": "after-delivery"})
+        answers = await client.get(
+            f"{platform.url('feedback')}/v1/analysis/nps", params={"survey_id": "after-delivery"}
+        )
         assert answers.status_code == 200 and answers.json()["groups"], answers.text  # the answer given in the browser

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from retain_cli.embedded import EmbeddedBroker, EmbeddedPostgres, start_broker, start_postgres
-from retain_cli.supervisor import SERVICES, Supervisor, configured_ports
+from retain_cli.supervisor import PROCESSES, Supervisor, configured_ports
 
 READY_TIMEOUT_S = 90
 
@@ -81,7 +81,7 @@ async def run(data_dir: Path) -> int:
             waiting = ", ".join(name for name, ok in ready.items() if not ok)
             print(f"not ready after {READY_TIMEOUT_S}s: {waiting} (logs in {data_dir / 'logs'})", file=sys.stderr)
         print("\nRetain is running:")
-        for name in SERVICES:
+        for name in PROCESSES:
             if name == "console":
                 print(f"  {name:<9} {supervisor.url(name)}   pages for people: sign in with an API key")
             else:
@@ -100,7 +100,7 @@ async def run(data_dir: Path) -> int:
         await supervisor.shutdown()
     finally:
         supervisor.stopping = True
-        supervisor.stop(SERVICES, timeout_s=10)
+        supervisor.stop(PROCESSES, timeout_s=10)
         if broker is not None:
             print("stopping broker ...")
             broker.stop()

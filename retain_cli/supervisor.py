@@ -16,7 +16,11 @@ import httpx
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("ingest", "profile", "scoring", "campaign", "feedback", "insights", "console")
+SERVICES = ("ingest", "profile", "scoring", "campaign", "feedback", "insights")
+# Processes besides the services: the console only reads their HTTP APIs (no schema, no topics, no outbox), so what is
+# said of every service (consumer groups, deployments, outbox metrics, `retain status`) does not hold for it.
+CONSOLE = "console"
+PROCESSES = (*SERVICES, CONSOLE)
 DEFAULT_PORTS = {
     "ingest": 8001,
     "profile": 8002,
@@ -54,8 +58,9 @@ class Supervisor:
         return f"http://{self.host}:{self.ports[name]}"
 
     def start_all(self) -> None:
+        """Every service, and the console when it was given a port."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name in SERVICES:
+        for name in (name for name in PROCESSES if name in self.ports):
             self.children[name] = ManagedProcess(name, self.ports[name])
             self._start(self.children[name])
 
@@ -127,6 +132,7 @@ class Supervisor:
         return ready
 
     def stop(self, names: tuple[str, ...], timeout_s: float = 25) -> None:
+        names = tuple(name for name in names if name in self.children)
         for name in names:
             process = self.children[name].process
             if process is not None and process.poll() is None:
@@ -149,7 +155,7 @@ class Supervisor:
         print("stopping ingest ...")
         self.stop(("ingest",))
         await self.drain(drain_timeout_s)
-        consumers = tuple(name for name in SERVICES if name != "ingest")
+        consumers = tuple(name for name in self.children if name != "ingest")
         print(f"stopping {', '.join(consumers)} ...")
         self.stop(consumers)
 
@@ -187,9 +193,7 @@ def consumer_groups() -> dict[str, tuple[str, ...]]:
     groups: dict[str, tuple[str, ...]] = {}
     for name in SERVICES:
         app = importlib.import_module(f"services.{name}.bootstrap").create_app()
-        definition = getattr(app.state, "definition", None)
-        if definition is None:  # the console consumes nothing
-            continue
+        definition = app.state.definition
         for subscription in definition.subscriptions:
             groups[f"{definition.name}.{subscription.name}"] = subscription.topics
     return groups

@@ -7,6 +7,8 @@ from html import escape
 from typing import Any
 
 _FONT = 'font-family="system-ui, sans-serif" font-size="12"'
+# Drawn at its own size, shrinking on a narrow screen: text stays the size of the page's.
+_SIZE = 'style="max-width:100%;height:auto" role="img"'
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
@@ -28,7 +30,7 @@ def uplift_chart(variants: Sequence[Mapping[str, Any]], width: int = 640) -> str
     rate_x, uplift_x = label_w, label_w + plot_w + 20
     zero = uplift_x + plot_w / 2
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" style="max-width:100%;height:auto" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" {_SIZE} '
         f'aria-label="A/B report" data-chart="uplift" {_FONT}>',
         f'<text x="{rate_x}" y="16" font-weight="600">conversion rate</text>',
         f'<text x="{uplift_x}" y="16" font-weight="600">uplift vs holdout (95 % CI)</text>',
@@ -86,7 +88,7 @@ def line_chart(
         return f"{value * 100:.0f} %" if percent else f"{value:,.0f}"
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" style="max-width:100%;height:auto" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" {_SIZE} '
         f'aria-label="{escape(label)}" data-chart="line" {_FONT}>',
         f'<text x="{left}" y="12" font-weight="600">{escape(label)}</text>',
         f'<text x="2" y="{y_of(high) + 4:.1f}">{shown(high)}</text>',
