@@ -5,7 +5,11 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.campaign.adapters.tables import actions
+from services.campaign.adapters.tables import actions, campaigns
+
+
+async def campaign_exists(session: AsyncSession, campaign_id: str) -> bool:
+    return (await session.scalar(select(campaigns.c.id).where(campaigns.c.id == campaign_id))) is not None
 
 
 async def outcome_counts(session: AsyncSession, campaign_id: str) -> list[tuple[str, str, str | None, int]]:

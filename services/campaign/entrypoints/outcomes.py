@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.campaign.adapters.outcomes import outcome_counts
-from services.campaign.entrypoints.api import Session, Writer, _campaign_row
+from libs.common.auth import Principal, require_scope
+from libs.common.problems import Problem
+from libs.common.runtime import db_session
+from services.campaign.adapters.outcomes import campaign_exists, outcome_counts
 
 router = APIRouter(prefix="/v1")
+Session = Annotated[AsyncSession, Depends(db_session)]
+# Campaign reports are marketing's, like the campaigns themselves.
+Writer = Annotated[Principal, Depends(require_scope("campaigns:write"))]
 
 
 @router.get("/campaigns/{campaign_id}/outcomes", tags=["campaigns"], summary="Actions by kind, status and skip reason")
 async def campaign_outcomes(campaign_id: str, session: Session, _: Writer) -> dict[str, Any]:
-    await _campaign_row(session, campaign_id)
+    if not await campaign_exists(session, campaign_id):
+        raise Problem(404, "Not Found", f"no campaign {campaign_id!r}")
     rows = await outcome_counts(session, campaign_id)
     by_status: dict[str, int] = {}
     skipped: dict[str, int] = {}
