@@ -232,6 +232,14 @@ class FeedbackReceived(Contract):
     survey_id: str | None = None
 
 
+class FeedbackContacted(Contract):
+    """An account manager reached out to the customer (the console's "mark contacted", or a CRM); once per contact."""
+
+    channel: Literal["phone", "email", "sms", "wecom", "visit", "other"]
+    outcome: Literal["reached", "no_answer", "left_message", "declined", "resolved"]
+    contacted_by: str
+
+
 class SlaBreached(Contract):
     """A ticket missed an SLA target; `target_s` and `elapsed_s` are whole seconds."""
 
@@ -312,6 +320,7 @@ CONTRACTS: Mapping[str, EventContract] = {
         EventContract("score.changed", SCORE_CHANGES, "scoring", ScoreChanged),
         EventContract("threshold.crossed", SCORE_CHANGES, "scoring", ThresholdCrossed),
         EventContract("feedback.received", FEEDBACK_EVENTS, "feedback", FeedbackReceived),
+        EventContract("feedback.contacted", FEEDBACK_EVENTS, "feedback", FeedbackContacted),
         EventContract("sla.breached", FEEDBACK_EVENTS, "feedback", SlaBreached),
         EventContract("coupon.issued", CAMPAIGN_ACTIONS, "campaign", CouponIssued),
         EventContract("alert.raised", CAMPAIGN_ACTIONS, "campaign", AlertRaised),

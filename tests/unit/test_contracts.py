@@ -67,7 +67,7 @@ def test_every_derived_type_named_in_the_docs_has_a_contract() -> None:
 
 def test_each_topic_declares_its_types_once() -> None:
     assert types_on(PROFILE_CHANGES) == {"profile.updated", "profile.merged", "profile.aliased", "customer.erased"}
-    assert types_on(FEEDBACK_EVENTS) == {"feedback.received", "sla.breached"}
+    assert types_on(FEEDBACK_EVENTS) == {"feedback.received", "feedback.contacted", "sla.breached"}
     assert types_on(CUSTOMER_EVENTS) == frozenset()
     assert types_on(INSIGHTS_EVENTS) == {"kpi.anomaly"}
     assert {contract.topic for contract in CONTRACTS.values()} == set(ALL_TOPICS) - {CUSTOMER_EVENTS}
