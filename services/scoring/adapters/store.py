@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Row, delete, func, select, text, tuple_, update
+import numpy.typing as npt
+from sqlalchemy import Row, delete, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +19,7 @@ from services.scoring.domain.customer_score import ScoringModel
 from services.scoring.domain.facts import PurchaseSummary, StoredFacts
 from services.scoring.domain.gamma_gamma import GammaGammaParams
 from services.scoring.domain.policy import ActiveModel
+from services.scoring.domain.purchase_models import model_from_params
 from services.scoring.domain.rfm import RankReference, RfmEdges
 
 _FACT_FIELDS = tuple(f.name for f in fields(StoredFacts))
@@ -171,6 +173,66 @@ async def purchase_summaries(session: AsyncSession, customer_ids: Iterable[str])
     }
 
 
+BUYER_COLUMNS = (
+    "orders",
+    "total_spend",
+    "first_day",
+    "last_day",
+    "last_epoch",
+    "purchase_days",
+    "repeat_day_spend",
+    "cal_days",
+    "cal_last_day",
+    "holdout_days",
+)
+_BUYERS_SQL = f"""
+WITH days AS (
+    SELECT customer_id, floor(extract(epoch FROM purchased_at) / {_SECONDS_PER_DAY}) AS day, count(*) AS orders,
+           sum(amount) AS spend, max(extract(epoch FROM purchased_at)) AS last_epoch
+    FROM {{purchases}} GROUP BY customer_id, day
+)
+SELECT sum(orders)::float8, sum(spend)::float8, min(day)::float8, max(day)::float8, max(last_epoch)::float8,
+       count(*)::float8, (sum(spend) - (array_agg(spend ORDER BY day))[1])::float8,
+       (count(*) FILTER (WHERE day <= :cut))::float8, coalesce(max(day) FILTER (WHERE day <= :cut), -1)::float8,
+       (count(*) FILTER (WHERE day > :cut AND day <= :today))::float8
+FROM days GROUP BY customer_id
+"""
+
+
+async def load_buyers(session: AsyncSession, as_of: datetime, cut_day: float) -> tuple[int, npt.NDArray[np.float64]]:
+    """Every buyer's purchase summary (BUYER_COLUMNS) in one query, as one float matrix (no per-customer
+    objects), and the number of customers scoring knows."""
+    n_customers = int(await session.scalar(select(func.count()).select_from(facts)) or 0)
+    today = float(np.floor(as_of.timestamp() / _SECONDS_PER_DAY))
+    statement = text(_BUYERS_SQL.format(purchases=purchases.fullname))
+    rows = (await session.execute(statement, {"cut": cut_day, "today": today})).all()
+    width = len(BUYER_COLUMNS)
+    matrix = np.array(rows, dtype=np.float64) if rows else np.empty((0, width))
+    return n_customers, matrix.reshape(-1, width)
+
+
+async def customer_ids_after(session: AsyncSession, after: str, limit: int) -> list[str]:
+    rows = await session.execute(
+        select(facts.c.customer_id).where(facts.c.customer_id > after).order_by(facts.c.customer_id).limit(limit)
+    )
+    return list(rows.scalars())
+
+
+async def try_refit_lock(session: AsyncSession, lock_id: int) -> bool:
+    return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(lock_id))))
+
+
+async def newest_model_fitted_at(session: AsyncSession) -> datetime | None:
+    newest: datetime | None = await session.scalar(select(func.max(models.c.fitted_at)))
+    return newest
+
+
+async def insert_model(session: AsyncSession, values: dict[str, Any]) -> int:
+    version = await session.scalar(insert(models).values(**values).returning(models.c.version))
+    assert version is not None
+    return int(version)
+
+
 async def lock_and_load(
     session: AsyncSession, customer_ids: Sequence[str], *, create_missing: bool = True
 ) -> tuple[dict[str, StoredFacts], dict[str, dict[str, Any]]]:
@@ -272,7 +334,13 @@ async def latest_model_version(session: AsyncSession) -> int | None:
 
 def model_from_row(row: Row[Any]) -> ActiveModel:
     edges = row.rfm_edges
+    chosen = row._mapping.get("chosen_model")
+    purchase = None
+    if chosen:
+        params = next((c["params"] for c in row.candidates or [] if c.get("name") == chosen), None)
+        purchase = None if params is None else model_from_params(chosen, params)
     model = ScoringModel(
+        purchase=purchase,
         rfm_edges=RfmEdges(
             recency=tuple(edges["recency"]), frequency=tuple(edges["frequency"]), monetary=tuple(edges["monetary"])
         ),
