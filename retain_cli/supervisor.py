@@ -1,4 +1,4 @@
-"""Runs the five services as separate processes, restarts any that crash, and stops them in order."""
+"""Runs the services as separate processes, restarts any that crash, and stops them in order."""
 
 from __future__ import annotations
 
@@ -16,8 +16,15 @@ import httpx
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("ingest", "profile", "scoring", "campaign", "feedback")
-DEFAULT_PORTS = {"ingest": 8001, "profile": 8002, "scoring": 8003, "campaign": 8004, "feedback": 8005}
+SERVICES = ("ingest", "profile", "scoring", "campaign", "feedback", "insights")
+DEFAULT_PORTS = {
+    "ingest": 8001,
+    "profile": 8002,
+    "scoring": 8003,
+    "campaign": 8004,
+    "feedback": 8005,
+    "insights": 8006,
+}
 # The front door takes upstream bursts: two worker processes use both cores of a small machine.
 DEFAULT_HTTP_WORKERS = {"ingest": 2}
 MAX_RESTART_DELAY_S = 30.0
@@ -129,8 +136,9 @@ class Supervisor:
         print("stopping ingest ...")
         self.stop(("ingest",))
         await self.drain(drain_timeout_s)
-        print("stopping profile, scoring, campaign, feedback ...")
-        self.stop(tuple(name for name in SERVICES if name != "ingest"))
+        consumers = tuple(name for name in SERVICES if name != "ingest")
+        print(f"stopping {', '.join(consumers)} ...")
+        self.stop(consumers)
 
     async def drain(self, timeout_s: float) -> None:
         from retain_cli.lag import total_lag

@@ -9,7 +9,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownError, UnsupportedVersionError
+from aiokafka.helpers import create_ssl_context
 
 from libs.common import metrics
 from libs.common.envelope import CloudEvent, KafkaHeaders
@@ -27,6 +28,25 @@ Sent = tuple[asyncio.Future[Any], list[int]]
 # so few records, or many small concurrent callers, share the producer's own batches through send() instead.
 BATCH_PATH_MIN_RECORDS = 64
 _PARTITION_CACHE_LIMIT = 200_000
+# How a broker that cannot give out producer ids answers InitProducerId (Tansu: UnknownError).
+BROKER_WITHOUT_IDEMPOTENCE: tuple[type[KafkaError], ...] = (UnknownError, UnsupportedVersionError)
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Connection and security arguments every aiokafka client of a service takes."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(
+            cafile=settings.kafka_ssl_cafile, certfile=settings.kafka_ssl_certfile, keyfile=settings.kafka_ssl_keyfile
+        )
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism or "SCRAM-SHA-512"
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password
+    return options
 
 
 class Publisher:
@@ -35,20 +55,33 @@ class Publisher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.service = settings.service
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            acks="all",
-            linger_ms=settings.kafka_linger_ms,
-            max_batch_size=65536,
-            request_timeout_ms=10_000,
-            # Tansu has no idempotent producer; consumers dedupe on ce_id instead.
-            enable_idempotence=False,
-        )
+        self.idempotent = settings.kafka_idempotence is not False
+        self._producer = self._new_producer()
         self._started = False
         self._partition_cache: dict[tuple[str, int, bytes], int] = {}
 
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            **client_options(self.settings),
+            acks="all",
+            linger_ms=self.settings.kafka_linger_ms,
+            max_batch_size=65536,
+            request_timeout_ms=10_000,
+            enable_idempotence=self.idempotent,
+        )
+
     async def start(self) -> None:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BROKER_WITHOUT_IDEMPOTENCE as exc:
+            if self.settings.kafka_idempotence is not None or not self.idempotent:
+                raise
+            # Consumers dedupe on ce_id, so at-least-once publishing stays correct, only less economical.
+            log.warning("the broker has no idempotent producer; publishing without it", extra={"error": repr(exc)})
+            await self._producer.stop()
+            self.idempotent = False
+            self._producer = self._new_producer()
+            await self._producer.start()
         self._started = True
 
     async def stop(self) -> None:
@@ -151,7 +184,7 @@ def all_topic_names(prefix: str, bases: Iterable[str] = ALL_TOPICS) -> list[str]
 
 async def ensure_topics(settings: Settings, bases: Iterable[str] = ALL_TOPICS) -> None:
     """Creates topics and their DLQs explicitly: auto-created ones get a broker default partition count."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -171,7 +204,7 @@ async def ensure_topics(settings: Settings, bases: Iterable[str] = ALL_TOPICS) -
 
 
 async def broker_reachable(settings: Settings, timeout_s: float = 2.0) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=int(timeout_s * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
         await asyncio.wait_for(admin.list_topics(), timeout_s)

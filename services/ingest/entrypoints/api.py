@@ -47,19 +47,21 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 class EventAccepted(BaseModel):
     id: str
-    status: Literal["accepted", "duplicate"]
+    # "erased": the event is from before its customer was erased; it is neither kept nor published.
+    status: Literal["accepted", "duplicate", "erased"]
 
 
 class ItemResult(BaseModel):
     index: int
     id: str | None
-    status: Literal["accepted", "duplicate", "rejected"]
+    status: Literal["accepted", "duplicate", "erased", "rejected"]
     errors: list[dict[str, Any]] | None = None
 
 
 class BatchResult(BaseModel):
     accepted: int
     duplicates: int
+    erased: int
     rejected: int
     results: list[ItemResult]
 
@@ -85,7 +87,8 @@ def _single_shape(request: Request) -> Shape:
     summary="Post one upstream event",
     description="`application/json` (flattened) or `application/cloudevents+json` (CloudEvents structured mode). "
     "202: durable and published (or in the outbox while the broker is unreachable). "
-    "200: the id was seen within the dedupe window; not published again.",
+    "200: the id was seen within the dedupe window (`duplicate`), or the event is from before its customer was "
+    "erased (`erased`); not published.",
     responses={200: {"model": EventAccepted, "description": "Duplicate id"}, **_ERRORS},
     openapi_extra=openapi.single_event_body(),
 )
@@ -95,7 +98,7 @@ async def post_event(request: Request) -> Response:
     shape = _single_shape(request)
     body = await read_body(request, ctx.settings.ingest_max_event_bytes)
     try:
-        event = validate_json(body, shape)
+        event = validate_json(body, shape, window=ctx.settings.time_window)
     except MalformedJson as exc:
         raise Problem(400, "Malformed JSON", str(exc), errors=[{"field": "body", "message": str(exc)}]) from exc
     except InvalidEvent as exc:
@@ -176,7 +179,8 @@ async def post_batch(request: Request) -> Response:
     shape = _batch_shape(request)
     body = await read_body(request, ctx.settings.max_body_bytes)
     max_items = ctx.settings.ingest_max_batch_items
-    all_valid = validate_batch_json(body, shape, max_items)
+    window = ctx.settings.time_window
+    all_valid = validate_batch_json(body, shape, max_items, window=window)
     if all_valid is not None:
         return await _answer_batch(
             ctx, principal.source, all_valid, list(range(len(all_valid))), [None] * len(all_valid), 0
@@ -188,7 +192,7 @@ async def post_batch(request: Request) -> Response:
     rejected_types: list[str | None] = []
     for index, item in enumerate(items):
         try:
-            valid.append(validate_python(item, shape))
+            valid.append(validate_python(item, shape, window=window))
             positions.append(index)
         except InvalidEvent as exc:
             item_id = item.get("id") if isinstance(item, dict) else None
@@ -216,13 +220,15 @@ async def _answer_batch(
     """Accepts the valid events and answers one result per item; `results` already holds the rejected ones."""
     BATCH_SIZE.labels("batch").observe(len(results))
     outcomes = await _accept(ctx, valid, source)
-    accepted = 0
+    accepted = erased = 0
     for index, outcome in zip(positions, outcomes, strict=True):
         accepted += outcome.status == "accepted"
+        erased += outcome.status == "erased"
         results[index] = {"index": index, "id": outcome.event_id, "status": outcome.status}
     answer = {
         "accepted": accepted,
-        "duplicates": len(outcomes) - accepted,
+        "duplicates": len(outcomes) - accepted - erased,
+        "erased": erased,
         "rejected": rejected,
         "results": results,
     }
