@@ -139,6 +139,10 @@ class ProfileUpdated(Contract):
     """A profile changed; announced at most once per customer per consumer batch (`cause` is the last change)."""
 
     cause: Cause
+    # The number of events the profile is built from: it grows with every event applied, whatever their order, so a
+    # consumer keeps the document of the highest version (a late event has an old time). 0 in announcements from
+    # before it was sent.
+    version: int = 0
     changed: list[str]
     metrics: ProfileMetrics
     segments_entered: list[str] = []

@@ -279,6 +279,7 @@ def profile_updated(
 ) -> CloudEvent:
     update = ProfileUpdated(
         cause=contracts.Cause(id=cause.id, type=cause.type),
+        version=state.event_count,
         changed=changed,
         metrics=announced_metrics(state, as_of),
         segments_entered=entered or [],
