@@ -6,10 +6,12 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: install run test lint bench bench-ingest bench-profile bench-scoring clean
 
-$(INSTALLED): pyproject.toml requirements.lock
+# requirements-dev.lock includes the runtime lock (requirements.lock) and adds test and lint tools; the image installs
+# the runtime lock only.
+$(INSTALLED): pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(INSTALLED)
 

@@ -7,7 +7,9 @@ import asyncio
 import sys
 from pathlib import Path
 
+from retain_cli.dlq import add_dlq_commands
 from retain_cli.ingest_commands import add_ingest_commands
+from retain_cli.status import add_status_command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="run the whole platform (embedded PostgreSQL and broker by default)")
     run.add_argument("--data-dir", type=Path, default=Path(".data"), help="where embedded data and logs live")
     add_ingest_commands(commands)
+    add_status_command(commands)
+    add_dlq_commands(commands)
     args = parser.parse_args(argv)
     if hasattr(args, "handler"):
         return int(args.handler(args))

@@ -32,6 +32,17 @@ def dev_api_key(data_dir: Path) -> str:
     return key
 
 
+def dev_secret(data_dir: Path, name: str) -> str:
+    """A signing key kept under .data/, so links sent before a restart still open after it."""
+    path = data_dir / name
+    if path.exists():
+        return path.read_text().strip()
+    secret = secrets.token_urlsafe(32)
+    path.write_text(secret)
+    path.chmod(0o600)
+    return secret
+
+
 @dataclass
 class Embedded:
     """What this run started itself, so a failed start stops exactly that."""
@@ -74,6 +85,12 @@ def platform_env(data_dir: Path, embedded: Embedded, pid_files: PidFiles) -> tup
         embedded.broker = start_broker(port, data_dir / "logs" / "broker.log")
         pid_files.record("broker", embedded.broker.process.pid)
         env["RETAIN_KAFKA_BOOTSTRAP"] = embedded.broker.bootstrap
+    # Campaign signs unsubscribe links and ingest checks them: one key for both processes.
+    for variable, name in (
+        ("RETAIN_UNSUBSCRIBE_TOKEN_SECRET", "unsubscribe-secret"),
+        ("RETAIN_SURVEY_TOKEN_SECRET", "survey-secret"),
+    ):
+        env.setdefault(variable, dev_secret(data_dir, name))
     key = None
     if "RETAIN_API_KEYS" not in env:
         key = dev_api_key(data_dir)

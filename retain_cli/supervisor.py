@@ -1,4 +1,4 @@
-"""Runs the five services as separate processes, restarts any that crash, and stops them in order."""
+"""Runs the services as separate processes, restarts any that crash, and stops them in order."""
 
 from __future__ import annotations
 
@@ -19,8 +19,15 @@ from retain_cli.pidfiles import PidFiles
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("ingest", "profile", "scoring", "campaign", "feedback")
-DEFAULT_PORTS = {"ingest": 8001, "profile": 8002, "scoring": 8003, "campaign": 8004, "feedback": 8005}
+SERVICES = ("ingest", "profile", "scoring", "campaign", "feedback", "insights")
+DEFAULT_PORTS = {
+    "ingest": 8001,
+    "profile": 8002,
+    "scoring": 8003,
+    "campaign": 8004,
+    "feedback": 8005,
+    "insights": 8006,
+}
 # The front door takes upstream bursts: two worker processes use both cores of a small machine.
 DEFAULT_HTTP_WORKERS = {"ingest": 2}
 MAX_RESTART_DELAY_S = 30.0
@@ -159,11 +166,9 @@ class Supervisor:
         self.stop(("ingest",), timeout_s=HURRIED_STOP_S if self.hurry.is_set() else 25)
         drained = False if self.hurry.is_set() else await self.drain(drain_timeout_s)
         self.stopping = True
-        print("stopping profile, scoring, campaign, feedback ...")
-        self.stop(
-            tuple(name for name in SERVICES if name != "ingest"),
-            timeout_s=HURRIED_STOP_S if self.hurry.is_set() else 25,
-        )
+        consumers = tuple(name for name in SERVICES if name != "ingest")
+        print(f"stopping {', '.join(consumers)} ...")
+        self.stop(consumers, timeout_s=HURRIED_STOP_S if self.hurry.is_set() else 25)
         return drained
 
     async def drain(self, timeout_s: float | None = None) -> bool:

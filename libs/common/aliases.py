@@ -77,6 +77,13 @@ class CustomerAliases:
         await session.execute(update(self.table).where(self.table.c.customer_id == from_id).values(customer_id=into_id))
         return into_id
 
+    async def ids_joined_to(self, session: AsyncSession, customer_id: str) -> list[str]:
+        """The ids profile joined to the customer, sorted."""
+        rows = await session.execute(
+            select(self.table.c.alias_id).where(self.table.c.customer_id == customer_id).order_by(self.table.c.alias_id)
+        )
+        return list(rows.scalars())
+
     async def forget(self, session: AsyncSession, customer_id: str) -> None:
         """Erasure: the customer's ids no longer lead anywhere."""
         table = self.table

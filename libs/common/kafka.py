@@ -9,7 +9,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownError, UnsupportedVersionError
 
 from libs.common import metrics
 from libs.common.envelope import CloudEvent, KafkaHeaders
@@ -27,6 +27,8 @@ Sent = tuple[asyncio.Future[Any], list[int]]
 # so few records, or many small concurrent callers, share the producer's own batches through send() instead.
 BATCH_PATH_MIN_RECORDS = 64
 _PARTITION_CACHE_LIMIT = 200_000
+# How a broker that cannot give out producer ids answers InitProducerId (Tansu: UnknownError).
+BROKER_WITHOUT_IDEMPOTENCE: tuple[type[KafkaError], ...] = (UnknownError, UnsupportedVersionError)
 
 
 class Publisher:
@@ -35,20 +37,33 @@ class Publisher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.service = settings.service
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            acks="all",
-            linger_ms=settings.kafka_linger_ms,
-            max_batch_size=65536,
-            request_timeout_ms=10_000,
-            # Tansu has no idempotent producer; consumers dedupe on ce_id instead.
-            enable_idempotence=False,
-        )
+        self.idempotent = settings.kafka_idempotence is not False
+        self._producer = self._new_producer()
         self._started = False
         self._partition_cache: dict[tuple[str, int, bytes], int] = {}
 
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            acks="all",
+            linger_ms=self.settings.kafka_linger_ms,
+            max_batch_size=65536,
+            request_timeout_ms=10_000,
+            enable_idempotence=self.idempotent,
+        )
+
     async def start(self) -> None:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BROKER_WITHOUT_IDEMPOTENCE as exc:
+            if self.settings.kafka_idempotence is not None or not self.idempotent:
+                raise
+            # Consumers dedupe on ce_id, so at-least-once publishing stays correct, only less economical.
+            log.warning("the broker has no idempotent producer; publishing without it", extra={"error": repr(exc)})
+            await self._producer.stop()
+            self.idempotent = False
+            self._producer = self._new_producer()
+            await self._producer.start()
         self._started = True
 
     async def stop(self) -> None:

@@ -124,6 +124,20 @@ def drop_customer_aliases(schema: str) -> None:
     op.drop_table("customer_aliases", schema=schema)
 
 
+def create_customer_erasures(schema: str) -> None:
+    """The table of `libs.common.erasures.ErasureRecords`, as first created (a new, empty table: nothing is locked)."""
+    op.create_table(
+        "customer_erasures",
+        sa.Column("customer_id", sa.Text, primary_key=True),
+        sa.Column("erased_at", sa.DateTime(timezone=True), nullable=False),
+        schema=schema,
+    )
+
+
+def drop_customer_erasures(schema: str) -> None:
+    op.drop_table("customer_erasures", schema=schema)
+
+
 def _create_unpublished_index(schema: str) -> None:
     op.create_index(
         "outbox_unpublished", "outbox", ["id"], schema=schema, postgresql_where=sa.text("published_at IS NULL")

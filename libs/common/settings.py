@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Scope = Literal["events:write", "customers:read", "customers:write", "campaigns:write", "feedback:write", "admin"]
@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     # How long the producer waits for more records before sending a batch: fewer, larger requests against
     # added latency on every publish.
     kafka_linger_ms: int = Field(default=2, ge=0, le=1000)
+    # Idempotent producer: the producer's own retries neither duplicate nor reorder records. True demands it (a
+    # broker without it fails the start: production sets this), False never asks, unset asks and falls back with a
+    # warning only when the broker answers that it has no idempotent producer (the embedded broker, Tansu).
+    kafka_idempotence: bool | None = None
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
@@ -59,6 +63,14 @@ class Settings(BaseSettings):
     outbox_poll_interval_s: float = 0.05
     outbox_batch_size: int = 1000
     migrate_on_start: bool = True
+
+    # Unsubscribe links: campaign signs one into every marketing message, ingest's preference page verifies it,
+    # so both must share the secret (`retain run` generates one under .data/). Unset: a random key per process.
+    unsubscribe_token_secret: SecretStr | None = None
+    # Where ingest's preference page is reached by customers: the link is `<base>/unsubscribe?token=...`.
+    unsubscribe_base_url: str = "http://127.0.0.1:8001"
+    # Long-lived on purpose: a customer may unsubscribe from an old message (RFC 8058 and the law expect it).
+    unsubscribe_link_ttl_days: int = Field(default=400, gt=0, le=3650)
 
     log_level: str = "INFO"
     # "replay" makes "now" the newest event time seen, so replayed history is scored as it was lived.

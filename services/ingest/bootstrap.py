@@ -18,7 +18,7 @@ from services.ingest.adapters.event_log import create_pool
 from services.ingest.adapters.tables import SCHEMA, messaging
 from services.ingest.context import IngestContext
 from services.ingest.domain.circuit import Circuit
-from services.ingest.entrypoints import api, imports, openapi
+from services.ingest.entrypoints import api, imports, openapi, preferences
 from services.ingest.entrypoints.fast import SingleEventFastPath
 from services.ingest.handlers.group_commit import GroupCommitter
 from services.ingest.handlers.relay import relay_forever
@@ -30,7 +30,7 @@ DEFINITION = ServiceDefinition(
     description="The front door: upstream shops and ERPs post events; validated, deduplicated, published.",
     migrations_dir=Path(__file__).parent / "migrations",
     tables=messaging,
-    routers=[api.router, imports.router],
+    routers=[api.router, imports.router, preferences.router],
     ready_without_broker=True,
     uses_shared_outbox=False,
     streamed_paths=frozenset({imports.IMPORTS_PATH}),

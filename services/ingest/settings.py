@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from datetime import UTC, datetime, timedelta
+
+from pydantic import Field, field_validator
 
 from libs.common.settings import Settings
+from services.ingest.domain.incoming import DEFAULT_TIME_WINDOW, TimeWindow
 
 
 class IngestSettings(Settings):
@@ -38,3 +41,17 @@ class IngestSettings(Settings):
     ingest_rate_limit_per_s: float | None = None
     # Bucket depth in seconds of rate: how large a burst a key may send after being idle.
     ingest_rate_burst_s: float = Field(default=1.0, gt=0)
+    # Event times accepted: not before this instant (a zone is required), not further ahead of now than this.
+    ingest_earliest_event_time: datetime = DEFAULT_TIME_WINDOW.earliest
+    ingest_max_event_time_ahead_s: float = Field(default=DEFAULT_TIME_WINDOW.ahead.total_seconds(), ge=0)
+
+    @field_validator("ingest_earliest_event_time")
+    @classmethod
+    def _with_zone(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must carry a time zone, e.g. 1970-01-01T00:00:00Z")
+        return value.astimezone(UTC)
+
+    @property
+    def time_window(self) -> TimeWindow:
+        return TimeWindow(self.ingest_earliest_event_time, timedelta(seconds=self.ingest_max_event_time_ahead_s))

@@ -15,6 +15,7 @@ from services.ingest.domain.incoming import (
     InvalidEvent,
     MalformedJson,
     Shape,
+    TimeWindow,
     validate_batch_json,
     validate_json,
     validate_python,
@@ -84,6 +85,27 @@ def test_time_may_be_at_most_five_minutes_ahead() -> None:
     assert fields_of({**flat_example("login"), "time": ahead(6)}) == ["time"]
     offset = validate_python({**flat_example("login"), "time": "2026-11-20T13:00:00+02:00"}, now=NOW)
     assert offset.time == datetime(2026, 11, 20, 11, 0, tzinfo=UTC)
+
+
+def test_time_before_1970_is_refused_naming_the_field() -> None:
+    """A 1950 ticket overflowed feedback's 32-bit SLA seconds downstream: the door refuses it instead."""
+    with pytest.raises(InvalidEvent) as caught:
+        validate_python({**flat_example("ticket.opened"), "time": "1950-01-01T00:00:00Z"}, now=NOW)
+    assert [(e["field"], e["code"]) for e in caught.value.errors] == [("time", "past_time")]
+    assert "1970-01-01T00:00:00Z" in caught.value.errors[0]["message"]
+    assert validate_python({**flat_example("login"), "time": "1970-01-01T00:00:00Z"}, now=NOW).time.year == 1970
+    batch = orjson.dumps({"events": [flat_example("login"), {**flat_example("login"), "time": "1969-12-31T23:59:59Z"}]})
+    assert validate_batch_json(batch, "flat", 10, now=NOW) is None  # item by item then names the bad one
+
+
+def test_the_time_window_is_configurable() -> None:
+    window = TimeWindow(datetime(2000, 1, 1, tzinfo=UTC), timedelta(seconds=30))
+    login = flat_example("login")
+    with pytest.raises(InvalidEvent, match="before 2000-01-01"):
+        validate_python({**login, "time": "1999-12-31T23:59:59Z"}, now=NOW, window=window)
+    with pytest.raises(InvalidEvent, match="more than 30 seconds in the future"):
+        validate_python({**login, "time": (NOW + timedelta(seconds=31)).isoformat()}, now=NOW, window=window)
+    assert validate_python({**login, "time": "2000-01-01T00:00:00Z"}, now=NOW, window=window).time.year == 2000
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""All five services as separate processes, over HTTP and Kafka, started by the real supervisor."""
+"""All services as separate processes, over HTTP and Kafka, started by the real supervisor."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ again; the receiver (or a human reading headers) can then recognise the repeat.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email import policy
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import aiosmtplib
 import httpx
 
+from services.campaign.adapters.unsubscribe_links import UnsubscribeLinks, with_footer
 from services.campaign.settings import CampaignSettings
 
 
@@ -33,6 +34,8 @@ class Delivery:
     body: str
     customer_id: str
     campaign_id: str
+    # Marketing messages only: the signed link to the preference page, also in the body's footer.
+    unsubscribe_url: str | None = None
 
 
 class Channel(Protocol):
@@ -56,6 +59,10 @@ class EmailChannel:
         message["Subject"] = delivery.subject or ""
         message["Message-ID"] = f"<{delivery.idempotency_key}@retain>"
         message["X-Retain-Idempotency-Key"] = delivery.idempotency_key
+        if delivery.unsubscribe_url:
+            # RFC 2369 and RFC 8058: mail clients show an unsubscribe button that POSTs to the link at once.
+            message["List-Unsubscribe"] = f"<{delivery.unsubscribe_url}>"
+            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         message.set_content(delivery.body)
         # Flattened here because aiosmtplib would re-flatten with its own (folding) policy.
         await aiosmtplib.send(
@@ -89,6 +96,8 @@ class WebhookChannel:
             "subject": delivery.subject,
             "text": delivery.body,
         }
+        if delivery.unsubscribe_url:
+            body["unsubscribe_url"] = delivery.unsubscribe_url
         async with httpx.AsyncClient(timeout=self.timeout_s) as client:
             response = await client.post(self.url, json=body, headers={"Idempotency-Key": delivery.idempotency_key})
             response.raise_for_status()
@@ -98,6 +107,7 @@ class Channels:
     """Routes a delivery to its adapter; tests replace entries to point at local servers."""
 
     def __init__(self, settings: CampaignSettings) -> None:
+        self.unsubscribe_links = UnsubscribeLinks(settings)
         email = EmailChannel(settings)
         timeout = settings.webhook_timeout_s
         self.messages: dict[str, Channel] = {
@@ -116,4 +126,10 @@ class Channels:
         channel = table.get(delivery.channel)
         if channel is None:
             raise ChannelNotConfigured(f"unknown channel {delivery.channel}")
+        if delivery.kind == "message":
+            url = self.unsubscribe_links.url(delivery.customer_id, delivery.channel, delivery.campaign_id)
+            # Mail shows the link in its footer; gateways (SMS, WeCom, a CRM) get it as a field of their own
+            # and render it the way their channel allows (a short link, a menu, a "reply T" rule).
+            body = with_footer(delivery.body, url) if delivery.channel == "email" else delivery.body
+            delivery = replace(delivery, unsubscribe_url=url, body=body)
         await channel.send(delivery)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -70,13 +70,14 @@ async def change_segments(
     )
 
 
-async def erase(session: AsyncSession, customer_id: str) -> dict[str, int]:
-    """Deletes everything feedback holds about the customer; returns rows deleted per table."""
+async def erase(session: AsyncSession, customer_ids: Sequence[str]) -> dict[str, int]:
+    """Deletes everything feedback holds under the ids (locked and recorded as erased by the caller)."""
     deleted: dict[str, int] = {}
     for table in (*_HELD_BY_CUSTOMER, customers):
-        result = await session.execute(delete(table).where(table.c.customer_id == customer_id))
+        result = await session.execute(delete(table).where(table.c.customer_id.in_(customer_ids)))
         deleted[table.name] = int(getattr(result, "rowcount", 0) or 0)
-    await aliases.forget(session, customer_id)
+    for customer_id in customer_ids:
+        await aliases.forget(session, customer_id)
     return deleted
 
 

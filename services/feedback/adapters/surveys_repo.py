@@ -51,3 +51,9 @@ async def insert_response(session: AsyncSession, values: dict[str, Any]) -> int 
     )
     response_id: int | None = result.scalar()
     return response_id
+
+
+async def token_used_at(session: AsyncSession, nonce: str) -> tuple[bool, datetime | None]:
+    """(we hold this token, when its one answer was recorded): what the survey page shows before an answer."""
+    row = (await session.execute(select(survey_tokens.c.used_at).where(survey_tokens.c.nonce == nonce))).first()
+    return (False, None) if row is None else (True, row.used_at)

@@ -21,12 +21,16 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from libs.common.aliases import CustomerAliases
 from libs.common.db import MessagingTables
+from libs.common.erasures import ErasureGuard, ErasureRecords
 
 SCHEMA = "feedback"
 metadata = MetaData(schema=SCHEMA)
 messaging = MessagingTables(metadata)
 # Ids that profile joined to a customer: feedback's rows under them moved there, and their events count there.
 aliases = CustomerAliases(metadata)
+# Ids erased on request: events about them from before the erasure change nothing.
+erasures = ErasureRecords(metadata)
+erasure_guard = ErasureGuard(aliases, erasures)
 
 tickets = Table(
     "tickets",
@@ -66,8 +70,8 @@ sla_breaches = Table(
     Column("customer_id", Text, nullable=False),
     Column("tier", Text, nullable=False),
     Column("priority", Text, nullable=False),
-    Column("target_s", Integer, nullable=False),
-    Column("elapsed_s", Integer, nullable=False),
+    Column("target_s", BigInteger, nullable=False),
+    Column("elapsed_s", BigInteger, nullable=False),
     Column("breached_at", DateTime(timezone=True), nullable=False),
     Column("detected_at", DateTime(timezone=True), nullable=False),
     Index("sla_breaches_customer", "customer_id"),

@@ -37,6 +37,9 @@ class LinkIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     customer_id: Identifier
     expires_in_days: int | None = Field(default=None, ge=1, le=365, description="Default: RETAIN_SURVEY_LINK_TTL_DAYS")
+    locale: Literal["en", "zh"] | None = Field(
+        default=None, description="The customer's language: the page uses it; without it, the browser's preference."
+    )
 
 
 class ResponseIn(BaseModel):
@@ -117,7 +120,8 @@ async def create_link(survey_id: str, body: LinkIn, session: Session, deps: Deps
         "survey_id": survey_id,
         "customer_id": body.customer_id,
         "token": token,
-        "url": f"{base}/surveys/{quote(survey_id)}?token={quote(token)}",
+        "url": f"{base}/surveys/{quote(survey_id)}?token={quote(token)}"
+        + (f"&lang={body.locale}" if body.locale else ""),
         "expires_at": expires_at.isoformat(),
     }
 

@@ -1,4 +1,8 @@
-"""Customer facts from scoring and profile events, ids that profile joined to a customer, and `customer.erased`."""
+"""Customer facts from scoring and profile events, ids that profile joined to a customer, and `customer.erased`.
+
+Every handler of feedback's consumers asks `erasure_guard` first: an event about an erased customer from before
+the erasure (a score that overtook it on another topic, a late ticket, a replay) changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from libs.common.aliases import joined_ids
 from libs.common.consumer import HandlerContext
 from libs.common.envelope import CloudEvent
 from services.feedback.adapters import customers_repo
-from services.feedback.adapters.tables import aliases
+from services.feedback.adapters.tables import aliases, erasure_guard
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +21,8 @@ TIER_CROSSINGS = frozenset({"tier_up", "tier_down"})
 
 async def on_score_change(ctx: HandlerContext, event: CloudEvent) -> None:
     """`score.changed` carries the tier; a `threshold.crossed` tier crossing carries it as `new`."""
+    if not await erasure_guard.admits(ctx.session, event):
+        return
     tier: object = None
     if event.type == "score.changed":
         tier = event.data.get("tier")
@@ -27,6 +33,8 @@ async def on_score_change(ctx: HandlerContext, event: CloudEvent) -> None:
 
 
 async def on_profile_change(ctx: HandlerContext, event: CloudEvent) -> None:
+    if not await erasure_guard.admits(ctx.session, event):
+        return
     joined = joined_ids(event)
     if joined is not None:
         from_id, into_id = joined
@@ -35,8 +43,8 @@ async def on_profile_change(ctx: HandlerContext, event: CloudEvent) -> None:
             await customers_repo.move_customer(ctx.session, from_id, into_id)
         return
     if event.type == "customer.erased":
-        customer_id = event.data.get("customer_id") or event.subject
-        deleted = await customers_repo.erase(ctx.session, str(customer_id))
+        erased_ids = await erasure_guard.lock_erased(ctx.session, event)
+        deleted = await customers_repo.erase(ctx.session, erased_ids)
         log.info("customer erased", extra={"deleted": deleted})
         return
     if event.type == "profile.updated":

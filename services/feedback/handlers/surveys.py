@@ -13,7 +13,7 @@ from libs.common.envelope import CloudEvent, derived_event
 from libs.common.outbox import Outbox
 from libs.common.topics import FEEDBACK_EVENTS
 from services.feedback.adapters import customers_repo, surveys_repo
-from services.feedback.adapters.tables import aliases
+from services.feedback.adapters.tables import aliases, erasure_guard
 from services.feedback.domain.errors import FeedbackDomainError, InvalidValue
 from services.feedback.domain.nps import validate_csat_score, validate_nps_score
 from services.feedback.domain.sentiment import Sentiment, analyze
@@ -137,6 +137,8 @@ def _opt_str(data: dict[str, object], key: str) -> str | None:
 
 def survey_response_handler(deps: FeedbackDeps) -> EventHandler:
     async def on_survey_response(ctx: HandlerContext, event: CloudEvent) -> None:
+        if not await erasure_guard.admits(ctx.session, event):
+            return
         try:
             answer = Answer(
                 customer_id=event.subject,

@@ -21,7 +21,7 @@ from libs.common.envelope import CloudEvent, derived_event
 from libs.common.outbox import Outbox
 from libs.common.topics import FEEDBACK_EVENTS
 from services.feedback.adapters import customers_repo, tickets_repo
-from services.feedback.adapters.tables import aliases
+from services.feedback.adapters.tables import aliases, erasure_guard
 from services.feedback.domain.errors import FeedbackDomainError, InvalidValue
 from services.feedback.domain.sentiment import analyze
 from services.feedback.domain.sla import TIERS
@@ -141,6 +141,8 @@ async def change_ticket(
 
 def ticket_handler(deps: FeedbackDeps) -> EventHandler:
     async def on_ticket_event(ctx: HandlerContext, event: CloudEvent) -> None:
+        if not await erasure_guard.admits(ctx.session, event):
+            return  # before an unknown ticket could dead-letter it with the erased person's text
         try:
             if event.type == "ticket.opened":
                 await open_ticket(

@@ -29,7 +29,22 @@ from libs.common.envelope import format_time
 from libs.common.events import NO_NUL_PATTERN, UPSTREAM_EVENT_TYPES, EventData, Identifier
 from libs.common.problems import field_path, message_and_code
 
-MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+class TimeWindow(NamedTuple):
+    """Event times ingest accepts: from `earliest` to `ahead` past the current time (upstream clock skew).
+
+    What lies outside is refused at the door rather than left to the services: a time before 1970 overflows the
+    32-bit second counts they store (feedback's SLA clocks), and a time far ahead would hold a customer's state
+    "as of" the future.
+    """
+
+    earliest: datetime
+    ahead: timedelta
+
+
+DEFAULT_TIME_WINDOW = TimeWindow(datetime(1970, 1, 1, tzinfo=UTC), timedelta(minutes=5))
+# The default window's skew, as the flat envelope's documentation states it.
+MAX_CLOCK_SKEW = DEFAULT_TIME_WINDOW.ahead
 _TIME_HELP = "must be an RFC 3339 timestamp with a time zone, e.g. 2026-11-20T10:00:00Z"
 
 # pydantic's datetime alone would also take unix numbers and zone-less times; upstream clocks must say
@@ -43,17 +58,37 @@ EventTime = Annotated[
 ]
 
 
-def event_time(text: str, latest: datetime) -> datetime:
-    """The validated text as UTC; raises InvalidEvent for a time after `latest` (now + 5 minutes)."""
+class Bounds(NamedTuple):
+    """A `TimeWindow` as of one request (computed once per request, not per event)."""
+
+    earliest: datetime
+    latest: datetime
+    ahead: timedelta
+
+
+def event_time(text: str, bounds: Bounds) -> datetime:
+    """The validated text as UTC; raises InvalidEvent for a time outside `bounds`."""
     try:
         moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     except ValueError as exc:  # passes the pattern but is no date, e.g. 2026-02-30
         raise InvalidEvent([{"field": "time", "message": f"{_TIME_HELP}: {exc}", "code": "datetime"}]) from exc
-    if moment > latest:
+    if moment > bounds.latest:
+        ahead = _describe(bounds.ahead)
         raise InvalidEvent(
-            [{"field": "time", "message": "event time is more than 5 minutes in the future", "code": "future_time"}]
+            [{"field": "time", "message": f"event time is more than {ahead} in the future", "code": "future_time"}]
         )
+    if moment < bounds.earliest:
+        earliest = format_time(bounds.earliest)
+        raise InvalidEvent([{"field": "time", "message": f"event time is before {earliest}", "code": "past_time"}])
     return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+
+
+def _describe(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    if seconds % 60 == 0 and seconds:
+        minutes = seconds // 60
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
 def time_text(text: str, moment: datetime) -> str:
@@ -71,7 +106,10 @@ class FlatEnvelope(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: Identifier = Field(description="Unique per event; a repeat within the dedupe window is a duplicate.")
     customer_id: Identifier = Field(description="Becomes ce_subject and the Kafka key.")
-    time: EventTime = Field(description="Event time, RFC 3339 with zone, at most 5 minutes in the future.")
+    time: EventTime = Field(
+        description="Event time, RFC 3339 with zone; by default from 1970 to at most 5 minutes in the future "
+        "(RETAIN_INGEST_EARLIEST_EVENT_TIME, RETAIN_INGEST_MAX_EVENT_TIME_AHEAD_S)."
+    )
 
 
 class StructuredEnvelope(BaseModel):
@@ -135,14 +173,14 @@ class InvalidEvent(ValueError):
         self.errors = errors
 
 
-def _latest(now: datetime | None) -> datetime:
-    """The latest event time accepted; computed once per request, not per event."""
-    return (now or datetime.now(UTC)) + MAX_CLOCK_SKEW
+def _bounds(now: datetime | None, window: TimeWindow) -> Bounds:
+    """The accepted event times of one request."""
+    return Bounds(window.earliest, (now or datetime.now(UTC)) + window.ahead, window.ahead)
 
 
-def _valid(model: Any, latest: datetime) -> ValidEvent:
+def _valid(model: Any, bounds: Bounds) -> ValidEvent:
     customer = model.customer_id if hasattr(model, "customer_id") else model.subject
-    moment = event_time(model.time, latest)
+    moment = event_time(model.time, bounds)
     return ValidEvent(model.id, model.type, customer, moment, time_text(model.time, moment), model.data)
 
 
@@ -173,10 +211,12 @@ def _adapter(shape: Shape) -> TypeAdapter[Any]:
     return FLAT_ADAPTER if shape == "flat" else STRUCTURED_ADAPTER
 
 
-def validate_python(raw: Any, shape: Shape = "flat", *, now: datetime | None = None) -> ValidEvent:
+def validate_python(
+    raw: Any, shape: Shape = "flat", *, now: datetime | None = None, window: TimeWindow = DEFAULT_TIME_WINDOW
+) -> ValidEvent:
     """Validates one already-decoded item (a batch element or an import row)."""
     try:
-        return _valid(_adapter(shape).validate_python(raw), _latest(now))
+        return _valid(_adapter(shape).validate_python(raw), _bounds(now, window))
     except ValidationError as exc:
         raise InvalidEvent(describe_errors(exc)) from exc
 
@@ -185,10 +225,12 @@ class MalformedJson(ValueError):
     pass
 
 
-def validate_json(body: bytes, shape: Shape = "flat", *, now: datetime | None = None) -> ValidEvent:
+def validate_json(
+    body: bytes, shape: Shape = "flat", *, now: datetime | None = None, window: TimeWindow = DEFAULT_TIME_WINDOW
+) -> ValidEvent:
     """Validates one request body straight from bytes: no intermediate dicts on the hot path."""
     try:
-        return _valid(_adapter(shape).validate_json(body), _latest(now))
+        return _valid(_adapter(shape).validate_json(body), _bounds(now, window))
     except ValidationError as exc:
         if any(err["type"] == "json_invalid" for err in exc.errors()):
             raise MalformedJson(exc.errors()[0]["msg"]) from exc
@@ -196,7 +238,12 @@ def validate_json(body: bytes, shape: Shape = "flat", *, now: datetime | None = 
 
 
 def validate_batch_json(
-    body: bytes, shape: Shape, max_items: int, *, now: datetime | None = None
+    body: bytes,
+    shape: Shape,
+    max_items: int,
+    *,
+    now: datetime | None = None,
+    window: TimeWindow = DEFAULT_TIME_WINDOW,
 ) -> list[ValidEvent] | None:
     """A whole batch body in one pass over the bytes, or None if anything in it is wrong.
 
@@ -211,8 +258,8 @@ def validate_batch_json(
     models = parsed.events if shape == "flat" else parsed
     if len(models) > max_items:
         return None
-    latest = _latest(now)
+    bounds = _bounds(now, window)
     try:
-        return [_valid(model, latest) for model in models]
+        return [_valid(model, bounds) for model in models]
     except InvalidEvent:
         return None

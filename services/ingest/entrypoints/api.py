@@ -95,7 +95,7 @@ async def post_event(request: Request) -> Response:
     shape = _single_shape(request)
     body = await read_body(request, ctx.settings.ingest_max_event_bytes)
     try:
-        event = validate_json(body, shape)
+        event = validate_json(body, shape, window=ctx.settings.time_window)
     except MalformedJson as exc:
         raise Problem(400, "Malformed JSON", str(exc), errors=[{"field": "body", "message": str(exc)}]) from exc
     except InvalidEvent as exc:
@@ -176,7 +176,8 @@ async def post_batch(request: Request) -> Response:
     shape = _batch_shape(request)
     body = await read_body(request, ctx.settings.max_body_bytes)
     max_items = ctx.settings.ingest_max_batch_items
-    all_valid = validate_batch_json(body, shape, max_items)
+    window = ctx.settings.time_window
+    all_valid = validate_batch_json(body, shape, max_items, window=window)
     if all_valid is not None:
         return await _answer_batch(
             ctx, principal.source, all_valid, list(range(len(all_valid))), [None] * len(all_valid), 0
@@ -188,7 +189,7 @@ async def post_batch(request: Request) -> Response:
     rejected_types: list[str | None] = []
     for index, item in enumerate(items):
         try:
-            valid.append(validate_python(item, shape))
+            valid.append(validate_python(item, shape, window=window))
             positions.append(index)
         except InvalidEvent as exc:
             item_id = item.get("id") if isinstance(item, dict) else None

@@ -50,6 +50,7 @@ async def import_stream(
     splitter = RowSplitter(fmt)
     pending: list[ValidEvent] = []
     limit = ctx.settings.ingest_import_chunk_rows
+    window = ctx.settings.time_window
 
     def take(rows: list[Row]) -> None:
         for row in rows:
@@ -59,7 +60,7 @@ async def import_stream(
                 count_rejected([mapping.event_type], source)
                 continue
             try:
-                pending.append(validate_python(mapping.to_event(row.values, row.line)))
+                pending.append(validate_python(mapping.to_event(row.values, row.line), window=window))
             except InvalidEvent as exc:
                 report.reject(row.line, exc.errors)
                 count_rejected([mapping.event_type], source)

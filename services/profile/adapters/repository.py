@@ -65,6 +65,23 @@ async def survivors_of(session: AsyncSession, ids: Iterable[str]) -> dict[str, s
     return {row.merged_id: row.survivor_id for row in result}
 
 
+# Erasure against the consumer's batches. A batch reads the erasure records after taking this lock shared, an erasure
+# takes it exclusively before it deletes and records: so a batch that read no record for a customer commits before
+# the erasure deletes (and is deleted with the rest), and a later batch reads the record. Row locks alone cannot do
+# it for a customer whose first events are still in flight: there is no row yet to lock.
+_ERASURE_GATE = {"lock_class": 0x45524153, "lock_id": 0}  # "ERAS"
+
+
+async def enter_erasure_gate(session: AsyncSession) -> None:
+    """Held shared until the transaction ends: erasures wait for this batch, and this batch for them."""
+    await session.execute(text("SELECT pg_advisory_xact_lock_shared(:lock_class, :lock_id)"), _ERASURE_GATE)
+
+
+async def close_erasure_gate(session: AsyncSession) -> None:
+    """Held exclusively until the erasure's transaction ends."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(:lock_class, :lock_id)"), _ERASURE_GATE)
+
+
 async def erased_at(session: AsyncSession, ids: Iterable[str]) -> dict[str, datetime]:
     wanted = sorted(set(ids))
     if not wanted:

@@ -189,6 +189,7 @@ async def _edit_tags(
 ) -> dict[str, Any]:
     runtime = runtime_of(request)
     async with session.begin():
+        await repository.close_erasure_gate(session)  # first: a batch in flight commits before we delete
         survivor = await _survivor(session, customer_id)
         stored = await repository.lock_profiles(session, [survivor])
         if not stored:
@@ -246,6 +247,7 @@ async def erase_customer(
     runtime = runtime_of(request)
     now = datetime.now(UTC)
     async with session.begin():
+        await repository.close_erasure_gate(session)  # first: a batch in flight commits before we delete
         survivor = await _survivor(session, customer_id)
         stored = await repository.lock_profiles(session, [survivor])
         merged = (

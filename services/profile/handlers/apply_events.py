@@ -95,6 +95,7 @@ class ProfileConsumer:
             return
         session = ctx.session
         subjects = {event.subject for event, _ in parsed}
+        await repository.enter_erasure_gate(session)
         erased = await repository.erased_at(session, subjects)
         if erased:
             parsed = [(e, p) for e, p in parsed if e.subject not in erased or e.time > erased[e.subject]]

@@ -46,7 +46,13 @@ async def test_email_over_smtp_carries_the_idempotency_key(harness: Harness) -> 
     assert mail["To"] == "c-1@example.com"
     assert mail["Subject"] == "For Bo"
     assert mail["Message-ID"] == f"<{row.idempotency_key}@retain>"
-    assert mail.get_content().strip() == "Our tea picks"  # type: ignore[attr-defined]
+    body = mail.get_content()  # type: ignore[attr-defined]
+    assert body.splitlines()[0] == "Our tea picks"
+    # A marketing mail: the unsubscribe link in its footer and as RFC 8058 one-click headers.
+    link = mail["List-Unsubscribe"].strip("<>")
+    assert link.startswith(f"{h.settings.unsubscribe_base_url}/unsubscribe?token=")
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert body.rstrip().endswith(f"Unsubscribe: {link}")
     assert await h.outbox_types() == ["message.sent"]
 
 

@@ -54,5 +54,6 @@ async def test_a_merge_keeps_the_tier_scored_last_and_erasure_forgets_the_old_id
     assert [(row["customer_id"], row["tier"]) for row in await h.rows(select(customers))] == [("c-new", "medium")]
 
     await h.handle(customer_handlers.on_profile_change, event("customer.erased", "c-new", {"customer_id": "c-new"}))
-    await h.handle(on_ticket, event("ticket.opened", "c-old", {"ticket_id": "t-9"}))
+    # The old id no longer leads to the erased customer: a ticket from after the erasure is the old id's own.
+    await h.handle(on_ticket, event("ticket.opened", "c-old", {"ticket_id": "t-9"}, scored.time.replace(hour=14)))
     assert await owners(h) == {"t-9": ("c-old", "low")}

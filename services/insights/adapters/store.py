@@ -1,0 +1,503 @@
+"""All of insights' SQL: storing what it consumes, deriving purchase days, and computing a period's figures."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.insights.domain.facts import DirtyPeriod, Purchase, Score, SurveyScore
+from services.insights.domain.kpis import PeriodCounts
+from services.insights.domain.periods import Grain, midnight, period_end, shift
+
+# Two-key advisory locks in a class of their own (the one-key space holds migrations and refits).
+_LOCK_CLASS = 0x494E5349  # "INSI"
+_ERASURE_LOCK = 1
+_DECILES = [round(0.1 * n, 1) for n in range(1, 10)]
+
+
+async def lock_for_counting(session: AsyncSession) -> None:
+    """Shared by every consumer batch: an erasure (exclusive) waits for batches in flight and holds off new ones,
+    so no batch can write a customer back after their erasure deleted them."""
+    await session.execute(text("SELECT pg_advisory_xact_lock_shared(:c, :k)"), {"c": _LOCK_CLASS, "k": _ERASURE_LOCK})
+
+
+async def lock_for_erasure(session: AsyncSession) -> None:
+    await session.execute(text("SELECT pg_advisory_xact_lock(:c, :k)"), {"c": _LOCK_CLASS, "k": _ERASURE_LOCK})
+
+
+async def lock_period(session: AsyncSession, grain: Grain, start: date) -> None:
+    """Held while one period is recomputed, so two recomputes of it never interleave their writes."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(:c, hashtext(:key))"), {"c": _LOCK_CLASS, "key": f"{grain}:{start}"}
+    )
+
+
+# -- clock and erasures -----------------------------------------------------------------------------------------
+
+
+async def advance_clock(session: AsyncSession, newest: datetime) -> None:
+    await session.execute(
+        text(
+            "INSERT INTO insights.clock (id, newest_event_at) VALUES (1, :at) ON CONFLICT (id) DO UPDATE "
+            "SET newest_event_at = excluded.newest_event_at WHERE clock.newest_event_at < excluded.newest_event_at"
+        ),
+        {"at": newest},
+    )
+
+
+async def newest_event_at(session: AsyncSession) -> datetime | None:
+    result: datetime | None = await session.scalar(text("SELECT newest_event_at FROM insights.clock WHERE id = 1"))
+    return result
+
+
+async def erased_at(session: AsyncSession, customer_ids: Sequence[str]) -> dict[str, datetime]:
+    rows = await session.execute(
+        text("SELECT customer_id, erased_at FROM insights.erasures WHERE customer_id = ANY(CAST(:ids AS text[]))"),
+        {"ids": list(customer_ids)},
+    )
+    return {row.customer_id: row.erased_at for row in rows}
+
+
+async def erase(session: AsyncSession, customer_id: str, at: datetime) -> list[date]:
+    """Deletes everything about the customer; returns the days whose figures included them."""
+    params = {"id": customer_id}
+    days = [
+        row.day
+        for row in await session.execute(
+            text("DELETE FROM insights.customer_days WHERE customer_id = :id RETURNING day"), params
+        )
+    ]
+    await session.execute(text("DELETE FROM insights.purchases WHERE customer_id = :id"), params)
+    await session.execute(text("DELETE FROM insights.customers WHERE customer_id = :id"), params)
+    for statement in (
+        "DELETE FROM insights.scores WHERE customer_id = :id RETURNING scored_at AS at",
+        "DELETE FROM insights.survey_scores WHERE customer_id = :id RETURNING answered_at AS at",
+    ):
+        days.extend(row.at.date() for row in await session.execute(text(statement), params))
+    await session.execute(
+        text(
+            "INSERT INTO insights.erasures (customer_id, erased_at) VALUES (:id, :at) ON CONFLICT (customer_id) "
+            "DO UPDATE SET erased_at = GREATEST(erasures.erased_at, excluded.erased_at)"
+        ),
+        {**params, "at": at},
+    )
+    return days
+
+
+# -- purchases ----------------------------------------------------------------------------------------------------
+
+
+async def stored_orders(session: AsyncSession, order_ids: Sequence[str]) -> dict[str, Purchase]:
+    """The stored version of each order id, locked until the transaction ends."""
+    rows = await session.execute(
+        text(
+            "SELECT order_id, customer_id, purchased_at, amount, event_id FROM insights.purchases "
+            "WHERE order_id = ANY(CAST(:ids AS text[])) ORDER BY order_id FOR UPDATE"
+        ),
+        {"ids": list(order_ids)},
+    )
+    return {
+        row.order_id: Purchase(row.order_id, row.customer_id, row.purchased_at, row.amount, row.event_id)
+        for row in rows
+    }
+
+
+async def write_purchases(session: AsyncSession, purchases: Sequence[Purchase]) -> None:
+    """Inserts or replaces whole orders (the caller decided which version of each order wins)."""
+    ordered = sorted(purchases, key=lambda p: p.order_id)
+    await session.execute(
+        text(
+            "INSERT INTO insights.purchases (order_id, customer_id, purchased_at, day, amount, event_id) "
+            "SELECT * FROM unnest(CAST(:orders AS text[]), CAST(:customers AS text[]), "
+            "CAST(:ats AS timestamptz[]), CAST(:days AS date[]), CAST(:amounts AS numeric[]), "
+            "CAST(:events AS text[])) "
+            "ON CONFLICT (order_id) DO UPDATE SET customer_id = excluded.customer_id, "
+            "purchased_at = excluded.purchased_at, day = excluded.day, amount = excluded.amount, "
+            "event_id = excluded.event_id"
+        ),
+        {
+            "orders": [p.order_id for p in ordered],
+            "customers": [p.customer_id for p in ordered],
+            "ats": [p.at for p in ordered],
+            "days": [p.day for p in ordered],
+            "amounts": [p.amount for p in ordered],
+            "events": [p.event_id for p in ordered],
+        },
+    )
+
+
+async def rederive_customers(session: AsyncSession, customer_ids: Sequence[str]) -> dict[str, list[date]]:
+    """Rebuilds the purchase days and first purchase of these customers from their orders.
+
+    Returns every day each customer had before or has now: the periods holding them may have changed.
+    """
+    ids = sorted(set(customer_ids))
+    params = {"ids": ids}
+    days: dict[str, list[date]] = {}
+    for statement in (
+        "DELETE FROM insights.customer_days WHERE customer_id = ANY(CAST(:ids AS text[])) RETURNING customer_id, day",
+        "INSERT INTO insights.customer_days (customer_id, day, amount, orders, prev_day) "
+        "SELECT customer_id, day, sum(amount), count(*), lag(day) OVER (PARTITION BY customer_id ORDER BY day) "
+        "FROM insights.purchases WHERE customer_id = ANY(CAST(:ids AS text[])) GROUP BY customer_id, day "
+        "RETURNING customer_id, day",
+    ):
+        for row in await session.execute(text(statement), params):
+            days.setdefault(row.customer_id, []).append(row.day)
+    await session.execute(text("DELETE FROM insights.customers WHERE customer_id = ANY(CAST(:ids AS text[]))"), params)
+    await session.execute(
+        text(
+            "INSERT INTO insights.customers (customer_id, first_day) SELECT customer_id, min(day) "
+            "FROM insights.purchases WHERE customer_id = ANY(CAST(:ids AS text[])) GROUP BY customer_id"
+        ),
+        params,
+    )
+    return days
+
+
+async def rederive_everything(session: AsyncSession) -> tuple[date, date] | None:
+    """Rebuilds purchase days and first purchases of every customer at once (after a bulk load of purchases);
+    returns the first and last purchase day."""
+    await session.execute(text("TRUNCATE insights.customer_days, insights.customers"))
+    await session.execute(
+        text(
+            "INSERT INTO insights.customer_days (customer_id, day, amount, orders, prev_day) "
+            "SELECT customer_id, day, sum(amount), count(*), lag(day) OVER (PARTITION BY customer_id ORDER BY day) "
+            "FROM insights.purchases GROUP BY customer_id, day"
+        )
+    )
+    await session.execute(
+        text(
+            "INSERT INTO insights.customers (customer_id, first_day) "
+            "SELECT customer_id, min(day) FROM insights.customer_days GROUP BY customer_id"
+        )
+    )
+    await session.execute(text("ANALYZE insights.customer_days"))
+    await session.execute(text("ANALYZE insights.customers"))
+    row = (await session.execute(text("SELECT min(day) AS first, max(day) AS last FROM insights.customer_days"))).one()
+    if row is None or row.first is None:
+        return None
+    return row.first, row.last
+
+
+async def first_purchase_day(session: AsyncSession) -> date | None:
+    result: date | None = await session.scalar(text("SELECT min(first_day) FROM insights.customers"))
+    return result
+
+
+# -- scores and survey answers ------------------------------------------------------------------------------------
+
+
+async def write_scores(session: AsyncSession, scores: Sequence[Score]) -> None:
+    ordered = sorted(scores, key=lambda s: (s.customer_id, s.at, s.event_id))
+    await session.execute(
+        text(
+            "INSERT INTO insights.scores (customer_id, scored_at, event_id, tier, clv) "
+            "SELECT * FROM unnest(CAST(:customers AS text[]), CAST(:ats AS timestamptz[]), CAST(:events AS text[]), "
+            "CAST(:tiers AS text[]), CAST(:clvs AS float8[])) ON CONFLICT DO NOTHING"
+        ),
+        {
+            "customers": [s.customer_id for s in ordered],
+            "ats": [s.at for s in ordered],
+            "events": [s.event_id for s in ordered],
+            "tiers": [s.tier for s in ordered],
+            "clvs": [s.clv for s in ordered],
+        },
+    )
+
+
+async def write_survey_scores(session: AsyncSession, answers: Sequence[SurveyScore]) -> None:
+    await session.execute(
+        text(
+            "INSERT INTO insights.survey_scores (event_id, customer_id, answered_at, kind, score) "
+            "SELECT * FROM unnest(CAST(:events AS text[]), CAST(:customers AS text[]), CAST(:ats AS timestamptz[]), "
+            "CAST(:kinds AS text[]), CAST(:scores AS int[])) ON CONFLICT DO NOTHING"
+        ),
+        {
+            "events": [a.event_id for a in answers],
+            "customers": [a.customer_id for a in answers],
+            "ats": [a.at for a in answers],
+            "kinds": [a.kind for a in answers],
+            "scores": [a.score for a in answers],
+        },
+    )
+
+
+# -- dirty periods ------------------------------------------------------------------------------------------------
+
+
+async def mark_dirty(session: AsyncSession, periods: Iterable[DirtyPeriod]) -> None:
+    ordered = sorted(set(periods))
+    if not ordered:
+        return
+    await session.execute(
+        text(
+            "INSERT INTO insights.dirty_periods (grain, period_start, mark) "
+            "SELECT g, s, :mark FROM unnest(CAST(:grains AS text[]), CAST(:starts AS date[])) AS u(g, s) "
+            "ON CONFLICT (grain, period_start) DO UPDATE SET mark = excluded.mark"
+        ),
+        {"grains": [g.value for g, _ in ordered], "starts": [s for _, s in ordered], "mark": uuid.uuid4().hex},
+    )
+
+
+async def dirty_periods(session: AsyncSession, *, up_to: dict[Grain, date], limit: int) -> list[tuple[Grain, date]]:
+    """Dirty periods that have begun (per grain, starting on or before `up_to`), oldest first."""
+    rows = await session.execute(
+        text(
+            "SELECT grain, period_start FROM insights.dirty_periods d JOIN unnest(CAST(:grains AS text[]), "
+            "CAST(:last AS date[])) AS u(g, last) ON d.grain = u.g AND d.period_start <= u.last "
+            "ORDER BY period_start, grain LIMIT :limit"
+        ),
+        {"grains": [g.value for g in up_to], "last": list(up_to.values()), "limit": limit},
+    )
+    return [(Grain(row.grain), row.period_start) for row in rows]
+
+
+async def dirty_mark(session: AsyncSession, grain: Grain, start: date) -> str | None:
+    mark: str | None = await session.scalar(
+        text("SELECT mark FROM insights.dirty_periods WHERE grain = :g AND period_start = :s"),
+        {"g": grain.value, "s": start},
+    )
+    return mark
+
+
+async def clear_dirty(session: AsyncSession, grain: Grain, start: date, mark: str | None) -> None:
+    """Clears the mark read before recomputing; a mark set since stays, and the period is recomputed again."""
+    if mark is not None:
+        await session.execute(
+            text("DELETE FROM insights.dirty_periods WHERE grain = :g AND period_start = :s AND mark = :m"),
+            {"g": grain.value, "s": start, "m": mark},
+        )
+
+
+# -- a period's figures -------------------------------------------------------------------------------------------
+
+_CUSTOMERS_SQL = """
+WITH cur AS (
+    SELECT customer_id, sum(amount) AS revenue FROM insights.customer_days
+    WHERE day >= :start AND day < :end GROUP BY customer_id
+), prev AS (
+    SELECT DISTINCT customer_id FROM insights.customer_days WHERE day >= :prev_start AND day < :start
+), joined AS (
+    SELECT cur.revenue, c.first_day >= :start AS is_new, prev.customer_id IS NOT NULL AS was_active
+    FROM cur JOIN insights.customers c USING (customer_id) LEFT JOIN prev USING (customer_id)
+)
+SELECT (SELECT count(*) FROM prev) AS active_start, count(*) AS active_end,
+       count(*) FILTER (WHERE is_new) AS new, count(*) FILTER (WHERE was_active) AS retained,
+       coalesce(sum(revenue), 0) AS revenue, coalesce(sum(revenue) FILTER (WHERE is_new), 0) AS revenue_new
+FROM joined
+"""
+
+_GAPS_SQL = """
+SELECT count(*) AS repurchases, coalesce(sum(day - prev_day), 0) AS gap_sum,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY day - prev_day) AS gap_median
+FROM insights.customer_days WHERE day >= :start AND day < :end AND prev_day IS NOT NULL
+"""
+
+# The tier and CLV each active customer had at the end of the period: their last score before it.
+_SCORES_SQL = """
+WITH cur AS (
+    SELECT DISTINCT customer_id FROM insights.customer_days WHERE day >= :start AND day < :end
+), latest AS (
+    SELECT coalesce(s.tier, 'unscored') AS tier, s.clv FROM cur LEFT JOIN LATERAL (
+        SELECT tier, clv FROM insights.scores
+        WHERE scores.customer_id = cur.customer_id AND scores.scored_at < :end_at
+        ORDER BY scored_at DESC, event_id DESC LIMIT 1
+    ) s ON true
+)
+SELECT tier, GROUPING(tier) AS overall, count(*) AS customers, avg(clv) AS clv_mean,
+       percentile_cont(CAST(:deciles AS float8[])) WITHIN GROUP (ORDER BY clv) AS clv_deciles
+FROM latest GROUP BY GROUPING SETS ((tier), ())
+"""
+
+_SURVEYS_SQL = """
+SELECT count(*) FILTER (WHERE kind = 'nps') AS nps_responses,
+       count(*) FILTER (WHERE kind = 'nps' AND score >= 9) AS nps_promoters,
+       count(*) FILTER (WHERE kind = 'nps' AND score <= 6) AS nps_detractors,
+       count(*) FILTER (WHERE kind = 'csat') AS csat_responses,
+       count(*) FILTER (WHERE kind = 'csat' AND score >= 4) AS csat_satisfied
+FROM insights.survey_scores WHERE answered_at >= :start_at AND answered_at < :end_at
+"""
+
+_COHORT_COLUMN_SQL = """
+INSERT INTO insights.cohort_cells (grain, cohort_start, period_start, active, revenue)
+SELECT :grain, CAST(date_trunc(:grain, CAST(c.first_day AS timestamp)) AS date), :start, count(*), sum(cur.revenue)
+FROM (
+    SELECT customer_id, sum(amount) AS revenue FROM insights.customer_days
+    WHERE day >= :start AND day < :end GROUP BY customer_id
+) cur JOIN insights.customers c USING (customer_id)
+GROUP BY 2
+"""
+
+
+async def compute_period(session: AsyncSession, grain: Grain, start: date) -> PeriodCounts:
+    end = period_end(start, grain)
+    bounds = {"start": start, "end": end}
+    customers = (await session.execute(text(_CUSTOMERS_SQL), {**bounds, "prev_start": shift(start, grain, -1)})).one()
+    gaps = (await session.execute(text(_GAPS_SQL), bounds)).one()
+    by_tier: dict[str, int] = {}
+    clv_mean: float | None = None
+    clv_deciles: list[float] | None = None
+    for row in await session.execute(text(_SCORES_SQL), {**bounds, "end_at": midnight(end), "deciles": _DECILES}):
+        if row.overall:
+            clv_mean = None if row.clv_mean is None else float(row.clv_mean)
+            clv_deciles = None if row.clv_deciles is None or row.clv_deciles[0] is None else list(row.clv_deciles)
+        else:
+            by_tier[row.tier] = row.customers
+    surveys = (await session.execute(text(_SURVEYS_SQL), {"start_at": midnight(start), "end_at": midnight(end)})).one()
+    return PeriodCounts(
+        active_start=customers.active_start,
+        active_end=customers.active_end,
+        new=customers.new,
+        retained=customers.retained,
+        revenue=Decimal(customers.revenue),
+        revenue_new=Decimal(customers.revenue_new),
+        repurchases=gaps.repurchases,
+        repurchase_gap_days_sum=int(gaps.gap_sum),
+        repurchase_gap_days_median=None if gaps.gap_median is None else float(gaps.gap_median),
+        active_by_tier=by_tier,
+        clv_mean=clv_mean,
+        clv_deciles=clv_deciles,
+        nps_responses=surveys.nps_responses,
+        nps_promoters=surveys.nps_promoters,
+        nps_detractors=surveys.nps_detractors,
+        csat_responses=surveys.csat_responses,
+        csat_satisfied=surveys.csat_satisfied,
+    )
+
+
+async def write_period(session: AsyncSession, grain: Grain, start: date, counts: PeriodCounts, now: datetime) -> None:
+    """Stores a period's figures and recomputes its column of the cohort table."""
+    await session.execute(
+        text(
+            "INSERT INTO insights.period_figures (grain, period_start, counts, computed_at, anomalies_checked) "
+            "VALUES (:g, :s, CAST(:counts AS jsonb), :now, false) ON CONFLICT (grain, period_start) DO UPDATE "
+            "SET counts = excluded.counts, computed_at = excluded.computed_at, anomalies_checked = false"
+        ),
+        {"g": grain.value, "s": start, "counts": counts_json(counts), "now": now},
+    )
+    bounds = {"grain": grain.value, "start": start, "end": period_end(start, grain)}
+    await session.execute(
+        text("DELETE FROM insights.cohort_cells WHERE grain = :grain AND period_start = :start"), bounds
+    )
+    await session.execute(text(_COHORT_COLUMN_SQL), bounds)
+
+
+def counts_json(counts: PeriodCounts) -> str:
+    values: dict[str, Any] = asdict(counts)
+    values["revenue"] = str(counts.revenue)
+    values["revenue_new"] = str(counts.revenue_new)
+    return orjson.dumps(values).decode()
+
+
+def counts_of(document: dict[str, Any]) -> PeriodCounts:
+    return PeriodCounts(
+        **{**document, "revenue": Decimal(document["revenue"]), "revenue_new": Decimal(document["revenue_new"])}
+    )
+
+
+async def stored_figures(
+    session: AsyncSession, grain: Grain, first: date, last: date
+) -> dict[date, tuple[PeriodCounts, bool]]:
+    """Stored figures of periods starting in [first, last], with whether they are marked dirty."""
+    rows = await session.execute(
+        text(
+            "SELECT f.period_start, f.counts, d.mark IS NOT NULL AS dirty FROM insights.period_figures f "
+            "LEFT JOIN insights.dirty_periods d ON d.grain = f.grain AND d.period_start = f.period_start "
+            "WHERE f.grain = :g AND f.period_start BETWEEN :first AND :last"
+        ),
+        {"g": grain.value, "first": first, "last": last},
+    )
+    return {row.period_start: (counts_of(row.counts), row.dirty) for row in rows}
+
+
+async def cohort_cells(
+    session: AsyncSession, grain: Grain, first: date, last: date
+) -> list[tuple[date, date, int, Decimal]]:
+    """(cohort start, period start, active, revenue) of cohorts starting in [first, last]."""
+    rows = await session.execute(
+        text(
+            "SELECT cohort_start, period_start, active, revenue FROM insights.cohort_cells "
+            "WHERE grain = :g AND cohort_start BETWEEN :first AND :last ORDER BY cohort_start, period_start"
+        ),
+        {"g": grain.value, "first": first, "last": last},
+    )
+    return [(row.cohort_start, row.period_start, row.active, Decimal(row.revenue)) for row in rows]
+
+
+# -- anomalies ----------------------------------------------------------------------------------------------------
+
+
+async def unchecked_closed_periods(session: AsyncSession, grain: Grain, ended_by: date) -> list[date]:
+    """Computed, clean periods ending on or before `ended_by` not yet looked at for anomalies, oldest first."""
+    rows = await session.execute(
+        text(
+            "SELECT f.period_start FROM insights.period_figures f LEFT JOIN insights.dirty_periods d "
+            "ON d.grain = f.grain AND d.period_start = f.period_start "
+            "WHERE f.grain = :g AND NOT f.anomalies_checked AND f.period_start < :before AND d.mark IS NULL "
+            "ORDER BY f.period_start"
+        ),
+        {"g": grain.value, "before": ended_by},
+    )
+    return [row.period_start for row in rows if period_end(row.period_start, grain) <= ended_by]
+
+
+async def record_anomaly(
+    session: AsyncSession,
+    grain: Grain,
+    start: date,
+    kpi: str,
+    values: tuple[float, float, float],
+    event_id: str,
+    now: datetime,
+) -> bool:
+    """True when this KPI and period had no anomaly recorded yet (the caller then emits the event)."""
+    value, baseline, deviation = values
+    inserted = await session.scalar(
+        text(
+            "INSERT INTO insights.kpi_anomalies (grain, period_start, kpi, value, baseline, deviation, event_id, "
+            "detected_at) VALUES (:g, :s, :kpi, :value, :baseline, :deviation, :event_id, :now) "
+            "ON CONFLICT DO NOTHING RETURNING 1"
+        ),
+        {
+            "g": grain.value,
+            "s": start,
+            "kpi": kpi,
+            "value": value,
+            "baseline": baseline,
+            "deviation": deviation,
+            "event_id": event_id,
+            "now": now,
+        },
+    )
+    return inserted is not None
+
+
+async def mark_checked(session: AsyncSession, grain: Grain, start: date) -> None:
+    await session.execute(
+        text("UPDATE insights.period_figures SET anomalies_checked = true WHERE grain = :g AND period_start = :s"),
+        {"g": grain.value, "s": start},
+    )
+
+
+async def anomalies_between(session: AsyncSession, grain: Grain, first: date, last: date) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text(
+            "SELECT period_start, kpi, value, baseline, deviation, event_id FROM insights.kpi_anomalies "
+            "WHERE grain = :g AND period_start BETWEEN :first AND :last ORDER BY period_start, kpi"
+        ),
+        {"g": grain.value, "first": first, "last": last},
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+async def dirty_count(session: AsyncSession) -> int:
+    count: int = await session.scalar(text("SELECT count(*) FROM insights.dirty_periods")) or 0
+    return count

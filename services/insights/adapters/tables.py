@@ -1,0 +1,143 @@
+"""Insights' schema: the purchases, scores and survey answers it counts, and the figures derived from them.
+
+`purchases` (one row per order id) is the truth for commerce; `customer_days` folds it per customer and UTC day
+(with the customer's previous purchase day, for repurchase gaps) and `customers` holds each first purchase day.
+`period_figures` and `cohort_cells` are recomputed from those for the periods listed in `dirty_periods`, so a
+late or corrected purchase changes exactly the periods it belongs to.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from libs.common.db import MessagingTables
+
+SCHEMA = "insights"
+metadata = MetaData(schema=SCHEMA)
+messaging = MessagingTables(metadata)
+
+purchases = Table(
+    "purchases",
+    metadata,
+    Column("order_id", Text, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("purchased_at", DateTime(timezone=True), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("amount", Numeric, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Index("purchases_customer", "customer_id"),
+)
+
+customer_days = Table(
+    "customer_days",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("amount", Numeric, nullable=False),
+    Column("orders", Integer, nullable=False),
+    Column("prev_day", Date),
+    Index("customer_days_day", "day"),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("first_day", Date, nullable=False),
+)
+
+scores = Table(
+    "scores",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("scored_at", DateTime(timezone=True), primary_key=True),
+    Column("event_id", Text, primary_key=True),
+    Column("tier", Text),
+    Column("clv", Float),
+)
+
+survey_scores = Table(
+    "survey_scores",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("answered_at", DateTime(timezone=True), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("score", Integer, nullable=False),
+    Index("survey_scores_answered_at", "answered_at"),
+    Index("survey_scores_customer", "customer_id"),
+)
+
+# Events up to `erased_at` describe an erased person and are dropped, so a redelivery or replay cannot count them.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row: the newest event time consumed, the "now" of replay mode.
+clock = Table(
+    "clock",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("newest_event_at", DateTime(timezone=True), nullable=False),
+)
+
+# `mark` changes with every marking, so a recompute that read an older mark leaves the row for the next one.
+dirty_periods = Table(
+    "dirty_periods",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("mark", Text, nullable=False),
+)
+
+period_figures = Table(
+    "period_figures",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("counts", JSONB, nullable=False),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+    # Whether anomalies were looked for since the figures were last computed on a closed period.
+    Column("anomalies_checked", Boolean, nullable=False, server_default="false"),
+)
+
+cohort_cells = Table(
+    "cohort_cells",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("cohort_start", Date, primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("active", Integer, nullable=False),
+    Column("revenue", Numeric, nullable=False),
+    Index("cohort_cells_period", "grain", "period_start"),
+)
+
+# One row per KPI and period that deviated: the event is emitted once, when the row is first written.
+kpi_anomalies = Table(
+    "kpi_anomalies",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("kpi", Text, primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("baseline", Float, nullable=False),
+    Column("deviation", Float, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("detected_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,74 @@
+"""HTTP API of insights: period KPIs, cohorts and the anomalies raised on them."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from libs.common.auth import Principal, require_scope
+from libs.common.problems import Problem
+from libs.common.runtime import runtime_of
+from services.insights.domain.periods import Grain, periods_apart
+from services.insights.handlers.figures import Figures
+from services.insights.settings import InsightsSettings
+
+router = APIRouter(prefix="/v1", tags=["kpis"])
+Reader = Annotated[Principal, Depends(require_scope("customers:read"))]
+PeriodQuery = Annotated[Grain, Query(description="Calendar period in UTC: week (ISO, Monday first), month or quarter.")]
+FromQuery = Annotated[
+    date | None,
+    Query(alias="from", description="A day in the first period (YYYY-MM-DD); default: the last periods up to `to`."),
+]
+ToQuery = Annotated[
+    date | None, Query(alias="to", description="A day in the last period (YYYY-MM-DD); default and limit: now.")
+]
+
+
+def figures_of(request: Request) -> Figures:
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    assert isinstance(settings, InsightsSettings)
+    return Figures(settings, runtime.sessions, runtime.outbox)
+
+
+def _check_range(request: Request, grain: Grain, first: date | None, last: date | None) -> None:
+    settings = request.app.state.settings
+    assert isinstance(settings, InsightsSettings)
+    limit = settings.insights_max_periods
+    if first is not None and last is not None:
+        if first > last:
+            raise _invalid("from", "must not be after `to`", "range_reversed")
+        if periods_apart(first, last, grain) >= limit:
+            raise _invalid("from", f"at most {limit} periods per query", "range_too_long")
+
+
+def _invalid(field: str, message: str, code: str) -> Problem:
+    return Problem(
+        422, "Invalid request", f"{field}: {message}", errors=[{"field": field, "message": message, "code": code}]
+    )
+
+
+@router.get("/kpis", summary="Retention KPIs, one row per period, as of the clock")
+async def get_kpis(
+    request: Request, _: Reader, period: PeriodQuery = Grain.MONTH, first: FromQuery = None, last: ToQuery = None
+) -> dict[str, Any]:
+    _check_range(request, period, first, last)
+    return await figures_of(request).kpi_rows(period, first, last)
+
+
+@router.get("/cohorts", summary="Customers by period of first purchase: share active and revenue k periods later")
+async def get_cohorts(
+    request: Request, _: Reader, period: PeriodQuery = Grain.MONTH, first: FromQuery = None, last: ToQuery = None
+) -> dict[str, Any]:
+    _check_range(request, period, first, last)
+    return await figures_of(request).cohort_rows(period, first, last)
+
+
+@router.get("/anomalies", summary="KPI anomalies raised (value, baseline, deviation)")
+async def get_anomalies(
+    request: Request, _: Reader, period: PeriodQuery = Grain.MONTH, first: FromQuery = None, last: ToQuery = None
+) -> dict[str, Any]:
+    _check_range(request, period, first, last)
+    return await figures_of(request).anomaly_rows(period, first, last)

@@ -1,0 +1,129 @@
+"""Counting from the event stream: purchases, scores, survey answers and erasures into insights' tables.
+
+Each batch stores what it brings and marks the periods whose figures it changed; `handlers/figures.py`
+recomputes those. The inbox drops redelivered events; a repeated order id replaces the stored order only when it
+is newer (event time, then event id), so the figures are the same whatever the arrival order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from libs.common.consumer import HandlerContext, PoisonEvent
+from libs.common.envelope import CloudEvent
+from services.insights.adapters import store
+from services.insights.domain.facts import (
+    DirtyPeriod,
+    InvalidFact,
+    Purchase,
+    Score,
+    SurveyScore,
+    periods_from,
+    periods_touched,
+    purchase_of,
+    score_of,
+    survey_score_of,
+)
+from services.insights.domain.periods import utc_day
+
+PURCHASE_TYPES = frozenset({"purchase"})
+SCORE_TYPES = frozenset({"score.changed"})
+FEEDBACK_TYPES = frozenset({"feedback.received"})
+PROFILE_TYPES = frozenset({"customer.erased"})
+
+
+async def _kept(ctx: HandlerContext, events: Sequence[CloudEvent]) -> list[CloudEvent]:
+    """Events not describing a customer erased after the event happened; advances the replay clock."""
+    await store.lock_for_counting(ctx.session)
+    if not events:
+        return []
+    await store.advance_clock(ctx.session, max(event.time for event in events))
+    erased = await store.erased_at(ctx.session, sorted({event.subject for event in events}))
+    return [e for e in events if e.subject not in erased or e.time > erased[e.subject]]
+
+
+def _newest_per_order(purchases: Sequence[Purchase]) -> dict[str, Purchase]:
+    newest: dict[str, Purchase] = {}
+    for purchase in purchases:
+        held = newest.get(purchase.order_id)
+        if held is None or purchase.supersedes(held.at, held.event_id):
+            newest[purchase.order_id] = purchase
+    return newest
+
+
+async def on_purchases(ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
+    try:
+        incoming = [purchase_of(e.id, e.subject, e.time, e.data) for e in await _kept(ctx, events)]
+    except InvalidFact as exc:
+        raise PoisonEvent(str(exc)) from exc
+    if not incoming:
+        return
+    newest = _newest_per_order(incoming)
+    stored = await store.stored_orders(ctx.session, sorted(newest))
+    winners = [
+        p
+        for order, p in newest.items()
+        if order not in stored or p.supersedes(stored[order].at, stored[order].event_id)
+    ]
+    if not winners:
+        return
+    await store.write_purchases(ctx.session, winners)
+    # The earliest day each customer's figures may have changed from: a new order's day, or a replaced one's.
+    since: dict[str, date] = {}
+    for purchase in winners:
+        replaced = stored.get(purchase.order_id)
+        changes = [(purchase.customer_id, purchase.day)]
+        if replaced is not None:
+            changes.append((replaced.customer_id, replaced.day))
+        for customer, day in changes:
+            since[customer] = min(day, since.get(customer, day))
+    days = await store.rederive_customers(ctx.session, list(since))
+    dirty: set[DirtyPeriod] = set()
+    for customer, first_changed in since.items():
+        dirty |= periods_touched(days.get(customer, ()), since=first_changed)
+    await store.mark_dirty(ctx.session, dirty)
+
+
+async def on_scores(ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
+    scores: list[Score] = [score_of(e.id, e.subject, e.time, e.data) for e in await _kept(ctx, events)]
+    if not scores:
+        return
+    await store.write_scores(ctx.session, scores)
+    # A score holds until the customer's next one: every period from its own to the newest may have changed.
+    await store.mark_dirty(ctx.session, periods_from(min(utc_day(s.at) for s in scores), await _today(ctx)))
+
+
+async def on_feedback(ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
+    answers: list[SurveyScore] = []
+    for event in await _kept(ctx, events):
+        try:
+            answer = survey_score_of(event.id, event.subject, event.time, event.data)
+        except InvalidFact as exc:
+            raise PoisonEvent(str(exc)) from exc
+        if answer is not None:
+            answers.append(answer)
+    if not answers:
+        return
+    await store.write_survey_scores(ctx.session, answers)
+    dirty: set[DirtyPeriod] = set()
+    for answer in answers:
+        day = utc_day(answer.at)
+        dirty |= periods_from(day, day)
+    await store.mark_dirty(ctx.session, dirty)
+
+
+async def on_profile_changes(ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
+    await store.lock_for_erasure(ctx.session)
+    for event in events:
+        customer_id = str(event.data.get("customer_id") or event.subject)
+        days = await store.erase(ctx.session, customer_id, event.time)
+        if days:
+            # Removing a customer's first day moves nothing else, but every later period counted them.
+            await store.mark_dirty(ctx.session, periods_touched(days, since=min(days)))
+
+
+async def _today(ctx: HandlerContext) -> date:
+    newest: datetime | None = await store.newest_event_at(ctx.session)
+    assert newest is not None  # advanced by this very batch
+    return utc_day(newest)
