@@ -82,7 +82,7 @@ def _recorded_alive(path: Path) -> int | None:
 def _alive(pid: int) -> bool:
     try:
         status: str = psutil.Process(pid).status()
-        return status != psutil.STATUS_ZOMBIE
+        return bool(status != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 
