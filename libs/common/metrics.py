@@ -49,6 +49,9 @@ OUTBOX_BACKLOG = Gauge(
     "retain_outbox_backlog", "Outbox rows not yet published.", ["service"], multiprocess_mode="livemax"
 )
 DEAD_LETTERED = Counter("retain_dead_lettered_total", "Messages sent to a dead-letter topic.", ["service", "topic"])
+REDELIVERED = Counter(
+    "retain_redelivered_total", "Published events re-queued for a broker that had lost them.", ["service"]
+)
 
 
 def multiprocess_mode() -> bool:

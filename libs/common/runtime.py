@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.common import metrics
+from libs.common.broker_memory import broker_remembers, remember
 from libs.common.consumer import ConsumerLoop, Subscription
 from libs.common.db import MessagingTables, create_engine, session_factory
 from libs.common.kafka import Publisher, ensure_topics, ping
@@ -32,6 +33,8 @@ from libs.common.settings import Settings
 log = logging.getLogger(__name__)
 
 BackgroundTask = Callable[["Runtime"], Awaitable[None]]
+# Re-queues what a service published within its redelivery window; returns how many events.
+Redelivery = Callable[["Runtime"], Awaitable[int]]
 
 
 # Services keep many long-lived objects (the profile cache holds tens of thousands of parsed documents) and
@@ -74,6 +77,8 @@ class ServiceDefinition:
     openapi_tags: list[dict[str, Any]] = field(default_factory=list)
     # Net allocations that trigger a young-generation collection (see YOUNG_GC_THRESHOLD).
     young_gc_threshold: int = YOUNG_GC_THRESHOLD
+    # What the service re-sends to a broker that lost it; None: its shared outbox's published rows.
+    redeliver: Redelivery | None = None
 
 
 class Runtime:
@@ -95,6 +100,7 @@ class Runtime:
             service=settings.service,
             poll_interval_s=settings.outbox_poll_interval_s,
             batch_size=settings.outbox_batch_size,
+            redelivery_window_s=settings.redelivery_window_s,
         )
         self.broker_connected = asyncio.Event()
         # Consumers and the relay stop at a batch boundary when asked; background tasks are cancelled.
@@ -121,13 +127,62 @@ class Runtime:
                 self._rebind_publisher()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
+        await self._redeliver_if_forgotten()
         self.broker_connected.set()
+        self._spawn(self._watch_broker(), "broker-watch", graceful=False)
         if self.definition.uses_shared_outbox:
             self._spawn(self.relay.run(), "outbox-relay")
         for loop in self.consumers:
             self._spawn(loop.run(), f"consumer-{loop.consumer_name}")
         for task in self.definition.background:
             self._spawn(task(self), getattr(task, "__name__", "background"), graceful=False)
+
+    async def _redeliver_if_forgotten(self) -> bool:
+        """Re-sends what this service published within its window when the broker does not know the service."""
+        while True:
+            try:
+                if await broker_remembers(self.settings):
+                    return False
+                break
+            except Exception as exc:
+                log.warning("cannot ask the broker what it remembers; retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(1.0)
+        count = await self.redeliver()
+        log.warning(
+            "the broker does not know this service (new or restarted): re-sending what it published",
+            extra={"count": count, "window_s": self.settings.redelivery_window_s},
+        )
+        metrics.REDELIVERED.labels(self.settings.service).inc(count)
+        await remember(self.settings)
+        return True
+
+    async def redeliver(self) -> int:
+        if self.definition.redeliver is not None:
+            return await self.definition.redeliver(self)
+        if self.definition.uses_shared_outbox:
+            return await self.relay.redeliver()
+        return 0
+
+    async def _watch_broker(self) -> None:
+        """A broker restarted under running clients loses topics, groups and messages, and consumers stall: recreate
+        the topics, re-send, and give every consumer a fresh client."""
+        while True:
+            await asyncio.sleep(self.settings.broker_watch_interval_s)
+            try:
+                remembered = await broker_remembers(self.settings)
+            except Exception:
+                continue  # down: nothing to decide until it answers
+            if remembered:
+                continue
+            log.warning("the broker restarted and lost its data: recovering")
+            try:
+                await ensure_topics(self.settings)
+                await self._redeliver_if_forgotten()
+            except Exception:
+                log.warning("recovery from a broker restart failed; retrying", exc_info=True)
+                continue
+            for loop in self.consumers:
+                loop.restart()
 
     def _rebind_publisher(self) -> None:
         self.relay.publisher = self.publisher
