@@ -103,6 +103,7 @@ class Runtime:
             redelivery_window_s=settings.redelivery_window_s,
         )
         self.broker_connected = asyncio.Event()
+        self._recovery = asyncio.Lock()
         # Consumers and the relay stop at a batch boundary when asked; background tasks are cancelled.
         self._graceful: list[asyncio.Task[None]] = []
         self._cancellable: list[asyncio.Task[None]] = []
@@ -127,7 +128,7 @@ class Runtime:
                 self._rebind_publisher()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
-        await self._redeliver_if_forgotten()
+        await self.redeliver_if_forgotten(retry=True)
         self.broker_connected.set()
         self._spawn(self._watch_broker(), "broker-watch", graceful=False)
         if self.definition.uses_shared_outbox:
@@ -137,23 +138,35 @@ class Runtime:
         for task in self.definition.background:
             self._spawn(task(self), getattr(task, "__name__", "background"), graceful=False)
 
-    async def _redeliver_if_forgotten(self) -> bool:
-        """Re-sends what this service published within its window when the broker does not know the service."""
-        while True:
-            try:
-                if await broker_remembers(self.settings):
-                    return False
-                break
-            except Exception as exc:
-                log.warning("cannot ask the broker what it remembers; retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(1.0)
-        count = await self.redeliver()
-        log.warning(
-            "the broker does not know this service (new or restarted): re-sending what it published",
-            extra={"count": count, "window_s": self.settings.redelivery_window_s},
-        )
-        metrics.REDELIVERED.labels(self.settings.service).inc(count)
-        await remember(self.settings)
+    async def redeliver_if_forgotten(self, *, retry: bool = False) -> bool:
+        """Re-sends what this service published within its window when the broker does not know the service.
+
+        One check at a time in a process: the watch and a relay noticing the same restart re-send once. Without
+        `retry` a broker that cannot be asked raises.
+        """
+        async with self._recovery:
+            while True:
+                try:
+                    remembered = await broker_remembers(self.settings)
+                    break
+                except Exception as exc:
+                    if not retry:
+                        raise
+                    log.warning("cannot ask the broker what it remembers; retrying", extra={"error": repr(exc)})
+                    await asyncio.sleep(1.0)
+            if remembered:
+                return False
+            count = await self.redeliver()
+            log.warning(
+                "the broker does not know this service (new or restarted): re-sending what it published",
+                extra={"count": count, "window_s": self.settings.redelivery_window_s},
+            )
+            metrics.REDELIVERED.labels(self.settings.service).inc(count)
+            await remember(self.settings)
+        if self.broker_connected.is_set():
+            # Consumers already running on the old broker stall: each gets a fresh client.
+            for loop in self.consumers:
+                loop.restart()
         return True
 
     async def redeliver(self) -> int:
@@ -177,12 +190,9 @@ class Runtime:
             log.warning("the broker restarted and lost its data: recovering")
             try:
                 await ensure_topics(self.settings)
-                await self._redeliver_if_forgotten()
+                await self.redeliver_if_forgotten()
             except Exception:
                 log.warning("recovery from a broker restart failed; retrying", exc_info=True)
-                continue
-            for loop in self.consumers:
-                loop.restart()
 
     def _rebind_publisher(self) -> None:
         self.relay.publisher = self.publisher

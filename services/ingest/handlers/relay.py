@@ -33,6 +33,9 @@ async def drain_once(ctx: IngestContext) -> int:
     """Publishes one batch of unpublished events; returns how many the broker acknowledged."""
     if not ctx.publisher.started:
         return 0
+    if ctx.circuit.is_open and await ping(ctx.publisher):
+        # Back from an outage: if the broker restarted empty, what it had joins the backlog before anything is sent.
+        await ctx.runtime.redeliver_if_forgotten()
     async with ctx.pool.acquire() as conn, conn.transaction():
         records = await event_log.claim_unpublished(conn, ctx.settings.ingest_relay_batch_size)
         if not records:
