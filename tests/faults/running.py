@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 
 from retain_cli.embedded import free_port, port_free
-from retain_cli.supervisor import SERVICES
+from retain_cli.supervisor import PROCESSES
 from tests.conftest import FAST_GROUP_JOIN, TEST_API_KEYS
 from tests.faults.harness import SMALL_BASE, Urls
 
@@ -24,7 +24,7 @@ START_TIMEOUT_S = 180.0
 @dataclass
 class RetainRun:
     data_dir: Path
-    ports: dict[str, int] = field(default_factory=lambda: {name: free_port() for name in (*SERVICES, "broker")})
+    ports: dict[str, int] = field(default_factory=lambda: {name: free_port() for name in (*PROCESSES, "broker")})
     process: subprocess.Popen[bytes] | None = None
     runs: int = 0
 
