@@ -2,8 +2,8 @@
 
 from libs.common.migrations import create_outbox_sent, drop_outbox_sent
 
-revision = "scoring_0003"
-down_revision = "scoring_0002"
+revision = "scoring_0004"
+down_revision = "scoring_0003"
 
 SCHEMA = "scoring"
 

@@ -2,8 +2,8 @@
 
 from libs.common.migrations import create_outbox_sent, drop_outbox_sent
 
-revision = "feedback_0007"
-down_revision = "feedback_0006"
+revision = "feedback_0008"
+down_revision = "feedback_0007"
 
 SCHEMA = "feedback"
 
