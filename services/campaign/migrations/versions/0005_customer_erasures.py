@@ -2,8 +2,8 @@
 
 from libs.common.migrations import create_customer_erasures, drop_customer_erasures
 
-revision = "campaign_0004"
-down_revision = "campaign_0003"
+revision = "campaign_0005"
+down_revision = "campaign_0004"
 
 SCHEMA = "campaign"
 
