@@ -138,7 +138,8 @@ class Figures:
             for start in closed:
                 baseline_start = shift(start, grain, -n)
                 previous = []
-                if baseline_start >= earliest:
+                # The first period counted is no baseline: everyone in it is new only because counting began there.
+                if baseline_start > earliest:
                     figures = await self.ensure(grain, baseline_start, shift(start, grain, -1))
                     previous = [kpis(figures[s]) for s in sorted(figures)]
                 raised += await self._check_period(grain, start, previous, moment)
