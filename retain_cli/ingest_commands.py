@@ -101,6 +101,7 @@ def import_command(args: argparse.Namespace) -> int:
     print(
         f"import {report['import_id']}: {report['rows']} rows, {report['accepted']} accepted, "
         f"{report['duplicates']} duplicates (imported before), {report['rejected']} rejected"
+        + (f", {report['erased']} of erased customers (not kept)" if report.get("erased") else "")
     )
     for rejection in report["rejections"][:50]:
         reasons = "; ".join(f"{e['field']}: {e['message']}" for e in rejection["errors"])

@@ -80,6 +80,7 @@ def definition(deps: FeedbackDeps) -> ServiceDefinition:
             {"name": "agents", "description": "Support agents and their skills, for routing."},
             {"name": "surveys", "description": "Survey definitions, signed links and responses."},
             {"name": "analysis", "description": "NPS, CSAT, complaint categories and themes."},
+            {"name": "contacts", "description": "Outreach to customers by account managers and retention teams."},
         ],
     )
 

@@ -11,15 +11,19 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
+from libs.common.consumer import Subscription
+from libs.common.erasures import ERASED_EVENT_TYPE
 from libs.common.runtime import ServiceDefinition
 from libs.common.runtime import create_app as create_service_app
 from libs.common.settings import Settings, service_settings
+from libs.common.topics import PROFILE_CHANGES
 from services.ingest.adapters.event_log import create_pool
 from services.ingest.adapters.tables import SCHEMA, messaging
 from services.ingest.context import IngestContext
 from services.ingest.domain.circuit import Circuit
 from services.ingest.entrypoints import api, imports, openapi, preferences
 from services.ingest.entrypoints.fast import SingleEventFastPath
+from services.ingest.handlers.erasure import on_customer_erased, scrub_forever
 from services.ingest.handlers.group_commit import GroupCommitter
 from services.ingest.handlers.relay import relay_forever
 from services.ingest.settings import IngestSettings
@@ -31,6 +35,11 @@ DEFINITION = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     tables=messaging,
     routers=[api.router, imports.router, preferences.router],
+    # Erasure reaches the event log: the customer's past events are deleted and re-posts of them refused.
+    subscriptions=[
+        Subscription("profile-changes", (PROFILE_CHANGES,), on_customer_erased, frozenset({ERASED_EVENT_TYPE}))
+    ],
+    background=[scrub_forever],
     ready_without_broker=True,
     uses_shared_outbox=False,
     streamed_paths=frozenset({imports.IMPORTS_PATH}),

@@ -61,7 +61,8 @@ async def create_pool(sqlalchemy_url: str, max_size: int) -> asyncpg.Pool:
         max_size=max_size,
         server_settings={"synchronous_commit": "off"},
         # The default reset on release is one more round trip per request; ingest keeps no session
-        # state (no LISTEN, no advisory locks, no session-level SET), so there is nothing to reset.
+        # state (no LISTEN, no session-level advisory locks or SET: the erasure gate is per transaction), so there is
+        # nothing to reset.
         reset=_keep_session,
     )
 
@@ -149,8 +150,15 @@ async def purge_older_than(conn: asyncpg.Connection, days: float) -> int:
 async def events_between(
     conn: asyncpg.Connection, start: datetime, end: datetime, types: Sequence[str] | None, chunk: int
 ) -> AsyncIterator[list[EventRecord]]:
-    """Event-time range [start, end) in event-time order, in chunks, through a server-side cursor."""
-    query = f"SELECT {_COLUMNS} FROM ingest.event_log WHERE event_time >= $1 AND event_time < $2"
+    """Event-time range [start, end) in event-time order, in chunks, through a server-side cursor.
+
+    Never an erased customer's event from before the erasure, even while its scrub is still queued.
+    """
+    query = (
+        f"SELECT {_COLUMNS} FROM ingest.event_log WHERE event_time >= $1 AND event_time < $2 "
+        "AND NOT EXISTS (SELECT 1 FROM ingest.customer_erasures e "
+        "WHERE e.customer_id = event_log.customer_id AND event_log.event_time <= e.erased_at)"
+    )
     args: list[Any] = [start, end]
     if types:
         query += " AND type = ANY($3::text[])"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import JSON, Boolean, Column, DateTime, Index, MetaData, Table, Text, func, text
 
 from libs.common.db import MessagingTables
+from libs.common.erasures import ErasureRecords
 
 SCHEMA = "ingest"
 metadata = MetaData(schema=SCHEMA)
@@ -23,4 +24,14 @@ event_log = Table(
     Column("published", Boolean, nullable=False, server_default=text("false")),
     Index("event_log_unpublished", "received_at", postgresql_where=text("NOT published")),
     Index("event_log_event_time", "event_time"),
+)
+
+# Ids erased on request (libs.common.erasures): the event log keeps nothing of theirs from before the erasure.
+erasures = ErasureRecords(metadata)
+# Erasures whose events are still to be deleted from the event log (by handlers.erasure.scrub_pending).
+erasure_scrubs = Table(
+    "erasure_scrubs",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
 )

@@ -47,19 +47,21 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 class EventAccepted(BaseModel):
     id: str
-    status: Literal["accepted", "duplicate"]
+    # "erased": the event is from before its customer was erased; it is neither kept nor published.
+    status: Literal["accepted", "duplicate", "erased"]
 
 
 class ItemResult(BaseModel):
     index: int
     id: str | None
-    status: Literal["accepted", "duplicate", "rejected"]
+    status: Literal["accepted", "duplicate", "erased", "rejected"]
     errors: list[dict[str, Any]] | None = None
 
 
 class BatchResult(BaseModel):
     accepted: int
     duplicates: int
+    erased: int
     rejected: int
     results: list[ItemResult]
 
@@ -85,7 +87,8 @@ def _single_shape(request: Request) -> Shape:
     summary="Post one upstream event",
     description="`application/json` (flattened) or `application/cloudevents+json` (CloudEvents structured mode). "
     "202: durable and published (or in the outbox while the broker is unreachable). "
-    "200: the id was seen within the dedupe window; not published again.",
+    "200: the id was seen within the dedupe window (`duplicate`), or the event is from before its customer was "
+    "erased (`erased`); not published.",
     responses={200: {"model": EventAccepted, "description": "Duplicate id"}, **_ERRORS},
     openapi_extra=openapi.single_event_body(),
 )
@@ -217,13 +220,15 @@ async def _answer_batch(
     """Accepts the valid events and answers one result per item; `results` already holds the rejected ones."""
     BATCH_SIZE.labels("batch").observe(len(results))
     outcomes = await _accept(ctx, valid, source)
-    accepted = 0
+    accepted = erased = 0
     for index, outcome in zip(positions, outcomes, strict=True):
         accepted += outcome.status == "accepted"
+        erased += outcome.status == "erased"
         results[index] = {"index": index, "id": outcome.event_id, "status": outcome.status}
     answer = {
         "accepted": accepted,
-        "duplicates": len(outcomes) - accepted,
+        "duplicates": len(outcomes) - accepted - erased,
+        "erased": erased,
         "rejected": rejected,
         "results": results,
     }

@@ -31,6 +31,7 @@ class ImportResult(BaseModel):
     rows: int
     accepted: int
     duplicates: int
+    erased: int = Field(description="Rows from before their customer was erased: neither kept nor published.")
     rejected: int
     rejections: list[dict[str, Any]] = Field(description="Rejected rows: `{line, errors}` (first 1,000).")
     rejections_truncated: bool

@@ -15,14 +15,15 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
-from services.ingest.adapters import event_log
+from services.ingest.adapters import erasures, event_log
 from services.ingest.adapters.broker import publish_records
 from services.ingest.adapters.records import EventRecord
 from services.ingest.context import IngestContext
 from services.ingest.domain.incoming import ValidEvent
 from services.ingest.metrics import EVENTS, PUBLISH_LATENCY
 
-Status = Literal["accepted", "duplicate"]
+# "erased": the event is from before its customer was erased; neither kept nor published (handlers.erasure).
+Status = Literal["accepted", "duplicate", "erased"]
 
 
 class Acceptance(NamedTuple):
@@ -53,9 +54,18 @@ async def accept_items(
     records = list(first.values())
     use_broker = ctx.broker_usable()
     failed: set[str] = set()
+    past: set[str] = set()
     async with ctx.pool.acquire() as conn, conn.transaction():
-        fresh_ids = await event_log.insert_fresh(
-            conn, records, published=use_broker, dedupe_window_s=ctx.settings.ingest_dedupe_window_s
+        erased_at = await erasures.erased_at(conn, {record.customer_id for record in records})
+        if erased_at:
+            past = {r.event_id for r in records if r.customer_id in erased_at and r.time <= erased_at[r.customer_id]}
+            records = [record for record in records if record.event_id not in past]
+        fresh_ids = (
+            await event_log.insert_fresh(
+                conn, records, published=use_broker, dedupe_window_s=ctx.settings.ingest_dedupe_window_s
+            )
+            if records
+            else set()
         )
         fresh = [r for r in records if r.event_id in fresh_ids]
         if fresh and use_broker:
@@ -81,7 +91,10 @@ async def accept_items(
     counts: Counter[tuple[str, str, str]] = Counter()
     claimed: set[str] = set()
     for event, source in items:
-        if event.id in fresh_ids and event.id not in claimed:
+        if event.id in past:
+            outcomes.append(Acceptance(event.id, "erased", False))
+            counts[(event.type, source, "erased")] += 1
+        elif event.id in fresh_ids and event.id not in claimed:
             claimed.add(event.id)
             published = use_broker and event.id not in failed
             outcomes.append(Acceptance(event.id, "accepted", published))

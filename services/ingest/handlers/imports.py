@@ -23,6 +23,7 @@ class ImportReport:
     rows: int = 0
     accepted: int = 0
     duplicates: int = 0
+    erased: int = 0  # rows from before their customer was erased: neither kept nor published
     rejected: int = 0
     rejections: list[dict[str, Any]] = field(default_factory=list)
 
@@ -37,6 +38,7 @@ class ImportReport:
             "rows": self.rows,
             "accepted": self.accepted,
             "duplicates": self.duplicates,
+            "erased": self.erased,
             "rejected": self.rejected,
             "rejections": self.rejections,
             "rejections_truncated": self.rejected > len(self.rejections),
@@ -72,6 +74,8 @@ async def import_stream(
         for outcome in await accept_events(ctx, pending, source):
             if outcome.status == "accepted":
                 report.accepted += 1
+            elif outcome.status == "erased":
+                report.erased += 1
             else:
                 report.duplicates += 1
         pending.clear()

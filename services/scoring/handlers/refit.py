@@ -19,6 +19,7 @@ import numpy as np
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from libs.common import metrics
 from libs.common.envelope import format_time
 from libs.common.outbox import Outbox
 from libs.common.topics import SCORE_CHANGES
@@ -115,7 +116,23 @@ async def refit(
     service: ScoringService, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, *, trigger: str
 ) -> RefitResult:
     """Fit, store a new version, rescore every customer in batches. Raises RefitInProgress when
-    another refit holds the lock."""
+    another refit holds the lock (not a failure: the other one is doing the work)."""
+    name = service.settings.service
+    try:
+        result = await _refit(service, sessions, outbox, trigger=trigger)
+    except RefitInProgress:
+        raise
+    except Exception:
+        metrics.MODEL_REFITS.labels(name, trigger, "failed").inc()
+        raise
+    metrics.MODEL_REFITS.labels(name, trigger, "succeeded").inc()
+    metrics.MODEL_LAST_REFIT.labels(name).set_to_current_time()
+    return result
+
+
+async def _refit(
+    service: ScoringService, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, *, trigger: str
+) -> RefitResult:
     started = time.perf_counter()
     settings = service.settings
     async with sessions() as lock_session, lock_session.begin():
