@@ -67,7 +67,7 @@ async def load(settings: InsightsSettings, customers: int, purchases: int, days:
     started = time.perf_counter()
     async with engine.begin() as connection:
         # Indexes are built once after the load, as a bulk load does.
-        await connection.execute(text("DROP INDEX insights.purchases_customer"))
+        await connection.execute(text("DROP INDEX insights.purchases_customer_day"))
         await connection.execute(text("ALTER TABLE insights.purchases DROP CONSTRAINT purchases_pkey"))
     chunk = 1_000_000
     for low in range(1, purchases + 1, chunk):
@@ -84,7 +84,7 @@ async def load(settings: InsightsSettings, customers: int, purchases: int, days:
             )
     async with engine.begin() as connection:
         await connection.execute(text("ALTER TABLE insights.purchases ADD PRIMARY KEY (order_id)"))
-        await connection.execute(text("CREATE INDEX purchases_customer ON insights.purchases (customer_id)"))
+        await connection.execute(text("CREATE INDEX purchases_customer_day ON insights.purchases (customer_id, day)"))
         # One score per customer some time after their first purchase, and survey answers.
         await connection.execute(
             text(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import date, datetime
 from decimal import Decimal
@@ -134,31 +134,57 @@ async def write_purchases(session: AsyncSession, purchases: Sequence[Purchase]) 
     )
 
 
-async def rederive_customers(session: AsyncSession, customer_ids: Sequence[str]) -> dict[str, list[date]]:
-    """Rebuilds the purchase days and first purchase of these customers from their orders.
+_REDERIVE_DAYS_SQL = """
+INSERT INTO insights.customer_days (customer_id, day, amount, orders, prev_day)
+SELECT g.customer_id, g.day, g.amount, g.orders, coalesce(
+    lag(g.day) OVER (PARTITION BY g.customer_id ORDER BY g.day),
+    (SELECT max(k.day) FROM insights.customer_days k WHERE k.customer_id = g.customer_id AND k.day < g.since)
+)
+FROM (
+    SELECT p.customer_id, p.day, sum(p.amount) AS amount, count(*) AS orders, u.since
+    FROM unnest(CAST(:ids AS text[]), CAST(:since AS date[])) AS u(customer_id, since)
+    JOIN insights.purchases p ON p.customer_id = u.customer_id AND p.day >= u.since
+    GROUP BY p.customer_id, p.day, u.since
+) g
+RETURNING customer_id, day
+"""
 
-    Returns every day each customer had before or has now: the periods holding them may have changed.
+_REDERIVE_FIRST_DAYS_SQL = """
+INSERT INTO insights.customers (customer_id, first_day)
+SELECT u.customer_id, f.first_day FROM unnest(CAST(:ids AS text[])) AS u(customer_id)
+CROSS JOIN LATERAL (SELECT min(day) AS first_day FROM insights.purchases p WHERE p.customer_id = u.customer_id) f
+WHERE f.first_day IS NOT NULL
+ON CONFLICT (customer_id) DO UPDATE SET first_day = excluded.first_day
+"""
+
+
+async def rederive_customers(session: AsyncSession, since: Mapping[str, date]) -> dict[str, list[date]]:
+    """Rebuilds the purchase days of these customers from `since[customer]` on, and their first purchase day.
+
+    Days before `since` are unchanged and kept (the first rebuilt day takes its previous day from them), so a
+    purchase today costs today's rows, not the customer's history. Returns every day from `since` on that each
+    customer had before or has now: the periods holding them may have changed.
     """
-    ids = sorted(set(customer_ids))
-    params = {"ids": ids}
+    ordered = sorted(since.items())
+    params = {"ids": [customer for customer, _ in ordered], "since": [day for _, day in ordered]}
     days: dict[str, list[date]] = {}
     for statement in (
-        "DELETE FROM insights.customer_days WHERE customer_id = ANY(CAST(:ids AS text[])) RETURNING customer_id, day",
-        "INSERT INTO insights.customer_days (customer_id, day, amount, orders, prev_day) "
-        "SELECT customer_id, day, sum(amount), count(*), lag(day) OVER (PARTITION BY customer_id ORDER BY day) "
-        "FROM insights.purchases WHERE customer_id = ANY(CAST(:ids AS text[])) GROUP BY customer_id, day "
-        "RETURNING customer_id, day",
+        "DELETE FROM insights.customer_days d USING unnest(CAST(:ids AS text[]), CAST(:since AS date[])) "
+        "AS u(customer_id, since) WHERE d.customer_id = u.customer_id AND d.day >= u.since "
+        "RETURNING d.customer_id, d.day",
+        _REDERIVE_DAYS_SQL,
     ):
         for row in await session.execute(text(statement), params):
             days.setdefault(row.customer_id, []).append(row.day)
-    await session.execute(text("DELETE FROM insights.customers WHERE customer_id = ANY(CAST(:ids AS text[]))"), params)
     await session.execute(
         text(
-            "INSERT INTO insights.customers (customer_id, first_day) SELECT customer_id, min(day) "
-            "FROM insights.purchases WHERE customer_id = ANY(CAST(:ids AS text[])) GROUP BY customer_id"
+            "DELETE FROM insights.customers c USING unnest(CAST(:ids AS text[])) AS u(customer_id) "
+            "WHERE c.customer_id = u.customer_id "
+            "AND NOT EXISTS (SELECT 1 FROM insights.purchases p WHERE p.customer_id = u.customer_id)"
         ),
-        params,
+        {"ids": params["ids"]},
     )
+    await session.execute(text(_REDERIVE_FIRST_DAYS_SQL), {"ids": params["ids"]})
     return days
 
 
