@@ -283,6 +283,9 @@ def profile_updated(
         time=cause.time,
         data={
             "cause": {"id": cause.id, "type": cause.type},
+            # the number of events the profile is built from: grows with every event applied, whatever their
+            # order, so a consumer keeps the document of the highest version (a late event has an old time)
+            "version": state.event_count,
             "changed": changed,
             "metrics": update_metrics(state, as_of),
             "segments_entered": entered or [],
