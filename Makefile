@@ -35,6 +35,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy libs services retain_cli bench tests browser_tests
+	$(BIN)/lint-imports
 
 bench: bench-ingest bench-profile bench-scoring bench-kpis
 

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from libs.common import metrics
 from libs.common.db import MessagingTables
 from libs.common.envelope import CloudEvent, EnvelopeError
+from libs.common.envelope import PoisonEvent as PoisonEvent  # handlers raise it; it is the loop's vocabulary
 from libs.common.kafka import Publisher, client_options
 from libs.common.logs import current_customer_id, current_event_id
 from libs.common.outbox import Outbox
@@ -41,10 +42,6 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     KafkaError,
 )
-
-
-class PoisonEvent(Exception):
-    """Raised by a handler for an event that can never succeed: dead-lettered without retries."""
 
 
 @dataclass(frozen=True)
