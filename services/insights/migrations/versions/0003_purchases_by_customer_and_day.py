@@ -5,8 +5,8 @@ Builds the new index and drops the old one on `insights.purchases` (locks writes
 
 from alembic import op
 
-revision = "insights_0002"
-down_revision = "insights_0001"
+revision = "insights_0003"
+down_revision = "insights_0002"
 
 SCHEMA = "insights"
 
