@@ -8,9 +8,8 @@ as skipped, so the anomaly is not lost from the record.
 
 from __future__ import annotations
 
-from typing import Any
-
 from libs.common.consumer import BatchHandler, HandlerContext, Subscription, one_by_one
+from libs.common.contracts import KpiAnomaly, parse
 from libs.common.envelope import CloudEvent
 from libs.common.topics import INSIGHTS_EVENTS
 from services.campaign.adapters import repository as repo
@@ -20,24 +19,23 @@ KPI_ALERT_CAMPAIGN = "kpi-anomalies"
 KPI_ANOMALY = "kpi.anomaly"
 
 
-def alert_text(data: dict[str, Any]) -> tuple[str, str]:
+def alert_text(anomaly: KpiAnomaly) -> tuple[str, str]:
     """(subject, body) of the alert, in plain terms."""
-    kpi = str(data.get("kpi", "?"))
-    period = str(data.get("period_label") or data.get("period_start", "?"))
-    deviation = float(data.get("deviation", 0.0))
-    direction = "above" if deviation > 0 else "below"
-    baseline_periods = data.get("baseline_periods", "?")
-    subject = f"KPI anomaly: {kpi} {abs(deviation):.0%} {direction} baseline in {period}"
+    direction = "above" if anomaly.deviation > 0 else "below"
+    change = abs(anomaly.deviation)
+    period = anomaly.period_label
+    subject = f"KPI anomaly: {anomaly.kpi} {change:.0%} {direction} baseline in {period}"
     body = (
-        f"{kpi} was {float(data.get('value', 0.0)):.4g} in {period}, {abs(deviation):.1%} {direction} its baseline "
-        f"of {float(data.get('baseline', 0.0)):.4g} (the mean of the previous {baseline_periods} periods)."
+        f"{anomaly.kpi} was {anomaly.value:.4g} in {period}, {change:.1%} {direction} its baseline "
+        f"of {anomaly.baseline:.4g} (the mean of the previous {anomaly.baseline_periods} periods)."
     )
     return subject, body
 
 
 def kpi_alert_handler(deps: CampaignDeps) -> BatchHandler:
     async def on_kpi_anomaly(ctx: HandlerContext, event: CloudEvent) -> None:
-        subject, body = alert_text(event.data)
+        anomaly = parse(event, KpiAnomaly)  # data that does not match is dead-lettered with the reason
+        subject, body = alert_text(anomaly)
         now = deps.now(event.time)
         settings = deps.settings
         destinations = [
@@ -49,7 +47,7 @@ def kpi_alert_handler(deps: CampaignDeps) -> BatchHandler:
             "customer_id": event.subject,  # the KPI: an anomaly concerns the whole base, not one customer
             "campaign_id": KPI_ALERT_CAMPAIGN,
             "kind": "alert",
-            "trigger": {"kind": KPI_ANOMALY, "event_id": event.id, "details": dict(event.data)},
+            "trigger": {"kind": KPI_ANOMALY, "event_id": event.id, "details": anomaly.wire()},
             "decided_at": now,
         }
         if not destinations:

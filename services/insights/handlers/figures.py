@@ -15,9 +15,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.clock import as_of, wall_clock
-from libs.common.envelope import derived_event
+from libs.common.contracts import KpiAnomaly, derived
 from libs.common.outbox import Outbox
-from libs.common.topics import INSIGHTS_EVENTS
 from services.insights import metrics
 from services.insights.adapters import store
 from services.insights.domain.kpis import SCALAR_KPIS, anomalies, kpis
@@ -160,27 +159,26 @@ class Figures:
                 threshold=self.settings.insights_anomaly_threshold,
             )
             for anomaly in found:
-                event = derived_event(
+                topic, event = derived(
+                    KpiAnomaly(
+                        kpi=anomaly.kpi,
+                        period=grain.value,
+                        period_start=start,
+                        period_label=label(start, grain),
+                        value=anomaly.value,
+                        baseline=anomaly.baseline,
+                        deviation=anomaly.deviation,
+                        baseline_periods=self.settings.insights_anomaly_baseline_periods,
+                        threshold=self.settings.insights_anomaly_threshold,
+                    ),
                     cause=f"{grain.value}:{start.isoformat()}:{anomaly.kpi}",
                     source=SOURCE,
-                    type="kpi.anomaly",
                     subject=anomaly.kpi,
                     time=midnight(period_end(start, grain)),
-                    data={
-                        "kpi": anomaly.kpi,
-                        "period": grain.value,
-                        "period_start": start.isoformat(),
-                        "period_label": label(start, grain),
-                        "value": anomaly.value,
-                        "baseline": anomaly.baseline,
-                        "deviation": anomaly.deviation,
-                        "baseline_periods": self.settings.insights_anomaly_baseline_periods,
-                        "threshold": self.settings.insights_anomaly_threshold,
-                    },
                 )
                 values = (anomaly.value, anomaly.baseline, anomaly.deviation)
                 if await store.record_anomaly(session, grain, start, anomaly.kpi, values, event.id, wall_clock()):
-                    await self.outbox.add(session, INSIGHTS_EVENTS, event)
+                    await self.outbox.add(session, topic, event)
                     metrics.KPI_ANOMALIES.labels(anomaly.kpi, grain.value).inc()
                     raised += 1
             await store.mark_checked(session, grain, start)
