@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test test-faults test-browser lint bench bench-ingest bench-profile bench-scoring bench-pipeline clean
+.PHONY: install run test test-faults test-browser lint bench bench-ingest bench-profile bench-scoring bench-kpis bench-pipeline clean
 
 # requirements-dev.lock includes the runtime lock (requirements.lock) and adds test and lint tools; the image installs
 # the runtime lock only.
@@ -43,7 +43,7 @@ lint: install
 	$(BIN)/mypy libs services retain_cli bench tests browser_tests
 	$(BIN)/lint-imports
 
-bench: bench-ingest bench-profile bench-scoring
+bench: bench-ingest bench-profile bench-scoring bench-kpis
 
 bench-ingest: install
 	$(BIN)/python -m bench.bench_ingest
@@ -56,7 +56,11 @@ bench-scoring: install
 
 # The whole pipeline against ingest: CDNOW catch-up, then a steady 1,000 events/s for 60 s.
 bench-pipeline: install
-	$(BIN)/python -m bench.bench_pipeline
+	$(BIN)/python -u -m bench.bench_pipeline $(ARGS)
+
+# 1M customers and 10M purchases by default; `make bench-kpis ARGS="--customers 100000 --purchases 1000000"`.
+bench-kpis: install
+	$(BIN)/python -u -m bench.bench_kpis $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

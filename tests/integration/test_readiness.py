@@ -27,7 +27,7 @@ async def test_ready_only_once_every_consumer_has_joined_its_group(isolated: Iso
             answer = (await client.get("/readyz")).json()
             assert answer == {"status": "ready", "database": "ok", "broker": "ok", "consumers": "ok"}
             assert all(loop.joined.is_set() for loop in runtime.consumers)
-            assert len(runtime.consumers) == 4
+            assert len(runtime.consumers) == len(app.state.definition.subscriptions) >= 4
 
 
 async def test_a_member_without_partitions_is_still_ready(isolated: Isolation) -> None:
