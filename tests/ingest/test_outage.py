@@ -6,12 +6,15 @@ import asyncio
 import time
 from pathlib import Path
 
+from httpx import AsyncClient
+
 from libs.common.envelope import CloudEvent
 from retain_cli.embedded import free_port, start_broker
 from services.ingest.adapters import event_log
 from services.ingest.bootstrap import create_app
 from tests.conftest import Isolation
 from tests.ingest.conftest import SHOP, event, ingest_settings, read_topic, start
+from tests.waiting import eventually
 
 
 async def test_outbox_holds_events_while_the_broker_is_down(isolated: Isolation, tmp_path: Path) -> None:
@@ -58,6 +61,11 @@ async def test_outbox_holds_events_while_the_broker_is_down(isolated: Isolation,
             # The restarted broker lost "before": ingest re-sends it with the backlog, each event once.
             seen: list[CloudEvent] = await read_topic(broker.bootstrap, isolated.prefix, expect=21)
             assert sorted(e.id for e in seen) == sorted(["before", *(f"down-{i}" for i in range(20))])
-            assert (await client.get("/readyz")).json()["status"] == "ready"
+
+            # Ready again once its erasure consumer has rejoined its group on the new broker.
+            async def ready(client: AsyncClient = client) -> bool:
+                return bool((await client.get("/readyz")).json()["status"] == "ready")
+
+            await eventually(ready, timeout_s=60)
     finally:
         broker.stop()
