@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,31 +20,14 @@ from schemathesis import APIOperation, Case
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 from schemathesis.core.result import Err
 
-from retain_cli.embedded import free_port
-from retain_cli.supervisor import SERVICES, Supervisor
-from tests.conftest import ADMIN_KEY, Isolation, Stack
+from retain_cli.supervisor import SERVICES
+from tests.conftest import ADMIN_KEY
+from tests.integration.conftest import Platform
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 EXAMPLES_PER_OPERATION = int(os.environ.get("RETAIN_FUZZ_EXAMPLES", "12"))
 _databases = itertools.count()
 Operation = APIOperation[Any, Any, Any, Any]
-
-
-@pytest.fixture(scope="module")
-async def platform(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Supervisor]:
-    name = f"fuzz{os.getpid()}_{next(_databases)}"
-    stack.postgres.create_database(name)
-    isolated = Isolation(stack, database=name, prefix=f"{name}-")
-    logs: Path = tmp_path_factory.mktemp("fuzz-logs")
-    supervisor = Supervisor(env=isolated.env(), ports={s: free_port() for s in SERVICES}, log_dir=logs)
-    supervisor.start_all()
-    try:
-        ready = await supervisor.wait_ready(90)
-        assert all(ready.values()), f"not ready: {ready}; logs in {logs}"
-        yield supervisor
-    finally:
-        await supervisor.shutdown(drain_timeout_s=10)
-        supervisor.stop(SERVICES)
 
 
 def fuzz_operation(operation: Operation, base_url: str) -> tuple[int, list[str]]:
@@ -91,9 +72,9 @@ def fuzz_operations(base_url: str, spec: dict[str, Any]) -> tuple[int, list[str]
 
 @pytest.mark.parametrize("service", SERVICES)
 async def test_no_generated_request_gets_a_server_error_or_an_undocumented_answer(
-    platform: Supervisor, service: str
+    shared_platform: Platform, service: str
 ) -> None:
-    base_url = platform.url(service)
+    base_url = shared_platform.url(service)
     async with httpx.AsyncClient(timeout=10) as client:
         spec = (await client.get(f"{base_url}/openapi.json")).json()
     calls, failures = await asyncio.to_thread(fuzz_operations, base_url, spec)
