@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint bench bench-ingest bench-profile bench-scoring clean
+.PHONY: install run test test-browser lint bench bench-ingest bench-profile bench-scoring clean
 
 # requirements-dev.lock includes the runtime lock (requirements.lock) and adds test and lint tools; the image installs
 # the runtime lock only.
@@ -25,10 +25,16 @@ test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
+# Not part of `make test`: needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver).
+# Screenshots land in .data/screenshots/.
+test-browser: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider browser_tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy libs services retain_cli bench tests
+	$(BIN)/mypy libs services retain_cli bench tests browser_tests
 
 bench: bench-ingest bench-profile bench-scoring
 

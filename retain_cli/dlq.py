@@ -13,13 +13,18 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
+from libs.common.kafka import client_options
+from libs.common.settings import Settings
 from libs.common.topics import ALL_TOPICS, DLQ_SUFFIX, dlq_of, qualified
 
+T = TypeVar("T")
 DLQ_HEADER_PREFIX = "dlq_"
 # Where a replayed record came from; kept on the record so a second dead-lettering still shows its history.
 REPLAYED_FROM_HEADER = "replayed_from_dlq"
@@ -70,15 +75,20 @@ class DeadLetter:
         }
 
 
+def kafka_options(bootstrap: str) -> dict[str, Any]:
+    """The services' own Kafka security settings (RETAIN_KAFKA_*), for the broker the operator names."""
+    return {**client_options(Settings()), "bootstrap_servers": bootstrap}
+
+
 def dlq_topics(prefix: str, bases: Iterable[str] = ALL_TOPICS) -> list[str]:
     return [qualified(prefix, dlq_of(base)) for base in bases]
 
 
 async def read_dead_letters(bootstrap: str, topics: Sequence[str]) -> list[DeadLetter]:
     """Every record the dead-letter topics hold, read without a consumer group (nothing is committed)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     try:
+        await consumer.start()
         partitions = [
             TopicPartition(topic, partition)
             for topic in topics
@@ -109,9 +119,9 @@ async def read_dead_letters(bootstrap: str, topics: Sequence[str]) -> list[DeadL
 
 async def dead_letter_counts(bootstrap: str, topics: Sequence[str]) -> dict[str, int]:
     """Records each dead-letter topic holds (end minus beginning offset, over its partitions)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     try:
+        await consumer.start()
         counts = dict.fromkeys(topics, 0)
         partitions = [
             TopicPartition(topic, partition)
@@ -130,9 +140,9 @@ async def dead_letter_counts(bootstrap: str, topics: Sequence[str]) -> dict[str,
 
 async def replay(bootstrap: str, letters: Sequence[DeadLetter]) -> int:
     """Re-publishes each letter to its source topic; returns how many the broker acknowledged."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
+    producer = AIOKafkaProducer(**kafka_options(bootstrap), acks="all")
     try:
+        await producer.start()
         deliveries = [
             await producer.send(
                 letter.source_topic, value=letter.value, key=letter.key, headers=letter.original_headers()
@@ -199,8 +209,17 @@ def _broker_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _against_broker(work: Coroutine[Any, Any, T], bootstrap: str) -> T:
+    try:
+        return asyncio.run(work)
+    except (KafkaError, OSError) as exc:
+        raise SystemExit(f"cannot use the broker at {bootstrap}: {exc!r}") from None
+
+
 def _letters(args: argparse.Namespace) -> list[DeadLetter]:
-    return asyncio.run(read_dead_letters(args.bootstrap, dlq_topics(args.prefix, args.topics or ALL_TOPICS)))
+    return _against_broker(
+        read_dead_letters(args.bootstrap, dlq_topics(args.prefix, args.topics or ALL_TOPICS)), args.bootstrap
+    )
 
 
 def list_command(args: argparse.Namespace) -> int:
@@ -245,7 +264,7 @@ def replay_command(args: argparse.Namespace) -> int:
     if not chosen:
         print("no dead letter matches", file=sys.stderr)
         return 1
-    replayed = asyncio.run(replay(args.bootstrap, chosen))
+    replayed = _against_broker(replay(args.bootstrap, chosen), args.bootstrap)
     for letter in chosen:
         print(f"replayed {letter.ref} ({letter.event_id}) to {letter.source_topic}")
     print(f"{replayed} message(s) re-published; consumers that already handled them skip them (inbox)")

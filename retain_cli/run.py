@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from retain_cli.embedded import EmbeddedBroker, EmbeddedPostgres, start_broker, start_postgres
-from retain_cli.supervisor import SERVICES, Supervisor, configured_ports
+from retain_cli.supervisor import PROCESSES, Supervisor, configured_ports
 
 READY_TIMEOUT_S = 90
 
@@ -51,10 +51,12 @@ def platform_env(data_dir: Path) -> tuple[dict[str, str], EmbeddedPostgres | Non
         print(f"starting embedded Kafka-compatible broker (Tansu) on 127.0.0.1:{port} ...")
         broker = start_broker(port, data_dir / "logs" / "broker.log")
         env["RETAIN_KAFKA_BOOTSTRAP"] = broker.bootstrap
-    # Campaign signs unsubscribe links and ingest checks them: one key for both processes.
+    # Campaign signs unsubscribe links and ingest checks them: one key for both processes. All three keys are kept
+    # so that links sent, and console sessions opened, before a restart still work after it.
     for variable, name in (
         ("RETAIN_UNSUBSCRIBE_TOKEN_SECRET", "unsubscribe-secret"),
         ("RETAIN_SURVEY_TOKEN_SECRET", "survey-secret"),
+        ("RETAIN_CONSOLE_SESSION_SECRET", "console-session-secret"),
     ):
         env.setdefault(variable, dev_secret(data_dir, name))
     key = None
@@ -79,8 +81,11 @@ async def run(data_dir: Path) -> int:
             waiting = ", ".join(name for name, ok in ready.items() if not ok)
             print(f"not ready after {READY_TIMEOUT_S}s: {waiting} (logs in {data_dir / 'logs'})", file=sys.stderr)
         print("\nRetain is running:")
-        for name in SERVICES:
-            print(f"  {name:<9} {supervisor.url(name)}   docs: {supervisor.url(name)}/docs")
+        for name in PROCESSES:
+            if name == "console":
+                print(f"  {name:<9} {supervisor.url(name)}   pages for people: sign in with an API key")
+            else:
+                print(f"  {name:<9} {supervisor.url(name)}   docs: {supervisor.url(name)}/docs")
         if key:
             print(f"\ndevelopment API key (admin): {key}")
             print(f"  try: curl -H 'Authorization: Bearer {key}' {supervisor.url('profile')}/v1/customers/c-1")
@@ -95,7 +100,7 @@ async def run(data_dir: Path) -> int:
         await supervisor.shutdown()
     finally:
         supervisor.stopping = True
-        supervisor.stop(SERVICES, timeout_s=10)
+        supervisor.stop(PROCESSES, timeout_s=10)
         if broker is not None:
             print("stopping broker ...")
             broker.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 
@@ -15,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from libs.common.topics import ALL_TOPICS, dlq_of, qualified
-from retain_cli.dlq import dead_letter_counts
+from retain_cli.dlq import dead_letter_counts, kafka_options
 from retain_cli.supervisor import SERVICES, configured_ports, consumer_groups
 
 # Gauges a service reports for rows written but not yet published.
@@ -78,11 +79,11 @@ async def service_status(client: httpx.AsyncClient, name: str, url: str) -> Serv
 
 async def group_lags(bootstrap: str, prefix: str, groups: dict[str, tuple[str, ...]]) -> list[GroupLag]:
     """Records each group is behind the partition ends; a group that never committed counts from the start."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await probe.start()
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
+    probe = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     try:
+        await admin.start()
+        await probe.start()
         lags: list[GroupLag] = []
         for group, topics in groups.items():
             partitions = [
@@ -108,6 +109,17 @@ async def group_lags(bootstrap: str, prefix: str, groups: dict[str, tuple[str, .
         await admin.close()
 
 
+def quiet_consumer_groups() -> dict[str, tuple[str, ...]]:
+    """The groups, read from the services' definitions without the start-up warnings building them logs (about
+    secrets of the services' own processes, not of this command)."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        return consumer_groups()
+    finally:
+        logging.disable(previous)
+
+
 async def collect(host: str, bootstrap: str, prefix: str, timeout_s: float = 5.0) -> Status:
     async with httpx.AsyncClient(timeout=timeout_s) as client:
         services = await asyncio.gather(
@@ -117,7 +129,7 @@ async def collect(host: str, bootstrap: str, prefix: str, timeout_s: float = 5.0
     dead: dict[str, int] = {}
     broker_error = None
     try:
-        groups = await asyncio.wait_for(group_lags(bootstrap, prefix, consumer_groups()), timeout_s * 2)
+        groups = await asyncio.wait_for(group_lags(bootstrap, prefix, quiet_consumer_groups()), timeout_s * 2)
         topics = [qualified(prefix, dlq_of(base)) for base in ALL_TOPICS]
         dead = await asyncio.wait_for(dead_letter_counts(bootstrap, topics), timeout_s * 2)
     except Exception as exc:  # an unreachable broker is a status to show, not a crash

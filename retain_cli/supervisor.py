@@ -17,6 +17,10 @@ import httpx
 log = logging.getLogger(__name__)
 
 SERVICES = ("ingest", "profile", "scoring", "campaign", "feedback", "insights")
+# Processes besides the services: the console only reads their HTTP APIs (no schema, no topics, no outbox), so what is
+# said of every service (consumer groups, deployments, outbox metrics, `retain status`) does not hold for it.
+CONSOLE = "console"
+PROCESSES = (*SERVICES, CONSOLE)
 DEFAULT_PORTS = {
     "ingest": 8001,
     "profile": 8002,
@@ -24,6 +28,7 @@ DEFAULT_PORTS = {
     "campaign": 8004,
     "feedback": 8005,
     "insights": 8006,
+    "console": 8007,
 }
 # The front door takes upstream bursts: two worker processes use both cores of a small machine.
 DEFAULT_HTTP_WORKERS = {"ingest": 2}
@@ -53,8 +58,9 @@ class Supervisor:
         return f"http://{self.host}:{self.ports[name]}"
 
     def start_all(self) -> None:
+        """Every service, and the console when it was given a port."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name in SERVICES:
+        for name in (name for name in PROCESSES if name in self.ports):
             self.children[name] = ManagedProcess(name, self.ports[name])
             self._start(self.children[name])
 
@@ -68,6 +74,7 @@ class Supervisor:
                 f"RETAIN_{child.name.upper()}_HTTP_WORKERS", str(DEFAULT_HTTP_WORKERS.get(child.name, 1))
             ),
         }
+        env.update(self._links(child.name))
         with open(self.log_dir / f"{child.name}.log", "ab") as output:
             child.process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{child.name}"],
@@ -77,6 +84,17 @@ class Supervisor:
                 start_new_session=True,  # Ctrl-C goes to the supervisor, which stops children in order
             )
         child.last_start = time.monotonic()
+
+    def _links(self, name: str) -> dict[str, str]:
+        """Addresses one service needs of others: the console reads every API; messages link to customer pages."""
+        links = {
+            "RETAIN_UNSUBSCRIBE_BASE_URL": self.url("ingest"),
+            "RETAIN_SURVEY_LINK_BASE_URL": self.url("feedback"),
+        }
+        if name == "console":
+            links |= {f"RETAIN_CONSOLE_{other.upper()}_URL": self.url(other) for other in SERVICES if other != name}
+        # What the environment sets explicitly (a public hostname in front of the pages) wins.
+        return {key: value for key, value in links.items() if key not in self.env}
 
     def watch(self) -> None:
         """Restarts crashed children with exponential backoff; call periodically."""
@@ -114,6 +132,7 @@ class Supervisor:
         return ready
 
     def stop(self, names: tuple[str, ...], timeout_s: float = 25) -> None:
+        names = tuple(name for name in names if name in self.children)
         for name in names:
             process = self.children[name].process
             if process is not None and process.poll() is None:
@@ -136,7 +155,7 @@ class Supervisor:
         print("stopping ingest ...")
         self.stop(("ingest",))
         await self.drain(drain_timeout_s)
-        consumers = tuple(name for name in SERVICES if name != "ingest")
+        consumers = tuple(name for name in self.children if name != "ingest")
         print(f"stopping {', '.join(consumers)} ...")
         self.stop(consumers)
 

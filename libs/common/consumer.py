@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from libs.common import metrics
 from libs.common.db import MessagingTables
 from libs.common.envelope import CloudEvent, EnvelopeError
-from libs.common.kafka import Publisher
+from libs.common.envelope import PoisonEvent as PoisonEvent  # handlers raise it; it is the loop's vocabulary
+from libs.common.kafka import Publisher, client_options
 from libs.common.logs import current_customer_id, current_event_id
 from libs.common.outbox import Outbox
 from libs.common.settings import Settings
@@ -41,10 +42,6 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     KafkaError,
 )
-
-
-class PoisonEvent(Exception):
-    """Raised by a handler for an event that can never succeed: dead-lettered without retries."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +115,7 @@ class ConsumerLoop:
         topics = [qualified(self.settings.topic_prefix, t) for t in self.subscription.topics]
         consumer = AIOKafkaConsumer(
             *topics,
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **client_options(self.settings),
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

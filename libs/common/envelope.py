@@ -22,6 +22,10 @@ class EnvelopeError(ValueError):
     """A Kafka record that is not a valid CloudEvent: a poison message."""
 
 
+class PoisonEvent(Exception):
+    """Raised by a handler for an event that can never succeed: dead-lettered without retries."""
+
+
 @dataclass(frozen=True, slots=True)
 class CloudEvent:
     id: str

@@ -10,6 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownError, UnsupportedVersionError
+from aiokafka.helpers import create_ssl_context
 
 from libs.common import metrics
 from libs.common.envelope import CloudEvent, KafkaHeaders
@@ -31,6 +32,23 @@ _PARTITION_CACHE_LIMIT = 200_000
 BROKER_WITHOUT_IDEMPOTENCE: tuple[type[KafkaError], ...] = (UnknownError, UnsupportedVersionError)
 
 
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Connection and security arguments every aiokafka client of a service takes."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(
+            cafile=settings.kafka_ssl_cafile, certfile=settings.kafka_ssl_certfile, keyfile=settings.kafka_ssl_keyfile
+        )
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism or "SCRAM-SHA-512"
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password
+    return options
+
+
 class Publisher:
     """acks=all producer; `publish` returns only once the broker has the event."""
 
@@ -44,7 +62,7 @@ class Publisher:
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **client_options(self.settings),
             acks="all",
             linger_ms=self.settings.kafka_linger_ms,
             max_batch_size=65536,
@@ -166,7 +184,7 @@ def all_topic_names(prefix: str, bases: Iterable[str] = ALL_TOPICS) -> list[str]
 
 async def ensure_topics(settings: Settings, bases: Iterable[str] = ALL_TOPICS) -> None:
     """Creates topics and their DLQs explicitly: auto-created ones get a broker default partition count."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -186,7 +204,7 @@ async def ensure_topics(settings: Settings, bases: Iterable[str] = ALL_TOPICS) -
 
 
 async def broker_reachable(settings: Settings, timeout_s: float = 2.0) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=int(timeout_s * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
         await asyncio.wait_for(admin.list_topics(), timeout_s)

@@ -49,6 +49,24 @@ OUTBOX_BACKLOG = Gauge(
     "retain_outbox_backlog", "Outbox rows not yet published.", ["service"], multiprocess_mode="livemax"
 )
 DEAD_LETTERED = Counter("retain_dead_lettered_total", "Messages sent to a dead-letter topic.", ["service", "topic"])
+# Checked on every readiness probe and every scrape; the worst worker's view counts.
+DEPENDENCY_UP = Gauge(
+    "retain_dependency_up",
+    "1 when the service reached the dependency (database, broker) at its last check, else 0.",
+    ["service", "dependency"],
+    multiprocess_mode="livemin",
+)
+MODEL_REFITS = Counter(
+    "retain_model_refits_total",
+    "Model refits by trigger (api, schedule) and outcome (succeeded, failed).",
+    ["service", "trigger", "outcome"],
+)
+MODEL_LAST_REFIT = Gauge(
+    "retain_model_last_refit_timestamp_seconds",
+    "Unix time of the last refit that succeeded.",
+    ["service"],
+    multiprocess_mode="livemax",
+)
 
 
 def multiprocess_mode() -> bool:

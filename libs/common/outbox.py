@@ -93,10 +93,12 @@ class OutboxRelay:
             except (KafkaError, OSError, TimeoutError) as exc:
                 log.warning("outbox relay cannot publish, will retry", extra={"error": repr(exc)})
                 published = 0
+                await self._report_backlog_while_failing()
                 await self._sleep(1.0)
             except Exception:
                 log.exception("outbox relay failed, will retry")
                 published = 0
+                await self._report_backlog_while_failing()
                 await self._sleep(1.0)
             if published < self.batch_size:
                 await self._sleep(self.poll_interval_s)
@@ -129,6 +131,13 @@ class OutboxRelay:
         elif time.monotonic() - self._backlog_reported_at >= BACKLOG_REPORT_INTERVAL_S:
             await self._report_backlog()
         return len(rows)
+
+    async def _report_backlog_while_failing(self) -> None:
+        """Rows pile up while publishing fails; the gauge must show them (the outbox-not-draining alert)."""
+        try:
+            await self._report_backlog()
+        except Exception as exc:  # the database may be what failed
+            log.debug("cannot count the outbox backlog", extra={"error": repr(exc)})
 
     async def _report_backlog(self) -> None:
         async with self.sessions() as session:

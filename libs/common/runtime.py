@@ -176,6 +176,8 @@ class Runtime:
 
     async def readiness(self) -> tuple[bool, dict[str, str]]:
         database, broker = await asyncio.gather(self.database_ok(), ping(self.publisher))
+        metrics.DEPENDENCY_UP.labels(self.settings.service, "database").set(int(database))
+        metrics.DEPENDENCY_UP.labels(self.settings.service, "broker").set(int(broker))
         checks = {"database": "ok" if database else "unreachable", "broker": "ok" if broker else "unreachable"}
         if database and broker:
             return True, {"status": "ready", **checks}
@@ -290,7 +292,9 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
-    async def prometheus_metrics() -> Response:
+    async def prometheus_metrics(request: Request) -> Response:
+        # A scrape reports the dependencies as they are now, not as the last readiness probe found them.
+        await runtime_of(request).readiness()
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     for router in definition.routers:

@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     # broker without it fails the start: production sets this), False never asks, unset asks and falls back with a
     # warning only when the broker answers that it has no idempotent producer (the embedded broker, Tansu).
     kafka_idempotence: bool | None = None
+    # Transport security for every Kafka client (producer, consumers, admin). SSL verifies the broker against
+    # kafka_ssl_cafile (system CAs when unset); a certificate and key add mutual TLS; SASL_* add a login.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000

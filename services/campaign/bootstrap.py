@@ -15,6 +15,7 @@ from libs.common.settings import Settings, service_settings
 from libs.common.topics import CUSTOMER_EVENTS, FEEDBACK_EVENTS, PROFILE_CHANGES, SCORE_CHANGES
 from services.campaign.adapters.channels import Channels
 from services.campaign.adapters.tables import SCHEMA, messaging
+from services.campaign.entrypoints import outcomes
 from services.campaign.entrypoints.api import router
 from services.campaign.handlers.deps import CampaignDeps
 from services.campaign.handlers.events import CampaignHandlers
@@ -71,7 +72,7 @@ def definition(deps: CampaignDeps, channels: Channels) -> ServiceDefinition:
         migrations_dir=MIGRATIONS,
         tables=messaging,
         subscriptions=subscriptions(handlers),
-        routers=[router],
+        routers=[router, outcomes.router],
         background=[sender, scheduler],
     )
 

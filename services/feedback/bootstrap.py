@@ -6,8 +6,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from libs.common.aliases import JOIN_EVENT_TYPES
 from libs.common.consumer import HandlerContext, Subscription, one_by_one
+from libs.common.contracts import types_on
 from libs.common.envelope import CloudEvent
 from libs.common.outbox import Outbox
 from libs.common.runtime import Runtime, ServiceDefinition
@@ -51,13 +51,13 @@ def subscriptions(deps: FeedbackDeps) -> list[Subscription]:
             "score-changes",
             (SCORE_CHANGES,),
             one_by_one(customers.on_score_change),
-            frozenset({"score.changed", "threshold.crossed"}),
+            types_on(SCORE_CHANGES),
         ),
         Subscription(
             "profile-changes",
             (PROFILE_CHANGES,),
             one_by_one(customers.on_profile_change),
-            frozenset({"profile.updated", "customer.erased"}) | JOIN_EVENT_TYPES,
+            types_on(PROFILE_CHANGES),
         ),
     ]
 
@@ -80,6 +80,7 @@ def definition(deps: FeedbackDeps) -> ServiceDefinition:
             {"name": "agents", "description": "Support agents and their skills, for routing."},
             {"name": "surveys", "description": "Survey definitions, signed links and responses."},
             {"name": "analysis", "description": "NPS, CSAT, complaint categories and themes."},
+            {"name": "contacts", "description": "Outreach to customers by account managers and retention teams."},
         ],
     )
 

@@ -8,11 +8,16 @@ from libs.common.consumer import Subscription
 from libs.common.runtime import Runtime, ServiceDefinition
 from libs.common.runtime import create_app as create_service_app
 from libs.common.settings import Settings
-from libs.common.topics import FEEDBACK_EVENTS, PROFILE_CHANGES
+from libs.common.topics import CUSTOMER_EVENTS, FEEDBACK_EVENTS, PROFILE_CHANGES
 from services.scoring.adapters.tables import SCHEMA, messaging
 from services.scoring.entrypoints.api import router
 from services.scoring.handlers.refit import refit_periodically
-from services.scoring.handlers.rescore import FEEDBACK_EVENT_TYPES, PROFILE_EVENT_TYPES, ScoringService
+from services.scoring.handlers.rescore import (
+    FEEDBACK_EVENT_TYPES,
+    PROFILE_EVENT_TYPES,
+    PURCHASE_EVENT_TYPES,
+    ScoringService,
+)
 from services.scoring.settings import scoring_settings
 
 
@@ -29,6 +34,8 @@ def definition(service: ScoringService) -> ServiceDefinition:
         subscriptions=[
             Subscription("profile-changes", (PROFILE_CHANGES,), service.handle_profile_changes, PROFILE_EVENT_TYPES),
             Subscription("feedback-events", (FEEDBACK_EVENTS,), service.handle_feedback, FEEDBACK_EVENT_TYPES),
+            # purchases straight from upstream, kept per order id: the BTYD summaries need purchase days
+            Subscription("purchases", (CUSTOMER_EVENTS,), service.handle_purchases, PURCHASE_EVENT_TYPES),
         ],
         routers=[router],
         background=[scheduled_refit],

@@ -37,6 +37,9 @@ class ScoringSettings(Settings):
     scoring_sla_breach_days: float = 90.0
     scoring_refit_interval_s: float = Field(6 * 3600.0, gt=0)
     scoring_refit_penalizer: float = Field(0.0, ge=0)
+    # Each refit also fits on the purchases up to this many days before the clock and scores the rest (the holdout):
+    # the purchase model that predicts it best drives P(alive), expected purchases and CLV.
+    scoring_holdout_days: float = Field(90.0, ge=1)
     scoring_rescore_batch_size: int = Field(1000, ge=1, le=10_000)  # ids go into one IN (...) list
 
     @model_validator(mode="after")

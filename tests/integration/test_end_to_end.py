@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from retain_cli.embedded import free_port
-from retain_cli.supervisor import SERVICES, Supervisor
+from retain_cli.supervisor import PROCESSES, Supervisor
 from tests.conftest import ADMIN_KEY, Isolation
 from tests.waiting import eventually
 
@@ -21,7 +21,7 @@ AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 @pytest.fixture
 async def platform(isolated: Isolation, tmp_path: Any) -> AsyncIterator[Supervisor]:
-    supervisor = Supervisor(env=isolated.env(), ports={name: free_port() for name in SERVICES}, log_dir=tmp_path)
+    supervisor = Supervisor(env=isolated.env(), ports={name: free_port() for name in PROCESSES}, log_dir=tmp_path)
     supervisor.start_all()
     try:
         ready = await supervisor.wait_ready(90)
@@ -29,7 +29,7 @@ async def platform(isolated: Isolation, tmp_path: Any) -> AsyncIterator[Supervis
         yield supervisor
     finally:
         await supervisor.shutdown(drain_timeout_s=20)
-        supervisor.stop(SERVICES)
+        supervisor.stop(PROCESSES)
         for child in supervisor.children.values():
             assert child.process is not None and child.process.poll() is not None
 
@@ -118,6 +118,13 @@ async def test_purchase_flows_to_profile_score_and_exactly_one_coupon(platform: 
             metrics,
         )
         assert processed is not None and float(processed.group(1)) >= 3
+
+    # The console, a process of its own, reads the same customer through the services' APIs with the admin key.
+    async with httpx.AsyncClient(base_url=platform.url("console"), timeout=10) as console:
+        signed_in = await console.post("/login", data={"api_key": ADMIN_KEY, "next": "/customers/c-42"})
+        assert signed_in.status_code == 303
+        page = await console.get(signed_in.headers["location"])
+        assert page.status_code == 200 and 'data-customer="c-42"' in page.text and "t-1" in page.text
 
 
 async def test_bad_input_gets_a_problem_naming_the_field(platform: Supervisor) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.feedback.adapters.tables import (
     aliases,
+    contacts,
     customers,
     sla_breaches,
     survey_responses,
@@ -21,7 +22,7 @@ from services.feedback.adapters.tables import (
 from services.feedback.domain.customers import CustomerRecord, joined
 
 # Rows that belong to a customer, as opposed to the customer's own facts (`customers`).
-_HELD_BY_CUSTOMER = (tickets, sla_breaches, survey_responses, survey_tokens)
+_HELD_BY_CUSTOMER = (tickets, sla_breaches, survey_responses, survey_tokens, contacts)
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,23 @@ survey_responses = Table(
     Index("survey_responses_at", "responded_at"),
 )
 
+# Outreach by account managers and retention teams ("contacted about their churn risk"): a service interaction
+# like a ticket, announced as `feedback.contacted` so other services can hold back their own outreach.
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    # The caller's id of this one contact (a form submission): a repeat records nothing more.
+    Column("contact_key", Text, nullable=False, unique=True),
+    Column("customer_id", Text, nullable=False),
+    Column("contacted_by", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("note", Text),
+    Column("contacted_at", DateTime(timezone=True), nullable=False),
+    Index("contacts_customer_at", "customer_id", "contacted_at"),
+)
+
 # What feedback knows about a customer, from scoring (tier) and profile (segments) events only.
 customers = Table(
     "customers",

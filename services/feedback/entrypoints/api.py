@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from services.feedback.entrypoints import agents, analysis, survey_page, surveys, tickets
+from services.feedback.entrypoints import agents, analysis, contacts, survey_page, surveys, tickets
 
-routers = [tickets.router, agents.router, surveys.router, analysis.router, survey_page.router]
+routers = [tickets.router, agents.router, surveys.router, analysis.router, contacts.router, survey_page.router]

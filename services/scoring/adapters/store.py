@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Row, delete, func, select, update
+import numpy.typing as npt
+from sqlalchemy import Row, delete, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scoring.adapters.tables import clock, facts, models, scores
+from services.scoring.adapters.tables import aliases, clock, erasures, facts, models, purchases, scores
 from services.scoring.domain.bgnbd import BgNbdParams
 from services.scoring.domain.customer_score import ScoringModel
-from services.scoring.domain.facts import StoredFacts
+from services.scoring.domain.facts import PurchaseSummary, StoredFacts
 from services.scoring.domain.gamma_gamma import GammaGammaParams
 from services.scoring.domain.policy import ActiveModel
+from services.scoring.domain.purchase_models import model_from_params
 from services.scoring.domain.rfm import RankReference, RfmEdges
 
 _FACT_FIELDS = tuple(f.name for f in fields(StoredFacts))
@@ -28,6 +30,207 @@ _ROWS_PER_STATEMENT = 1000
 def _chunks(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
     for start in range(0, len(rows), _ROWS_PER_STATEMENT):
         yield rows[start : start + _ROWS_PER_STATEMENT]
+
+
+# Advisory locks of scoring's own keyspace (two-key form), apart from the ones other services take on the same ids.
+_CUSTOMER_LOCK_CLASS = 0x53434F52  # "SCOR"
+_SECONDS_PER_DAY = 86_400.0
+
+
+async def lock_customers(session: AsyncSession, customer_ids: Iterable[str]) -> None:
+    """Holds every id's lock until the transaction ends, taken in id order so that two batches cannot deadlock.
+
+    Purchases (customer-events), profile's joins and erasures (profile-changes) and feedback run in consumers of
+    their own: the lock makes an erasure or a join and a batch about the same id happen one after the other, so a
+    batch either commits before the erasure deletes (and is deleted with the rest) or reads its record after."""
+    ids = sorted(set(customer_ids))
+    if ids:
+        await session.execute(
+            text(
+                "SELECT count(pg_advisory_xact_lock(:lock_class, hashtext(id))) "
+                "FROM (SELECT unnest(CAST(:ids AS text[])) AS id ORDER BY 1) AS locked"
+            ),
+            {"lock_class": _CUSTOMER_LOCK_CLASS, "ids": ids},
+        )
+
+
+async def resolve(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, str]:
+    """The customer each id stands for (itself unless profile joined it to another)."""
+    ids = sorted(set(customer_ids))
+    table = aliases.table
+    found: dict[str, str] = {}
+    if ids:
+        rows = await session.execute(select(table.c.alias_id, table.c.customer_id).where(table.c.alias_id.in_(ids)))
+        found = {row.alias_id: row.customer_id for row in rows}
+    return {customer_id: found.get(customer_id, customer_id) for customer_id in ids}
+
+
+async def erased_at(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, datetime]:
+    return await erasures.erased_at(session, customer_ids)
+
+
+async def ids_joined_to(session: AsyncSession, customer_id: str) -> list[str]:
+    return await aliases.ids_joined_to(session, customer_id)
+
+
+async def erase_customers(session: AsyncSession, customer_ids: Iterable[str], at: datetime) -> None:
+    """Records the ids as erased at ``at`` and deletes everything scoring holds under them."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return
+    await erasures.record(session, ids, at)
+    await erase(session, ids)
+    for customer_id in ids:
+        await aliases.forget(session, customer_id)
+
+
+async def join(session: AsyncSession, from_id: str, into_id: str) -> None:
+    """Records that ``from_id`` is ``into_id`` and moves its purchases there (an order both hold counts once);
+    what was scored under ``from_id`` is dropped."""
+    table = aliases.table
+    await session.execute(
+        pg_insert(table)
+        .values(alias_id=from_id, customer_id=into_id)
+        .on_conflict_do_update(index_elements=[table.c.alias_id], set_={"customer_id": into_id})
+    )
+    await session.execute(update(table).where(table.c.customer_id == from_id).values(customer_id=into_id))
+    await session.execute(
+        text(
+            f"INSERT INTO {purchases.fullname} (customer_id, order_id, purchased_at, amount, event_id) "
+            f"SELECT :into_id, order_id, purchased_at, amount, event_id FROM {purchases.fullname} "
+            "WHERE customer_id = :from_id ORDER BY order_id "
+            f"ON CONFLICT (customer_id, order_id) DO UPDATE SET purchased_at = excluded.purchased_at, "
+            "amount = excluded.amount, event_id = excluded.event_id "
+            "WHERE (excluded.purchased_at, excluded.event_id) < (purchases.purchased_at, purchases.event_id)"
+        ),
+        {"into_id": into_id, "from_id": from_id},
+    )
+    await erase(session, [from_id])
+
+
+@dataclass(frozen=True)
+class PurchaseRow:
+    customer_id: str
+    order_id: str
+    purchased_at: datetime
+    amount: float
+    event_id: str
+
+
+async def add_purchases(session: AsyncSession, rows: Sequence[PurchaseRow]) -> None:
+    """One row per (customer, order): of several deliveries of an order the earliest (time, event id) stands, so
+    the result does not depend on which arrived first."""
+    chosen: dict[tuple[str, str], PurchaseRow] = {}
+    for row in rows:
+        key = (row.customer_id, row.order_id)
+        held = chosen.get(key)
+        if held is None or (row.purchased_at, row.event_id) < (held.purchased_at, held.event_id):
+            chosen[key] = row
+    values = [asdict(chosen[key]) for key in sorted(chosen)]
+    for chunk in _chunks(values):
+        statement = pg_insert(purchases).values(chunk)
+        excluded = statement.excluded
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[purchases.c.customer_id, purchases.c.order_id],
+                set_={"purchased_at": excluded.purchased_at, "amount": excluded.amount, "event_id": excluded.event_id},
+                where=tuple_(excluded.purchased_at, excluded.event_id)
+                < tuple_(purchases.c.purchased_at, purchases.c.event_id),
+            )
+        )
+
+
+_SUMMARY_SQL = f"""
+WITH days AS (
+    SELECT customer_id, floor(extract(epoch FROM purchased_at) / {_SECONDS_PER_DAY}) AS day,
+           count(*) AS orders, sum(amount) AS spend, min(purchased_at) AS first_at, max(purchased_at) AS last_at
+    FROM {{table}} WHERE customer_id = ANY(CAST(:ids AS text[]))
+    GROUP BY customer_id, day
+)
+SELECT customer_id, sum(orders) AS orders, sum(spend) AS total_spend, min(first_at) AS first_at,
+       max(last_at) AS last_at, count(*) AS purchase_days,
+       sum(spend) - (array_agg(spend ORDER BY day))[1] AS repeat_day_spend
+FROM days GROUP BY customer_id
+"""
+
+
+async def purchase_summaries(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, PurchaseSummary]:
+    """Orders, spend, first and last purchase, purchase days (UTC) and the spend of all but the first day."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(text(_SUMMARY_SQL.format(table=purchases.fullname)), {"ids": ids})
+    return {
+        row.customer_id: PurchaseSummary(
+            orders=int(row.orders),
+            total_spend=float(row.total_spend),
+            first_purchase_at=row.first_at,
+            last_purchase_at=row.last_at,
+            purchase_days=int(row.purchase_days),
+            repeat_day_spend=float(row.repeat_day_spend),
+        )
+        for row in rows
+    }
+
+
+BUYER_COLUMNS = (
+    "orders",
+    "total_spend",
+    "first_day",
+    "last_day",
+    "last_epoch",
+    "purchase_days",
+    "repeat_day_spend",
+    "cal_days",
+    "cal_last_day",
+    "holdout_days",
+)
+_BUYERS_SQL = f"""
+WITH days AS (
+    SELECT customer_id, floor(extract(epoch FROM purchased_at) / {_SECONDS_PER_DAY}) AS day, count(*) AS orders,
+           sum(amount) AS spend, max(extract(epoch FROM purchased_at)) AS last_epoch
+    FROM {{purchases}} GROUP BY customer_id, day
+)
+SELECT sum(orders)::float8, sum(spend)::float8, min(day)::float8, max(day)::float8, max(last_epoch)::float8,
+       count(*)::float8, (sum(spend) - (array_agg(spend ORDER BY day))[1])::float8,
+       (count(*) FILTER (WHERE day <= :cut))::float8, coalesce(max(day) FILTER (WHERE day <= :cut), -1)::float8,
+       (count(*) FILTER (WHERE day > :cut AND day <= :today))::float8
+FROM days GROUP BY customer_id
+"""
+
+
+async def load_buyers(session: AsyncSession, as_of: datetime, cut_day: float) -> tuple[int, npt.NDArray[np.float64]]:
+    """Every buyer's purchase summary (BUYER_COLUMNS) in one query, as one float matrix (no per-customer
+    objects), and the number of customers scoring knows."""
+    n_customers = int(await session.scalar(select(func.count()).select_from(facts)) or 0)
+    today = float(np.floor(as_of.timestamp() / _SECONDS_PER_DAY))
+    statement = text(_BUYERS_SQL.format(purchases=purchases.fullname))
+    rows = (await session.execute(statement, {"cut": cut_day, "today": today})).all()
+    width = len(BUYER_COLUMNS)
+    matrix = np.array(rows, dtype=np.float64) if rows else np.empty((0, width))
+    return n_customers, matrix.reshape(-1, width)
+
+
+async def customer_ids_after(session: AsyncSession, after: str, limit: int) -> list[str]:
+    rows = await session.execute(
+        select(facts.c.customer_id).where(facts.c.customer_id > after).order_by(facts.c.customer_id).limit(limit)
+    )
+    return list(rows.scalars())
+
+
+async def try_refit_lock(session: AsyncSession, lock_id: int) -> bool:
+    return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(lock_id))))
+
+
+async def newest_model_fitted_at(session: AsyncSession) -> datetime | None:
+    newest: datetime | None = await session.scalar(select(func.max(models.c.fitted_at)))
+    return newest
+
+
+async def insert_model(session: AsyncSession, values: dict[str, Any]) -> int:
+    version = await session.scalar(insert(models).values(**values).returning(models.c.version))
+    assert version is not None
+    return int(version)
 
 
 async def lock_and_load(
@@ -107,6 +310,7 @@ async def erase(session: AsyncSession, customer_ids: Iterable[str]) -> None:
     if ids:
         await session.execute(delete(facts).where(facts.c.customer_id.in_(ids)))
         await session.execute(delete(scores).where(scores.c.customer_id.in_(ids)))
+        await session.execute(delete(purchases).where(purchases.c.customer_id.in_(ids)))
 
 
 async def newest_event_time(session: AsyncSession) -> datetime | None:
@@ -130,7 +334,13 @@ async def latest_model_version(session: AsyncSession) -> int | None:
 
 def model_from_row(row: Row[Any]) -> ActiveModel:
     edges = row.rfm_edges
+    chosen = row._mapping.get("chosen_model")
+    purchase = None
+    if chosen:
+        params = next((c["params"] for c in row.candidates or [] if c.get("name") == chosen), None)
+        purchase = None if params is None else model_from_params(chosen, params)
     model = ScoringModel(
+        purchase=purchase,
         rfm_edges=RfmEdges(
             recency=tuple(edges["recency"]), frequency=tuple(edges["frequency"]), monetary=tuple(edges["monetary"])
         ),

@@ -17,11 +17,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from libs.common.aliases import CustomerAliases
 from libs.common.db import MessagingTables
+from libs.common.erasures import ErasureRecords
 
 SCHEMA = "scoring"
 metadata = MetaData(schema=SCHEMA)
 messaging = MessagingTables(metadata)
+aliases = CustomerAliases(metadata)
+erasures = ErasureRecords(metadata)
 
 facts = Table(
     "facts",
@@ -44,7 +48,22 @@ facts = Table(
     Column("last_nps_at", DateTime(timezone=True)),
     Column("profile_at", DateTime(timezone=True)),
     Column("last_event_at", DateTime(timezone=True)),
+    Column("purchase_days", Integer, nullable=False, server_default="0"),
+    Column("repeat_day_spend", Double, nullable=False, server_default="0"),
+    Column("profile_version", BigInteger),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Every order scoring has seen, one row per (customer, order id) whatever the number of deliveries: the BTYD
+# summaries (purchase days, repeat-day spend) are computed from these, so they do not depend on arrival order.
+purchases = Table(
+    "purchases",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("order_id", Text, primary_key=True),
+    Column("purchased_at", DateTime(timezone=True), nullable=False),
+    Column("amount", Double, nullable=False),
+    Column("event_id", Text, nullable=False),
 )
 
 # One row: the newest event time ever seen, the replay clock. A watermark of its own rather than
@@ -90,4 +109,7 @@ models = Table(
     Column("rfm_rank", ARRAY(Double), nullable=False),  # rank reference of the RFM composite
     Column("clv_rank", ARRAY(Double)),  # rank reference of CLV
     Column("diagnostics", JSONB, nullable=False),  # fit timings, convergence, who triggered it
+    Column("chosen_model", Text),  # the purchase model that drives P(alive), expected purchases and CLV
+    Column("candidates", JSONB),  # every purchase model fitted: params, log-likelihood, holdout error
+    Column("holdout", JSONB),  # calibration/holdout split and predicted vs actual repeat purchases
 )

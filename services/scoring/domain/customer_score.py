@@ -4,8 +4,10 @@ Population-level pieces (BG/NBD and Gamma-Gamma parameters, RFM quintile edges, 
 are fitted periodically over the whole base into a ``ScoringModel``; scoring a customer against it
 is cheap (a few vectorised model evaluations, well under a millisecond).
 
-Time conventions: BG/NBD inputs are whole UTC calendar days, like lifetimes' summary with
-freq="D": frequency = purchases - 1, recency = days(first -> last), T = days(first -> as_of).
+Time conventions (Fader & Hardie's, and lifetimes' ``summary_data_from_transaction_data`` with freq="D"): a
+transaction is a purchase DAY (UTC), several orders of one customer on one day being one transaction;
+frequency = purchase days - 1, recency = days(first purchase day -> last), T = days(first purchase day -> as_of), and
+the monetary value of Gamma-Gamma is the mean spend of the repeat purchase days (the first day excluded).
 """
 
 from __future__ import annotations
@@ -17,14 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from services.scoring.domain.bgnbd import (
-    BgNbdParams,
-    FloatArray,
-    days_until_expected_purchases,
-    expected_purchases,
-    fit_bgnbd_detailed,
-    probability_alive,
-)
+from services.scoring.domain.bgnbd import BgNbdParams, FloatArray, fit_bgnbd_detailed
 from services.scoring.domain.churn import ChurnAssessment, ChurnConfig, ChurnSignals, assess_churn
 from services.scoring.domain.gamma_gamma import (
     GammaGammaParams,
@@ -32,6 +27,7 @@ from services.scoring.domain.gamma_gamma import (
     fit_gamma_gamma_detailed,
 )
 from services.scoring.domain.lifecycle import LifecycleConfig, Stage, lifecycle_stage
+from services.scoring.domain.purchase_models import BgNbd, PurchaseModel, days_until_expected
 from services.scoring.domain.rfm import (
     RankReference,
     RfmEdges,
@@ -66,6 +62,24 @@ class CustomerFacts:
     open_complaints: int = 0
     sla_breached: bool = False
     last_nps: int | None = None
+    # distinct UTC purchase days and the spend of all but the first of them; None: every order on a day of its own
+    purchase_days: int | None = None
+    repeat_day_spend: float | None = None
+
+    @property
+    def transactions(self) -> int:
+        """Purchase days: the transactions of the BTYD models."""
+        return self.purchase_count if self.purchase_days is None else self.purchase_days
+
+    @property
+    def monetary_value(self) -> float:
+        """Mean spend of the repeat transactions (Gamma-Gamma's m); 0 without a repeat transaction."""
+        repeats = self.transactions - 1
+        if repeats <= 0:
+            return 0.0
+        if self.repeat_day_spend is None:
+            return self.total_spend / self.purchase_count  # orders on days of their own: no first day to tell apart
+        return self.repeat_day_spend / repeats
 
     @property
     def is_buyer(self) -> bool:
@@ -94,6 +108,14 @@ class ScoringModel:
     bgnbd: BgNbdParams | None = None
     gamma_gamma: GammaGammaParams | None = None
     clv_rank: RankReference | None = None
+    # the purchase model chosen on the holdout; None: BG/NBD (``bgnbd``) when that is fitted
+    purchase: PurchaseModel | None = None
+
+    @property
+    def purchase_model(self) -> PurchaseModel | None:
+        if self.purchase is not None:
+            return self.purchase
+        return None if self.bgnbd is None else BgNbd(self.bgnbd)
 
 
 @dataclass(frozen=True)
@@ -129,18 +151,14 @@ def _utc_day(dt: datetime) -> int:
 
 
 def bgnbd_inputs(
-    first_purchase_at: datetime, last_purchase_at: datetime, purchase_count: int, as_of: datetime
+    first_purchase_at: datetime, last_purchase_at: datetime, transactions: int, as_of: datetime
 ) -> tuple[float, float, float]:
-    """(frequency, recency, T) in whole days. Timestamps after the clock are clamped to it."""
+    """(frequency, recency, T) in whole days from the number of purchase days. Timestamps after the clock are
+    clamped to it."""
     first = _utc_day(first_purchase_at)
     now = max(_utc_day(as_of), first)
     last = min(max(_utc_day(last_purchase_at), first), now)
-    return float(max(purchase_count - 1, 0)), float(last - first), float(now - first)
-
-
-def average_order_value(total_spend: float, purchase_count: int) -> float:
-    # lifetimes averages repeat purchases only; facts carry totals, so the first order is included
-    return total_spend / purchase_count if purchase_count > 0 else 0.0
+    return float(max(transactions - 1, 0)), float(last - first), float(now - first)
 
 
 def build_scoring_model(
@@ -159,14 +177,16 @@ def build_scoring_model(
     recency_days = np.empty(n)
     count = np.empty(n)
     spend = np.empty(n)
+    monetary = np.empty(n)
     for i, c in enumerate(buyers):
         assert c.first_purchase_at is not None and c.last_purchase_at is not None  # is_buyer
-        freq[i], rec[i], age[i] = bgnbd_inputs(c.first_purchase_at, c.last_purchase_at, c.purchase_count, as_of)
+        freq[i], rec[i], age[i] = bgnbd_inputs(c.first_purchase_at, c.last_purchase_at, c.transactions, as_of)
         rv = rfm_values(as_of, c.last_purchase_at, c.purchase_count, c.total_spend)
         recency_days[i] = rv.recency_days if rv.recency_days is not None else 0.0
         count[i] = c.purchase_count
         spend[i] = c.total_spend
-    return build_scoring_model_from_arrays(freq, rec, age, recency_days, count, spend, cfg, penalizer)
+        monetary[i] = c.monetary_value
+    return build_scoring_model_from_arrays(freq, rec, age, recency_days, count, spend, cfg, penalizer, monetary)
 
 
 def build_scoring_model_from_arrays(
@@ -178,8 +198,13 @@ def build_scoring_model_from_arrays(
     total_spend: FloatArray,
     config: ScoringConfig | None = None,
     penalizer: float = 0.0,
+    monetary_value: FloatArray | None = None,
+    purchase: PurchaseModel | None = None,
 ) -> ScoringModel:
-    """Same as ``build_scoring_model`` on column arrays of buyers (the fast path for big bases)."""
+    """Same as ``build_scoring_model`` on column arrays of buyers (the fast path for big bases).
+
+    ``monetary_value``: mean spend of the repeat purchase days (default: spend per order). ``purchase``: the
+    purchase model chosen elsewhere (model selection); when given, CLV ranks are computed with it."""
     cfg = config or ScoringConfig()
     edges = rfm_edges(recency_days, purchase_count, total_spend)
     composite = (
@@ -194,20 +219,26 @@ def build_scoring_model_from_arrays(
     bg_fit = fit_bgnbd_detailed(frequency, recency, T, penalizer=penalizer)
     # expected_purchases divides by a - 1
     bg = bg_fit.params if bg_fit.converged and abs(bg_fit.params.a - 1.0) > 1e-6 else None
+    driver = purchase if purchase is not None else (None if bg is None else BgNbd(bg))
     gg: GammaGammaParams | None = None
-    aov = np.where(purchase_count > 0, total_spend / np.maximum(purchase_count, 1), 0.0)
+    if monetary_value is None:
+        aov = np.where(purchase_count > 0, total_spend / np.maximum(purchase_count, 1), 0.0)
+    else:
+        aov = monetary_value
     repeat = (frequency > 0) & (aov > 0)
     if int(repeat.sum()) >= cfg.min_buyers_to_fit:
         gg_fit = fit_gamma_gamma_detailed(frequency[repeat], aov[repeat], penalizer=penalizer)
         # q <= 1 means an infinite population mean spend: CLV would be meaningless
         gg = gg_fit.params if gg_fit.converged and gg_fit.params.q > 1.0 else None
     clv_rank = None
-    if bg is not None and gg is not None:
+    if driver is not None and gg is not None:
         clv = customer_lifetime_value(
-            bg, gg, frequency, recency, T, aov, cfg.clv_horizon_months, cfg.clv_discount_rate_monthly
+            driver, gg, frequency, recency, T, aov, cfg.clv_horizon_months, cfg.clv_discount_rate_monthly
         )
         clv_rank = rank_reference(clv)
-    return ScoringModel(rfm_edges=edges, rfm_rank=model.rfm_rank, bgnbd=bg, gamma_gamma=gg, clv_rank=clv_rank)
+    return ScoringModel(
+        rfm_edges=edges, rfm_rank=model.rfm_rank, bgnbd=bg, gamma_gamma=gg, clv_rank=clv_rank, purchase=purchase
+    )
 
 
 def score_customer(
@@ -235,24 +266,21 @@ def score_customer(
     e30: float | None = None
     e90: float | None = None
     next_at: datetime | None = None
-    if facts.is_buyer and model.bgnbd is not None:
+    driver = model.purchase_model
+    if facts.is_buyer and driver is not None:
         assert facts.first_purchase_at is not None and facts.last_purchase_at is not None
-        f, r, t_age = bgnbd_inputs(facts.first_purchase_at, facts.last_purchase_at, facts.purchase_count, as_of)
-        p_alive = float(probability_alive(model.bgnbd, f, r, t_age))
-        horizons = expected_purchases(model.bgnbd, np.array([30.0, 90.0]), f, r, t_age)
+        f, r, t_age = bgnbd_inputs(facts.first_purchase_at, facts.last_purchase_at, facts.transactions, as_of)
+        p_alive = float(driver.probability_alive(f, r, t_age))
+        horizons = driver.expected_purchases(np.array([30.0, 90.0]), f, r, t_age)
         e30, e90 = float(horizons[0]), float(horizons[1])
-        days = int(
-            days_until_expected_purchases(
-                model.bgnbd, f, r, t_age, cfg.next_purchase_threshold, cfg.next_purchase_max_days
-            )[0]
-        )
+        days = int(days_until_expected(driver, f, r, t_age, cfg.next_purchase_threshold, cfg.next_purchase_max_days)[0])
         # counted from the clock: the model's expectation is about the future from as_of
         next_at = as_of + timedelta(days=days) if days > 0 else None
         if model.gamma_gamma is not None:
-            aov = average_order_value(facts.total_spend, facts.purchase_count)
+            aov = facts.monetary_value
             clv = float(
                 customer_lifetime_value(
-                    model.bgnbd,
+                    driver,
                     model.gamma_gamma,
                     f,
                     r,

@@ -1,8 +1,11 @@
-"""What scoring keeps per customer, folded from `profile.updated` metrics and feedback events.
+"""What scoring keeps per customer: purchase facts, `profile.updated` metrics and feedback events.
 
-Profile sends its whole metrics document on every change, so the purchase/login facts are replaced,
-not accumulated; only a document at least as new as the one applied counts (a replay or late copy
-must not roll a customer back). Feedback signals arrive as individual events and are folded in.
+Purchase facts (orders, spend, first and last purchase, purchase days, repeat-day spend) are a summary of the
+purchases scoring stores itself, one row per order id (adapters/store.py): a set, so the summary does not depend on
+the order or number of deliveries. Profile sends its whole metrics document on every change; the document applied
+is the one of the highest profile version (profile stamps the number of events the profile was built from, which
+only grows), never the newest in event time: a late purchase produces a newer document about an older event.
+Feedback signals arrive as individual events and are folded in.
 """
 
 from __future__ import annotations
@@ -33,8 +36,11 @@ class StoredFacts:
     sla_breached_at: datetime | None = None
     last_nps: int | None = None
     last_nps_at: datetime | None = None
-    profile_at: datetime | None = None  # event time of the newest metrics document applied
+    profile_at: datetime | None = None  # event time of the metrics document applied
     last_event_at: datetime | None = None  # newest event time seen for this customer (replay clock)
+    purchase_days: int = 0
+    repeat_day_spend: float = 0.0
+    profile_version: int | None = None  # version of the metrics document applied
 
     def customer_facts(self, as_of: datetime, complaint_open_days: float, sla_breach_days: float) -> CustomerFacts:
         complaints = 0
@@ -56,7 +62,43 @@ class StoredFacts:
             open_complaints=self.open_tickets + complaints,
             sla_breached=breached,
             last_nps=self.last_nps,
+            purchase_days=self.purchase_days,
+            repeat_day_spend=self.repeat_day_spend,
         )
+
+
+@dataclass(frozen=True)
+class PurchaseSummary:
+    """A customer's stored purchases summed up (adapters/store.purchase_summaries)."""
+
+    orders: int
+    total_spend: float
+    first_purchase_at: datetime
+    last_purchase_at: datetime
+    purchase_days: int
+    repeat_day_spend: float
+
+
+def apply_purchases(facts: StoredFacts, summary: PurchaseSummary | None) -> StoredFacts:
+    if summary is None:
+        return replace(
+            facts,
+            purchase_count=0,
+            total_spend=0.0,
+            first_purchase_at=None,
+            last_purchase_at=None,
+            purchase_days=0,
+            repeat_day_spend=0.0,
+        )
+    return replace(
+        facts,
+        purchase_count=summary.orders,
+        total_spend=summary.total_spend,
+        first_purchase_at=summary.first_purchase_at,
+        last_purchase_at=summary.last_purchase_at,
+        purchase_days=summary.purchase_days,
+        repeat_day_spend=summary.repeat_day_spend,
+    )
 
 
 def _time(value: Any) -> datetime | None:
@@ -84,30 +126,39 @@ def _int(value: Any) -> int | None:
     return None if number is None else int(number)
 
 
-def _seen(facts: StoredFacts, at: datetime) -> StoredFacts:
+def seen(facts: StoredFacts, at: datetime) -> StoredFacts:
     newest = at if facts.last_event_at is None else max(facts.last_event_at, at)
     return replace(facts, last_event_at=newest)
 
 
-def apply_profile_metrics(facts: StoredFacts, metrics: dict[str, Any], at: datetime) -> StoredFacts:
-    """Replaces the profile-derived facts with ``metrics`` (docs/events.md) unless an newer document
-    was applied already. ``order_count`` is accepted for ``purchase_count`` (the foundation's profile)."""
-    facts = _seen(facts, at)
-    if facts.profile_at is not None and at < facts.profile_at:
+def _newer_document(facts: StoredFacts, version: int | None, at: datetime) -> bool:
+    """Whether a document of ``version`` (time ``at``) replaces the applied one: a higher version wins; equal
+    versions describe the same events, the later announcement (windows as of a later clock) wins; a document
+    without a version is ordered by time, behind every versioned one."""
+    if facts.profile_at is None and facts.profile_version is None:
+        return True
+    if version is None or facts.profile_version is None:
+        if version is None and facts.profile_version is not None:
+            return False
+        if version is not None and facts.profile_version is None:
+            return True
+        return facts.profile_at is None or at >= facts.profile_at
+    if version != facts.profile_version:
+        return version > facts.profile_version
+    return facts.profile_at is None or at >= facts.profile_at
+
+
+def apply_profile_metrics(
+    facts: StoredFacts, metrics: dict[str, Any], at: datetime, version: int | None = None
+) -> StoredFacts:
+    """Replaces the profile-derived facts with ``metrics`` (docs/events.md) unless a document of a higher version
+    (or the same version, announced later) was applied already. Purchase facts are not taken from profile."""
+    facts = seen(facts, at)
+    if not _newer_document(facts, version, at):
         return facts
-    count = _int(metrics.get("purchase_count", metrics.get("order_count"))) or 0
-    last = _time(metrics.get("last_purchase_at"))
-    # A profile that does not send first_purchase_at still has a first purchase: keep the earliest known.
-    first = _time(metrics.get("first_purchase_at")) or facts.first_purchase_at or last
-    if first is not None and last is not None and first > last:
-        first = last
     nps = _int(metrics.get("last_nps"))
     return replace(
         facts,
-        first_purchase_at=first if count > 0 else None,
-        last_purchase_at=last if count > 0 else None,
-        purchase_count=max(count, 0),
-        total_spend=_float(metrics.get("total_spend")) or 0.0,
         typical_interval_days=_float(metrics.get("typical_interval_days")),
         last_login_at=_time(metrics.get("last_login_at")),
         login_ratio_30_90=_float(metrics.get("login_ratio_30_90")),
@@ -120,6 +171,7 @@ def apply_profile_metrics(facts: StoredFacts, metrics: dict[str, Any], at: datet
         if nps is not None and (facts.last_nps_at is None or at >= facts.last_nps_at)
         else facts.last_nps_at,
         profile_at=at,
+        profile_version=version,
     )
 
 
@@ -127,7 +179,7 @@ def apply_feedback(
     facts: StoredFacts, event_type: str, data: dict[str, Any], at: datetime, complaint_open_days: float
 ) -> StoredFacts:
     """`feedback.received` (NPS, complaint) and `sla.breached`. CSAT is not a churn signal here."""
-    facts = _seen(facts, at)
+    facts = seen(facts, at)
     if event_type == "sla.breached":
         if facts.sla_breached_at is None or at > facts.sla_breached_at:
             return replace(facts, sla_breached_at=at)

@@ -8,7 +8,8 @@ customers with at least one repeat purchase. Formulas follow the ``lifetimes`` p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
 import numpy as np
 from scipy.optimize import minimize
@@ -137,8 +138,14 @@ def conditional_expected_average_profit(
     return np.asarray((1.0 - individual_weight) * population_mean + individual_weight * m, dtype=np.float64)
 
 
+class ExpectsPurchases(Protocol):
+    def expected_purchases(
+        self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+    ) -> FloatArray: ...
+
+
 def customer_lifetime_value(
-    bgnbd_params: BgNbdParams,
+    bgnbd_params: BgNbdParams | ExpectsPurchases,
     gg_params: GammaGammaParams,
     frequency: ArrayLike,
     recency: ArrayLike,
@@ -155,6 +162,7 @@ def customer_lifetime_value(
     expected purchases in that month (cumulative expectation at k minus at k-1) times the expected
     spend per purchase, discounted by (1 + rate)^k, summed over k = 1..horizon.
 
+    ``bgnbd_params``: BG/NBD parameters or any purchase model with ``expected_purchases`` (purchase_models).
     A month is ``periods_per_month`` model time units; by default 30 days / ``time_unit_days``
     (lifetimes uses 30 for days but 4.345 for weeks, pass that to reproduce its weekly figures).
     """
@@ -166,8 +174,12 @@ def customer_lifetime_value(
     months = np.arange(horizon_months + 1, dtype=np.float64)
     # one vectorised evaluation for all month ends instead of 2 * horizon separate calls
     shape = np.broadcast_shapes(x.shape, rec.shape, age.shape)
-    cum = expected_purchases(
-        bgnbd_params,
+    expected = (
+        partial(expected_purchases, bgnbd_params)
+        if isinstance(bgnbd_params, BgNbdParams)
+        else bgnbd_params.expected_purchases
+    )
+    cum = expected(
         (months * ppm).reshape((-1,) + (1,) * len(shape)),
         x[np.newaxis, ...],
         rec[np.newaxis, ...],

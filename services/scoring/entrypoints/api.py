@@ -16,6 +16,7 @@ from libs.common.problems import Problem
 from libs.common.runtime import db_session, runtime_of
 from services.scoring.adapters.tables import models, scores
 from services.scoring.domain.lifecycle import Stage
+from services.scoring.domain.purchase_models import TIME_UNIT
 from services.scoring.domain.rfm import Tier
 from services.scoring.handlers.refit import RefitInProgress, describe, refit
 from services.scoring.handlers.rescore import ScoringService
@@ -98,8 +99,13 @@ def _model_view(row: Any) -> dict[str, Any]:
         "n_buyers": row.n_buyers,
         "n_unique_triples": row.n_unique_triples,
         "small_base": row.small_base,
+        # every duration (recency, T, alpha, beta, the holdout) is in this unit
+        "time_unit": TIME_UNIT,
         "bgnbd": row.bgnbd,
         "gamma_gamma": row.gamma_gamma,
+        "chosen_model": row.chosen_model,
+        "candidates": row.candidates or [],
+        "holdout": row.holdout,
         "rfm_edges": row.rfm_edges,
         "diagnostics": row.diagnostics,
     }

@@ -16,17 +16,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from libs.common import metrics
 from libs.common.envelope import format_time
 from libs.common.outbox import Outbox
 from libs.common.topics import SCORE_CHANGES
 from services.scoring.adapters import store
-from services.scoring.adapters.tables import facts, models
 from services.scoring.domain.bgnbd import FloatArray
 from services.scoring.domain.customer_score import ScoringConfig, ScoringModel, build_scoring_model_from_arrays
+from services.scoring.domain.model_selection import Selection, Summaries, full_triples, select_model
 from services.scoring.domain.policy import ActiveModel
+from services.scoring.domain.purchase_models import TIME_UNIT
 from services.scoring.domain.rfm import RfmEdges
 from services.scoring.domain.small_base import PRIOR_RFM_EDGES, prior_model
 from services.scoring.handlers.rescore import Rescore, ScoringService
@@ -48,6 +49,7 @@ class Fitted:
     n_buyers: int
     n_unique_triples: int
     fit_seconds: float
+    selection: Selection | None
 
 
 @dataclass(frozen=True)
@@ -62,75 +64,115 @@ class RefitResult:
     seconds: float
 
 
-def fit_base(columns: FloatArray, as_of: datetime, config: ScoringConfig, penalizer: float) -> Fitted:
-    """Pure and CPU-bound (call it in a thread). ``columns`` holds one row per buyer:
-    purchase_count, total_spend, first purchase UTC day, last purchase UTC day, last purchase epoch
-    seconds. Day numbers are floor(epoch / 86400): differences equal calendar-day differences, as
-    ``customer_score.bgnbd_inputs`` computes them for one customer."""
+def fit_base(
+    columns: FloatArray,
+    as_of: datetime,
+    config: ScoringConfig,
+    penalizer: float,
+    holdout_days: float = 90.0,
+) -> Fitted:
+    """Pure and CPU-bound (call it in a thread). ``columns`` holds one row per buyer (store.BUYER_COLUMNS): orders,
+    total spend, first and last purchase UTC day, last purchase epoch seconds, purchase days, repeat-day spend,
+    calibration purchase days, last calibration purchase day and holdout purchase days, for a cut-off
+    ``holdout_days`` before ``as_of``. Day numbers are floor(epoch / 86400): differences equal calendar-day
+    differences, as ``customer_score.bgnbd_inputs`` computes them for one customer."""
     started = time.perf_counter()
     n = int(columns.shape[0])
     if n < config.min_buyers_to_fit:
-        return Fitted(prior_model(PRIOR_RFM_EDGES), True, n, 0, time.perf_counter() - started)
-    count, spend, first_day, last_day, last_epoch = (columns[:, i] for i in range(5))
+        return Fitted(prior_model(PRIOR_RFM_EDGES), True, n, 0, time.perf_counter() - started, None)
+    c = {name: columns[:, i] for i, name in enumerate(store.BUYER_COLUMNS)}
     now_epoch = as_of.timestamp()
-    today = np.floor(now_epoch / _SECONDS_PER_DAY)
-    now = np.maximum(today, first_day)
-    last = np.minimum(np.maximum(last_day, first_day), now)
-    frequency = np.maximum(count - 1.0, 0.0)
-    recency = last - first_day
-    age = now - first_day
-    recency_days = np.maximum((now_epoch - last_epoch) / _SECONDS_PER_DAY, 0.0)
-    model = build_scoring_model_from_arrays(frequency, recency, age, recency_days, count, spend, config, penalizer)
-    triples = np.unique(np.stack([frequency, recency, age], axis=1), axis=0).shape[0]
-    return Fitted(model, False, n, int(triples), time.perf_counter() - started)
+    today = float(np.floor(now_epoch / _SECONDS_PER_DAY))
+    summaries = Summaries(
+        first_day=c["first_day"],
+        last_day=c["last_day"],
+        purchase_days=c["purchase_days"],
+        cal_days=c["cal_days"],
+        cal_last_day=c["cal_last_day"],
+        holdout_days=c["holdout_days"],
+    )
+    triples = full_triples(summaries, today)
+    selection = select_model(summaries, today, cutoff_day(as_of, holdout_days), penalizer, config.min_buyers_to_fit)
+    repeats = np.maximum(triples.frequency, 1.0)
+    monetary = np.where(triples.frequency > 0, c["repeat_day_spend"] / repeats, 0.0)
+    recency_days = np.maximum((now_epoch - c["last_epoch"]) / _SECONDS_PER_DAY, 0.0)
+    model = build_scoring_model_from_arrays(
+        triples.frequency,
+        triples.recency,
+        triples.T,
+        recency_days,
+        c["orders"],
+        c["total_spend"],
+        config,
+        penalizer,
+        monetary_value=monetary,
+        purchase=selection.chosen,
+    )
+    unique = np.unique(np.stack([triples.frequency, triples.recency, triples.T], axis=1), axis=0).shape[0]
+    return Fitted(model, False, n, int(unique), time.perf_counter() - started, selection)
+
+
+def cutoff_day(as_of: datetime, holdout_days: float) -> float:
+    """The last UTC day of the calibration window."""
+    return float(np.floor(as_of.timestamp() / _SECONDS_PER_DAY) - np.floor(holdout_days))
 
 
 def _edges_json(edges: RfmEdges) -> dict[str, list[float]]:
     return {"recency": list(edges.recency), "frequency": list(edges.frequency), "monetary": list(edges.monetary)}
 
 
-async def _load_buyers(session: AsyncSession) -> tuple[int, FloatArray]:
-    """All facts in one query, turned into one float matrix (no per-customer Python objects)."""
-    n_customers = int(await session.scalar(select(func.count()).select_from(facts)) or 0)
-    rows = (
-        await session.execute(
-            select(
-                facts.c.purchase_count,
-                facts.c.total_spend,
-                func.floor(func.extract("epoch", facts.c.first_purchase_at) / _SECONDS_PER_DAY),
-                func.floor(func.extract("epoch", facts.c.last_purchase_at) / _SECONDS_PER_DAY),
-                func.extract("epoch", facts.c.last_purchase_at),
-            ).where(
-                facts.c.purchase_count > 0,
-                facts.c.first_purchase_at.is_not(None),
-                facts.c.last_purchase_at.is_not(None),
-            )
-        )
-    ).all()
-    matrix = np.array(rows, dtype=np.float64) if rows else np.empty((0, 5))
-    return n_customers, matrix.reshape(-1, 5)
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities are not JSON: a figure that is not finite is reported as missing."""
+    if isinstance(value, np.floating | np.integer):
+        value = value.item()
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 async def refit(
     service: ScoringService, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, *, trigger: str
 ) -> RefitResult:
     """Fit, store a new version, rescore every customer in batches. Raises RefitInProgress when
-    another refit holds the lock."""
+    another refit holds the lock (not a failure: the other one is doing the work)."""
+    name = service.settings.service
+    try:
+        result = await _refit(service, sessions, outbox, trigger=trigger)
+    except RefitInProgress:
+        raise
+    except Exception:
+        metrics.MODEL_REFITS.labels(name, trigger, "failed").inc()
+        raise
+    metrics.MODEL_REFITS.labels(name, trigger, "succeeded").inc()
+    metrics.MODEL_LAST_REFIT.labels(name).set_to_current_time()
+    return result
+
+
+async def _refit(
+    service: ScoringService, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, *, trigger: str
+) -> RefitResult:
     started = time.perf_counter()
     settings = service.settings
     async with sessions() as lock_session, lock_session.begin():
-        got = await lock_session.scalar(select(func.pg_try_advisory_xact_lock(REFIT_LOCK_ID)))
-        if not got:
+        if not await store.try_refit_lock(lock_session, REFIT_LOCK_ID):
             raise RefitInProgress("a refit is already running")
+        holdout_days = settings.scoring_holdout_days
         async with sessions() as session:
             as_of = await service.clock(session)
-            n_customers, buyers = await _load_buyers(session)
-        fitted = await asyncio.to_thread(fit_base, buyers, as_of, service.config, settings.scoring_refit_penalizer)
+            n_customers, buyers = await store.load_buyers(session, as_of, cutoff_day(as_of, holdout_days))
+        fitted = await asyncio.to_thread(
+            fit_base, buyers, as_of, service.config, settings.scoring_refit_penalizer, holdout_days
+        )
         model = fitted.model
+        selection = fitted.selection
         async with sessions() as session, session.begin():
-            version = await session.scalar(
-                insert(models)
-                .values(
+            version = await store.insert_model(
+                session,
+                dict(
                     as_of=as_of,
                     n_customers=n_customers,
                     n_buyers=fitted.n_buyers,
@@ -147,9 +189,13 @@ async def refit(
                         "min_buyers_to_fit": service.config.min_buyers_to_fit,
                         "bgnbd_usable": model.bgnbd is not None,
                         "gamma_gamma_usable": model.gamma_gamma is not None,
+                        "time_unit": TIME_UNIT,
+                        "chosen_by": None if selection is None else selection.basis,
                     },
-                )
-                .returning(models.c.version)
+                    chosen_model=None if selection is None else selection.chosen_name,
+                    candidates=None if selection is None else _json_safe(selection.candidates),
+                    holdout=None if selection is None else _json_safe(selection.holdout),
+                ),
             )
         assert version is not None
         active = ActiveModel(version=int(version), model=model, small_base=fitted.small_base)
@@ -182,16 +228,7 @@ async def rescore_base(
     cause = f"refit:{active.version}"
     while True:
         async with sessions() as session, session.begin():
-            ids = list(
-                (
-                    await session.execute(
-                        select(facts.c.customer_id)
-                        .where(facts.c.customer_id > after)
-                        .order_by(facts.c.customer_id)
-                        .limit(service.settings.scoring_rescore_batch_size)
-                    )
-                ).scalars()
-            )
+            ids = await store.customer_ids_after(session, after, service.settings.scoring_rescore_batch_size)
             if not ids:
                 return rescored, emitted
             stored, documents = await store.lock_and_load(session, ids, create_missing=False)
@@ -228,7 +265,7 @@ async def refit_periodically(
     while True:
         try:
             async with sessions() as session:
-                newest = await session.scalar(select(func.max(models.c.fitted_at)))
+                newest = await store.newest_model_fitted_at(session)
             age = None if newest is None else (datetime.now(UTC) - newest).total_seconds()
             if age is None or age >= interval:
                 await refit(service, sessions, outbox, trigger="schedule")

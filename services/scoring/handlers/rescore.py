@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,15 +15,24 @@ from libs.common.aliases import JOIN_EVENT_TYPES, joined_ids
 from libs.common.clock import as_of as clock_as_of
 from libs.common.consumer import HandlerContext
 from libs.common.envelope import CloudEvent, derived_event
+from libs.common.erasures import ERASED_EVENT_TYPE, erased_id
 from libs.common.logs import current_customer_id, current_event_id
 from libs.common.topics import SCORE_CHANGES
 from services.scoring.adapters import store
-from services.scoring.domain.facts import StoredFacts, apply_feedback, apply_profile_metrics
+from services.scoring.domain.facts import (
+    StoredFacts,
+    apply_feedback,
+    apply_profile_metrics,
+    apply_purchases,
+    seen,
+)
 from services.scoring.domain.policy import NO_MODEL, ActiveModel, outgoing_events, score, score_document, snapshot_of
 from services.scoring.settings import ScoringSettings
 
 SOURCE = "retain/scoring"
-PROFILE_EVENT_TYPES = frozenset({"profile.updated", "customer.erased"}) | JOIN_EVENT_TYPES
+PROFILE_EVENT_TYPES = frozenset({"profile.updated", ERASED_EVENT_TYPE}) | JOIN_EVENT_TYPES
+PURCHASE_EVENT_TYPE = "purchase"
+PURCHASE_EVENT_TYPES = frozenset({PURCHASE_EVENT_TYPE})
 FEEDBACK_EVENT_TYPES = frozenset({"feedback.received", "sla.breached"})
 
 
@@ -119,83 +129,188 @@ class ScoringService:
     async def handle_feedback(self, ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
         await self._handle(ctx, events)
 
-    async def _handle(self, ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
-        """One batch: lock and load every customer it touches once, fold the events in order, score,
-        write back with one statement per table, and put the derived events in the outbox."""
-        stored, documents = await store.lock_and_load(ctx.session, [_target(event) for event in events])
-        active = await self.active_model(ctx.session)
-        watermark = await store.newest_event_time(ctx.session)
-        if len(events) >= _THREAD_FROM_EVENTS:
-            # a full batch is ~1 ms of numpy per event: off the event loop, so HTTP stays responsive
-            fold = await asyncio.to_thread(self.fold, events, stored, documents, active, watermark)
-        else:
-            fold = self.fold(events, stored, documents, active, watermark)
-        await store.erase(ctx.session, fold.erased)
-        await store.save(ctx.session, list(fold.changed.values()), fold.result.documents)
-        if fold.result.events:
-            await ctx.emit(SCORE_CHANGES, *fold.result.events)
-        if fold.watermark is not None:
-            await store.advance_clock(ctx.session, fold.watermark)
+    async def handle_purchases(self, ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
+        await self._handle(ctx, events)
 
-    def fold(
-        self,
-        events: Sequence[CloudEvent],
-        stored: dict[str, StoredFacts],
-        documents: dict[str, dict[str, Any]],
-        active: ActiveModel,
-        watermark: datetime | None,
-    ) -> Fold:
-        """Pure: applies ``events`` in order to the loaded state, scoring after each one so every
-        event is compared with the score just before it."""
-        live_now = datetime.now(UTC)
+    async def _handle(self, ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
+        """One batch: lock every id it names, drop what describes an erased customer, apply joins and erasures
+        in order, store purchases, fold profile and feedback documents, then score each customer it changed once
+        and put the derived events in the outbox."""
+        session = ctx.session
+        named = {customer_id for event in events for customer_id in _ids_named(event)}
+        await store.lock_customers(session, named)
+        resolved = await store.resolve(session, named)
+        erased = await store.erased_at(session, {*named, *resolved.values()})
+        admitted = [event for event in events if not _describes_erased(event, resolved, erased)]
+        if not admitted:
+            return
+        targets = {_target(event, resolved) for event in admitted if event.type not in _STRUCTURAL}
+        stored, documents = await store.lock_and_load(session, sorted(targets))
+        active = await self.active_model(session)
+        watermark = await store.newest_event_time(session)
         fold = Fold(watermark=watermark)
-        for event in events:
+        bought: list[store.PurchaseRow] = []
+        for event in admitted:
             current_event_id.set(event.id)
             current_customer_id.set(event.subject)
-            customer_id = _target(event)
-            if event.type == "customer.erased" or event.type in JOIN_EVENT_TYPES:
-                if event.type in JOIN_EVENT_TYPES and customer_id == event.subject:
-                    continue  # malformed join into itself: nothing to drop
-                fold.erased.add(customer_id)
-                for state in (stored, documents, fold.changed, fold.result.documents):
-                    state.pop(customer_id, None)
-                continue
             if fold.watermark is None or event.time > fold.watermark:
                 fold.watermark = event.time
+            if event.type == ERASED_EVENT_TYPE:
+                await self._erase(session, event, resolved, erased, fold, stored, documents)
+                continue
+            if event.type in JOIN_EVENT_TYPES:
+                await self._join(session, event, resolved, fold, stored, documents)
+                continue
+            customer_id = _target(event, resolved)
+            if _describes_erased(event, resolved, erased, customer_id):
+                continue  # erased earlier in this batch
             facts = stored.get(customer_id) or StoredFacts(customer_id)
-            if event.type == "profile.updated":
+            if event.type == PURCHASE_EVENT_TYPE:
+                row = _purchase_row(event, customer_id)
+                if row is None:
+                    continue
+                bought.append(row)
+                fold.purchases_changed.add(customer_id)
+                facts = seen(facts, event.time)
+            elif event.type == "profile.updated":
                 metrics = event.data.get("metrics")
-                facts = apply_profile_metrics(facts, metrics if isinstance(metrics, dict) else {}, event.time)
+                facts = apply_profile_metrics(
+                    facts, metrics if isinstance(metrics, dict) else {}, event.time, _version(event.data)
+                )
             elif event.type in FEEDBACK_EVENT_TYPES:
                 facts = apply_feedback(
                     facts, event.type, event.data, event.time, self.settings.scoring_complaint_open_days
                 )
             stored[customer_id] = facts
             fold.changed[customer_id] = facts
-            fold.erased.discard(customer_id)  # a customer who comes back after erasure starts afresh
-            now = live_now if self.settings.clock_mode == "live" else clock_as_of("replay", fold.watermark)
-            one = self.score_batch([Rescore(customer_id, event.id, event.time, now)], stored, documents, active)
-            fold.result.documents.update(one.documents)
-            fold.result.events.extend(one.events)
-        return fold
+            fold.causes[customer_id] = (event.id, event.time)
+        # a purchase of this batch about a customer an erasure of this batch covers is the erased person's
+        bought = [
+            row for row in bought if not (row.customer_id in erased and row.purchased_at <= erased[row.customer_id])
+        ]
+        await store.add_purchases(session, bought)
+        summaries = await store.purchase_summaries(session, fold.purchases_changed)
+        for customer_id in fold.purchases_changed:
+            if customer_id in fold.changed:
+                facts = apply_purchases(fold.changed[customer_id], summaries.get(customer_id))
+                stored[customer_id] = fold.changed[customer_id] = facts
+        now = datetime.now(UTC) if self.settings.clock_mode == "live" else clock_as_of("replay", fold.watermark)
+        work = [Rescore(cid, cause, at, now) for cid, (cause, at) in sorted(fold.causes.items()) if cid in fold.changed]
+        if len(work) >= _THREAD_FROM_CUSTOMERS:
+            # a full batch is ~1 ms of numpy per customer: off the event loop, so HTTP stays responsive
+            result = await asyncio.to_thread(self.score_batch, work, stored, documents, active)
+        else:
+            result = self.score_batch(work, stored, documents, active)
+        await store.save(session, list(fold.changed.values()), result.documents)
+        if result.events:
+            await ctx.emit(SCORE_CHANGES, *result.events)
+        if fold.watermark is not None:
+            await store.advance_clock(session, fold.watermark)
+
+    async def _erase(
+        self,
+        session: AsyncSession,
+        event: CloudEvent,
+        resolved: dict[str, str],
+        erased: dict[str, datetime],
+        fold: Fold,
+        stored: dict[str, StoredFacts],
+        documents: dict[str, dict[str, Any]],
+    ) -> None:
+        customer_id = erased_id(event)
+        ids = [customer_id, *await store.ids_joined_to(session, customer_id)]
+        await store.erase_customers(session, ids, event.time)
+        for erased_one in ids:
+            erased[erased_one] = max(event.time, erased.get(erased_one, event.time))
+            resolved[erased_one] = erased_one
+            for state in (stored, documents, fold.changed, fold.causes):
+                state.pop(erased_one, None)
+            fold.purchases_changed.discard(erased_one)
+
+    async def _join(
+        self,
+        session: AsyncSession,
+        event: CloudEvent,
+        resolved: dict[str, str],
+        fold: Fold,
+        stored: dict[str, StoredFacts],
+        documents: dict[str, dict[str, Any]],
+    ) -> None:
+        joined = joined_ids(event)
+        if joined is None:
+            return  # malformed join into itself: nothing to move
+        from_id, into_id = joined
+        into_id = resolved.get(into_id, into_id)
+        if from_id == into_id:
+            return
+        await store.join(session, from_id, into_id)
+        for alias, target in list(resolved.items()):
+            if alias == from_id or target == from_id:
+                resolved[alias] = into_id
+        resolved[from_id] = into_id
+        for state in (stored, documents, fold.changed, fold.causes):
+            state.pop(from_id, None)
+        fold.purchases_changed.discard(from_id)
+        if into_id not in stored:
+            loaded, loaded_documents = await store.lock_and_load(session, [into_id])
+            stored.update(loaded)
+            documents.update(loaded_documents)
+        facts = stored.get(into_id) or StoredFacts(into_id)
+        stored[into_id] = fold.changed[into_id] = facts
+        fold.causes[into_id] = (event.id, event.time)
+        fold.purchases_changed.add(into_id)
 
 
-_THREAD_FROM_EVENTS = 32
+_THREAD_FROM_CUSTOMERS = 32
+_BEFORE_EVERYTHING = datetime.min.replace(tzinfo=UTC)
+_STRUCTURAL = frozenset({ERASED_EVENT_TYPE}) | JOIN_EVENT_TYPES
 
 
 @dataclass
 class Fold:
     watermark: datetime | None
-    erased: set[str] = field(default_factory=set)
     changed: dict[str, StoredFacts] = field(default_factory=dict)
-    result: BatchResult = field(default_factory=BatchResult)
+    causes: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # last event of each customer
+    purchases_changed: set[str] = field(default_factory=set)
 
 
-def _target(event: CloudEvent) -> str:
-    """The customer an event changes: the erased one, the joined-away one (merged, or an alias that feedback
-    scored before profile knew it; the customer gets its own profile.updated with that history), otherwise the
-    subject."""
-    if event.type == "customer.erased":
-        return str(event.data.get("customer_id") or event.subject)
+def _ids_named(event: CloudEvent) -> tuple[str, ...]:
+    if event.type == ERASED_EVENT_TYPE:
+        return (erased_id(event),)
     joined = joined_ids(event)
-    return joined[0] if joined is not None else event.subject
+    return joined if joined is not None else (event.subject,)
+
+
+def _target(event: CloudEvent, resolved: dict[str, str]) -> str:
+    """The customer a purchase, profile or feedback event changes: its subject, or the customer profile joined
+    the subject to."""
+    return resolved.get(event.subject, event.subject)
+
+
+def _describes_erased(
+    event: CloudEvent, resolved: dict[str, str], erased: dict[str, datetime], target: str | None = None
+) -> bool:
+    """An event about an erased id whose time is not after the erasure describes the erased person."""
+    if event.type == ERASED_EVENT_TYPE:
+        return False
+    ids = {*_ids_named(event)}
+    ids |= {resolved.get(customer_id, customer_id) for customer_id in ids}
+    if target is not None:
+        ids.add(target)
+    return any(customer_id in erased and event.time <= erased[customer_id] for customer_id in ids)
+
+
+def _version(data: dict[str, Any]) -> int | None:
+    version = data.get("version")
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
+def _purchase_row(event: CloudEvent, customer_id: str) -> store.PurchaseRow | None:
+    order_id = event.data.get("order_id")
+    try:
+        amount = float(event.data.get("amount"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if not order_id or not math.isfinite(amount):
+        return None
+    return store.PurchaseRow(customer_id, str(order_id), event.time, amount, event.id)

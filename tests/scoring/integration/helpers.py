@@ -44,6 +44,9 @@ class Harness:
     async def feedback(self, *events: CloudEvent) -> None:
         await self.deliver(self.service.handle_feedback, *events)
 
+    async def purchases(self, *events: CloudEvent) -> None:
+        await self.deliver(self.service.handle_purchases, *events)
+
     async def score(self, customer_id: str) -> dict[str, Any] | None:
         async with self.sessions() as session:
             return await session.scalar(select(scores.c.score).where(scores.c.customer_id == customer_id))
@@ -75,30 +78,26 @@ async def harness(isolated: Isolation, **overrides: object) -> AsyncIterator[Har
 
 
 def profile_updated(
-    event_id: str,
-    customer: str,
-    at: datetime,
-    *,
-    count: int,
-    spend: float,
-    first: datetime | None = None,
-    last: datetime | None = None,
-    **metrics: Any,
+    event_id: str, customer: str, at: datetime, version: int | None = None, **metrics: Any
 ) -> CloudEvent:
-    data_metrics: dict[str, Any] = {
-        "purchase_count": count,
-        "total_spend": spend,
-        "first_purchase_at": None if first is None else first.isoformat(),
-        "last_purchase_at": None if last is None else last.isoformat(),
-        **metrics,
-    }
+    """A `profile.updated`; scoring takes logins, ratios, tickets and NPS from it (purchases come on their own)."""
+    data: dict[str, Any] = {"cause": {"id": f"src-{event_id}", "type": "login"}, "metrics": metrics}
+    if version is not None:
+        data["version"] = version
+    return CloudEvent(
+        id=event_id, source="retain/profile", type="profile.updated", subject=customer, time=at, data=data
+    )
+
+
+def purchase(event_id: str, customer: str, at: datetime, amount: float, order_id: str | None = None) -> CloudEvent:
+    """An upstream purchase as it arrives on customer-events."""
     return CloudEvent(
         id=event_id,
-        source="retain/profile",
-        type="profile.updated",
+        source="shop",
+        type="purchase",
         subject=customer,
         time=at,
-        data={"cause": {"id": f"src-{event_id}", "type": "purchase"}, "metrics": data_metrics},
+        data={"order_id": order_id or f"o-{event_id}", "amount": amount, "currency": "USD"},
     )
 
 

@@ -19,7 +19,7 @@ from services.scoring.adapters.tables import models, scores
 from services.scoring.bootstrap import create_app
 from services.scoring.handlers.refit import REFIT_LOCK_ID, RefitInProgress, refit
 from tests.conftest import ADMIN_KEY, Isolation
-from tests.scoring.integration.helpers import Harness, harness, of_type, profile_updated
+from tests.scoring.integration.helpers import Harness, harness, of_type, profile_updated, purchase
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # lifetimes imports the deprecated pkg_resources
@@ -30,34 +30,21 @@ READER = {"Authorization": "Bearer test-reader-key"}
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
-def cdnow_profiles(n_customers: int) -> list[CloudEvent]:
-    """profile.updated documents for the first customers of the CDNOW master file, as of mid-1998."""
+def cdnow_events(n_customers: int) -> list[CloudEvent]:
+    """The purchases of the first customers of the CDNOW master file, and a profile.updated for each as of mid-1998
+    (the replay clock)."""
     path = Path(lifetimes.__file__).parent / "datasets" / "CDNOW_master.txt"
     tx = pd.read_csv(
         path, sep=r"\s+", skiprows=1, header=None, names=["id", "date", "n", "amount"], dtype={"date": str}
     )
     tx = tx[tx["id"] <= n_customers]
     tx["date"] = pd.to_datetime(tx["date"], format="%Y%m%d", utc=True)
-    # same-day orders are one purchase, as lifetimes' daily summary counts them
-    daily = tx.groupby(["id", "date"], as_index=False)["amount"].sum()
-    summary = daily.groupby("id").agg(
-        count=("date", "size"), spend=("amount", "sum"), first=("date", "min"), last=("date", "max")
-    )
-    return [
-        profile_updated(
-            f"cdnow-{cid}",
-            f"cdnow-{cid:05d}",
-            CDNOW_END,
-            count=int(row["count"]),
-            spend=float(row["spend"]),
-            first=row["first"].to_pydatetime(),
-            last=row["last"].to_pydatetime(),
-            typical_interval_days=(
-                (row["last"] - row["first"]).days / (row["count"] - 1) if row["count"] > 1 else None
-            ),
-        )
-        for cid, row in summary.iterrows()
+    events = [
+        purchase(f"cdnow-{line}", f"cdnow-{row.id:05d}", row.date.to_pydatetime(), float(row.amount))
+        for line, row in enumerate(tx.itertuples())
+        if row.amount > 0
     ]
+    return events + [profile_updated(f"p-{cid}", f"cdnow-{cid:05d}", CDNOW_END, version=1) for cid in set(tx["id"])]
 
 
 @pytest.fixture
@@ -67,7 +54,9 @@ async def replay(isolated: Isolation) -> AsyncIterator[Harness]:
 
 
 async def test_refit_fits_the_base_stores_a_version_and_rescores(replay: Harness) -> None:
-    await replay.profile(*cdnow_profiles(400))
+    events = cdnow_events(400)
+    await replay.purchases(*[e for e in events if e.type == "purchase"])
+    await replay.profile(*[e for e in events if e.type == "profile.updated"])
     before = await replay.score("cdnow-00001")
     assert before is not None and before["value_basis"] == "spend" and before["model_version"] is None
     await replay.clear_outbox()
@@ -83,6 +72,9 @@ async def test_refit_fits_the_base_stores_a_version_and_rescores(replay: Harness
             (await session.execute(select(scores.c.tier, func.count()).group_by(scores.c.tier))).all()
         )
     assert model.bgnbd is not None and model.gamma_gamma is not None
+    assert model.chosen_model in {"bg_nbd", "mbg_nbd", "pareto_nbd"}
+    assert {c["name"] for c in model.candidates} == {"bg_nbd", "mbg_nbd", "pareto_nbd"}
+    assert model.holdout["duration"] == 90 and model.holdout["chosen"]["rmse"] is not None
     assert 0 < model.n_unique_triples <= 400
     # CDNOW in days: a small purchase rate and dropout; sanity bounds, exact values are unit-tested
     assert 0.05 < model.bgnbd["r"] < 1.0 and model.bgnbd["alpha"] > 1.0
@@ -98,17 +90,7 @@ async def test_refit_fits_the_base_stores_a_version_and_rescores(replay: Harness
     assert {c["kind"] for c in of_type(emitted, "threshold.crossed")} >= {"tier_up", "tier_down"}
 
     # the next event is scored against the new model without any reload step
-    await replay.profile(
-        profile_updated(
-            "late",
-            "cdnow-00001",
-            CDNOW_END,
-            count=5,
-            spend=300.0,
-            first=datetime(1997, 1, 1, tzinfo=UTC),
-            last=CDNOW_END - timedelta(days=1),
-        )
-    )
+    await replay.purchases(purchase("late", "cdnow-00001", CDNOW_END - timedelta(days=1), 300.0))
     rescored = await replay.score("cdnow-00001")
     assert rescored is not None and rescored["model_version"] == 1 and rescored["value_basis"] == "clv"
 
@@ -136,20 +118,11 @@ async def test_score_list_paging_filters_and_problems(api: tuple[Harness, httpx.
     h, client = api
     now = datetime.now(UTC) - timedelta(hours=1)
     spends = {"c-1": 50.0, "c-2": 1500.0, "c-3": 250.0, "c-4": 2000.0, "c-5": 3000.0, "c-6": 10.0}
-    await h.profile(
-        *[profile_updated(f"p-{c}", c, now, count=1, spend=s, first=now, last=now) for c, s in spends.items()],
-        profile_updated(
-            "p-c-7",
-            "c-7",
-            now,
-            count=1,
-            spend=5.0,
-            first=now - timedelta(days=60),
-            last=now - timedelta(days=60),
-            last_nps=2,
-            open_tickets=1,
-        ),
+    await h.purchases(
+        *[purchase(f"p-{c}", c, now, s) for c, s in spends.items()],
+        purchase("p-c-7", "c-7", now - timedelta(days=60), 5.0),
     )
+    await h.profile(profile_updated("u-c-7", "c-7", now, version=2, last_nps=2, open_tickets=1))
 
     one = await client.get("/v1/customers/c-2/score", headers=READER)
     assert one.status_code == 200
@@ -192,7 +165,7 @@ async def test_score_list_paging_filters_and_problems(api: tuple[Harness, httpx.
 async def test_models_api_and_admin_refit(api: tuple[Harness, httpx.AsyncClient]) -> None:
     h, client = api
     now = datetime.now(UTC) - timedelta(hours=1)
-    await h.profile(profile_updated("p1", "c-1", now, count=1, spend=1200.0, first=now, last=now))
+    await h.purchases(purchase("p1", "c-1", now, 1200.0))
     assert (await client.post("/v1/models:refit", headers=READER)).status_code == 403
     refitted = await client.post("/v1/models:refit", headers=ADMIN)
     assert refitted.status_code == 200, refitted.text

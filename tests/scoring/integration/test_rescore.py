@@ -13,7 +13,7 @@ from libs.common.consumer import HandlerContext
 from libs.common.envelope import CloudEvent
 from services.scoring.adapters.tables import facts, scores
 from tests.conftest import Isolation
-from tests.scoring.integration.helpers import Harness, feedback_event, harness, of_type, profile_updated
+from tests.scoring.integration.helpers import Harness, feedback_event, harness, of_type, profile_updated, purchase
 
 
 @pytest.fixture
@@ -31,15 +31,15 @@ async def replay(isolated: Isolation) -> AsyncIterator[Harness]:
 async def test_small_base_tiers_by_spend_and_emits_one_tier_up(live: Harness) -> None:
     """The end-to-end story: 120.5 is low, 1020.5 crosses into high, 1520.5 stays high."""
     now = datetime.now(UTC) - timedelta(minutes=1)
-    await live.profile(profile_updated("p1", "c-42", now, count=1, spend=120.5, first=now, last=now))
+    await live.purchases(purchase("p1", "c-42", now, 120.5))
     first = await live.score("c-42")
     assert first is not None
     assert (first["tier"], first["stage"], first["value_basis"], first["total_spend"]) == ("low", "new", "spend", 120.5)
     events = await live.emitted()
     assert [kind for kind, _, _ in events] == ["score.changed"]  # a first score is news, but crosses no tier
 
-    await live.profile(profile_updated("p2", "c-42", now, count=2, spend=1020.5, first=now, last=now))
-    await live.profile(profile_updated("p3", "c-42", now, count=3, spend=1520.5, first=now, last=now))
+    await live.purchases(purchase("p2", "c-42", now, 900.0))
+    await live.purchases(purchase("p3", "c-42", now, 500.0))
     final = await live.score("c-42")
     assert final is not None and final["tier"] == "high" and final["total_spend"] == 1520.5
     crossings = of_type(await live.emitted(), "threshold.crossed")
@@ -49,19 +49,21 @@ async def test_small_base_tiers_by_spend_and_emits_one_tier_up(live: Harness) ->
 
 async def test_same_facts_again_emit_nothing(live: Harness) -> None:
     now = datetime.now(UTC) - timedelta(days=3)
-    event = profile_updated("p1", "c-1", now, count=1, spend=50.0, first=now, last=now)
-    await live.profile(event)
+    await live.purchases(purchase("p1", "c-1", now, 50.0, order_id="o-1"))
+    await live.profile(profile_updated("u1", "c-1", now, version=1))
     await live.clear_outbox()
-    # the same document under another id (profile re-announcing after a login, say): nothing material
-    again = profile_updated("p1-again", "c-1", now, count=1, spend=50.0, first=now, last=now)
-    await live.profile(again)
+    # the same order under another event id (a shop re-sending it) and the same document again: nothing material
+    await live.purchases(purchase("p1-again", "c-1", now, 50.0, order_id="o-1"))
+    await live.profile(profile_updated("u1-again", "c-1", now, version=1))
     assert await live.emitted() == []
+    score = await live.score("c-1")
+    assert score is not None and (score["purchase_count"], score["total_spend"]) == (1, 50.0)
 
 
 async def test_feedback_pushes_churn_risk_over_a_level_with_reasons(live: Harness) -> None:
     now = datetime.now(UTC) - timedelta(hours=1)
     bought = now - timedelta(days=10)
-    await live.profile(profile_updated("p1", "c-7", now, count=1, spend=300.0, first=bought, last=bought))
+    await live.purchases(purchase("p1", "c-7", bought, 300.0))
     await live.clear_outbox()
     await live.feedback(
         feedback_event(
@@ -90,7 +92,8 @@ async def test_feedback_pushes_churn_risk_over_a_level_with_reasons(live: Harnes
     crossings = of_type(await live.emitted(), "threshold.crossed")
     assert [(c["kind"], c["level"]) for c in crossings] == [("churn_risk_up", 0.5)]
     assert crossings[0]["new"] == pytest.approx(0.51)
-    assert crossings[0]["old"] == pytest.approx(0.3)  # after the NPS alone, earlier in the same batch
+    # a batch is scored once per customer: the crossing compares with the score before the batch
+    assert crossings[0]["old"] == pytest.approx(0.0)
     assert {r["code"] for r in crossings[0]["reasons"]} == {"detractor_nps", "sla_breach"}
 
 
@@ -98,34 +101,45 @@ async def test_replay_clock_scores_1997_as_1997_and_sees_stage_changes(replay: H
     bought = datetime(1997, 3, 1, tzinfo=UTC)
     first = datetime(1997, 1, 2, tzinfo=UTC)
     seen = datetime(1997, 3, 11, tzinfo=UTC)
-    await replay.profile(profile_updated("p1", "c-97", seen, count=3, spend=80.0, first=first, last=bought))
+    await replay.purchases(
+        purchase("b1", "c-97", first, 20.0), purchase("b2", "c-97", first + timedelta(days=30), 20.0)
+    )
+    await replay.purchases(purchase("b3", "c-97", bought, 40.0))
+    await replay.profile(profile_updated("p1", "c-97", seen, version=3))
     score = await replay.score("c-97")
     assert score is not None
     assert score["as_of"] == "1997-03-11T00:00:00Z"
     assert score["stage"] == "active"
     assert score["rfm"]["recency_days"] == pytest.approx(10.0)
 
+    await replay.clear_outbox()
     # a login 100 days after the last purchase moves the clock: at risk (no rhythm known -> 90 days)
     later = datetime(1997, 6, 9, tzinfo=UTC)
-    login = profile_updated(
-        "p2", "c-97", later, count=3, spend=80.0, first=first, last=bought, last_login_at=later.isoformat()
-    )
-    await replay.profile(login)
+    await replay.profile(profile_updated("p2", "c-97", later, version=4, last_login_at=later.isoformat()))
     score = await replay.score("c-97")
     assert score is not None and score["as_of"] == "1997-06-09T00:00:00Z" and score["stage"] == "at_risk"
     crossings = of_type(await replay.emitted(), "threshold.crossed")
     assert [(c["kind"], c["old"], c["new"]) for c in crossings] == [("stage_changed", "active", "at_risk")]
 
-    # an older document arriving late does not roll the facts back, nor the clock
-    await replay.profile(profile_updated("p0", "c-97", seen, count=2, spend=40.0, first=first, last=first))
+    # a document of an older profile version arriving late does not roll the login back, nor the clock
+    await replay.profile(profile_updated("p0", "c-97", seen, version=2))
     score = await replay.score("c-97")
     assert score is not None and score["total_spend"] == 80.0 and score["as_of"] == "1997-06-09T00:00:00Z"
+    assert score["stage"] == "at_risk"
+    # a purchase older than everything applied still counts (a backfill, a second shop), as does the newer
+    # profile document it causes, although its event time is older than the login's
+    late = datetime(1997, 2, 20, tzinfo=UTC)
+    await replay.purchases(purchase("b-late", "c-97", late, 10.0))
+    await replay.profile(profile_updated("p-late", "c-97", late, version=5, last_login_at=later.isoformat()))
+    score = await replay.score("c-97")
+    assert score is not None and (score["purchase_count"], score["total_spend"]) == (4, 90.0)
+    assert score["as_of"] == "1997-06-09T00:00:00Z" and score["stage"] == "at_risk"
 
 
 async def test_erasure_and_joins_delete_the_customer(live: Harness) -> None:
     now = datetime.now(UTC) - timedelta(hours=1)
     for n, customer in enumerate(("c-a", "c-b", "c-c")):
-        await live.profile(profile_updated(f"p{n}", customer, now, count=1, spend=10.0, first=now, last=now))
+        await live.purchases(purchase(f"p{n}", customer, now, 10.0))
     # An id scored from feedback alone before profile knew whose it was.
     await live.feedback(feedback_event("f1", "hd-1", now, "feedback.received", {"score_type": "nps", "score": 2}))
     erased = CloudEvent("e1", "retain/profile", "customer.erased", "c-a", now, {"customer_id": "c-a"})
@@ -148,13 +162,10 @@ async def test_profile_and_feedback_for_a_new_customer_do_not_overwrite_each_oth
     now = datetime.now(UTC) - timedelta(hours=1)
     nps = feedback_event("f1", "c-new", now, "feedback.received", {"score_type": "nps", "score": 2})
     async with live.sessions() as first, first.begin():
-        await live.service.handle_profile_changes(
-            HandlerContext(first, live.outbox),
-            [profile_updated("p1", "c-new", now, count=1, spend=700.0, first=now, last=now)],
-        )
+        await live.service.handle_purchases(HandlerContext(first, live.outbox), [purchase("p1", "c-new", now, 700.0)])
         second = asyncio.create_task(live.feedback(nps))
         await asyncio.sleep(0.3)
-        assert not second.done()  # blocked on the first transaction's new row
+        assert not second.done()  # blocked on the first transaction's lock of the customer
     await second
     score = await live.score("c-new")
     assert score is not None and score["total_spend"] == 700.0 and score["tier"] == "medium"

@@ -10,11 +10,11 @@ from sqlalchemy import func, select
 
 from libs.common.kafka import Publisher, ensure_topics
 from libs.common.runtime import Runtime
-from libs.common.topics import FEEDBACK_EVENTS, PROFILE_CHANGES, SCORE_CHANGES
+from libs.common.topics import CUSTOMER_EVENTS, FEEDBACK_EVENTS, SCORE_CHANGES
 from services.scoring.adapters.tables import SCHEMA, messaging
 from services.scoring.bootstrap import create_app
 from tests.conftest import ADMIN_KEY, Isolation, running
-from tests.scoring.integration.helpers import feedback_event, profile_updated
+from tests.scoring.integration.helpers import feedback_event, purchase
 from tests.topics import read_events
 from tests.waiting import eventually
 
@@ -28,7 +28,7 @@ async def test_redelivered_profile_event_scores_once_and_feedback_rescores(isola
     publisher = Publisher(settings)
     await publisher.start()
     now = datetime.now(UTC) - timedelta(minutes=5)
-    update = profile_updated("p-1", "c-1", now, count=2, spend=450.0, first=now - timedelta(days=40), last=now)
+    bought = [purchase("b-1", "c-1", now - timedelta(days=40), 150.0), purchase("b-2", "c-1", now, 300.0)]
     breach = feedback_event(
         "sla-1",
         "c-1",
@@ -46,12 +46,13 @@ async def test_redelivered_profile_event_scores_once_and_feedback_rescores(isola
     try:
         async with asynccontextmanager(running)(app) as client:
             # the same event twice (a redelivery after a lost commit looks exactly like this)
-            await publisher.publish_many([(isolated.prefix + PROFILE_CHANGES, update)] * 2)
+            await publisher.publish_many([(isolated.prefix + CUSTOMER_EVENTS, event) for event in bought] * 2)
 
             async def scored() -> bool:
-                return (await client.get("/v1/customers/c-1/score", headers=AUTH)).status_code == 200
+                response = await client.get("/v1/customers/c-1/score", headers=AUTH)
+                return response.status_code == 200 and response.json()["total_spend"] == 450.0
 
-            # two topics are two consumers: wait, so that the breach lands after the profile
+            # two topics are two consumers: wait, so that the breach lands after the purchases
             await eventually(scored)
             await publisher.publish(isolated.prefix + FEEDBACK_EVENTS, breach)
 
@@ -67,11 +68,14 @@ async def test_redelivered_profile_event_scores_once_and_feedback_rescores(isola
 
             runtime: Runtime = app.state.runtime
             published = await read_events(settings.kafka_bootstrap, isolated.prefix + SCORE_CHANGES, 2)
-            # first score, then the breach adds a reason (material); the duplicate added nothing
-            assert [event.type for event in published] == ["score.changed", "score.changed"]
+            # the breach adds a reason (material) to what the purchases scored; the duplicates added nothing
+            changed = [event for event in published if event.type == "score.changed"]
+            assert len({event.id for event in published}) == len(published)
+            assert changed[-1].data["total_spend"] == 450.0
+            assert "sla_breach" in {r["code"] for r in changed[-1].data["reasons"]}
             async with runtime.sessions() as session:
                 inbox = await session.scalar(select(func.count()).select_from(messaging.inbox))
-            assert inbox == 2
+            assert inbox == 3
 
             # the scheduler refits once at start-up when no model exists: an empty base is a small base
             models = await eventually(lambda: _models(client), timeout_s=10)

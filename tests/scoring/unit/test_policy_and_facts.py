@@ -31,17 +31,30 @@ def test_small_base_thresholds_are_configurable_and_validated() -> None:
         SmallBaseConfig(high_spend=10.0, medium_spend=50.0)
 
 
-def test_profile_metrics_replace_facts_but_a_stale_document_is_ignored() -> None:
-    facts = apply_profile_metrics(
-        StoredFacts("c"),
-        {"order_count": 2, "total_spend": 30.5, "last_purchase_at": "2026-01-09T10:00:00Z", "last_nps": 9},
-        T0,
-    )
-    # the foundation's profile sends order_count and no first purchase: the last one stands in
-    assert (facts.purchase_count, facts.total_spend, facts.last_nps) == (2, 30.5, 9)
-    assert facts.first_purchase_at == facts.last_purchase_at == datetime(2026, 1, 9, 10, tzinfo=UTC)
-    stale = apply_profile_metrics(facts, {"purchase_count": 1, "total_spend": 5.0}, T0 - timedelta(days=1))
-    assert stale.total_spend == 30.5 and stale.profile_at == T0
+def test_the_profile_document_of_the_highest_version_stands_whatever_its_time() -> None:
+    newer_version = apply_profile_metrics(StoredFacts("c"), {"last_nps": 9, "open_tickets": 1}, T0, version=5)
+    # a document of a lower version arrives later with a newer event time (a redelivery): ignored
+    stale = apply_profile_metrics(newer_version, {"last_nps": 2, "open_tickets": 0}, T0 + timedelta(days=1), 4)
+    assert (stale.last_nps, stale.open_tickets, stale.profile_version) == (9, 1, 5)
+    # a late purchase's document: an older event time, a higher version (one more event): it stands
+    late = apply_profile_metrics(stale, {"last_nps": 9, "open_tickets": 2}, T0 - timedelta(days=3), version=6)
+    assert (late.open_tickets, late.profile_version, late.last_event_at) == (2, 6, T0 + timedelta(days=1))
+    # purchase facts are never taken from profile's metrics
+    assert apply_profile_metrics(late, {"purchase_count": 3, "total_spend": 9.0}, T0, 7).purchase_count == 0
+
+
+def test_profile_documents_applied_in_any_order_give_the_same_facts() -> None:
+    documents = [
+        ({"open_tickets": n, "last_login_at": f"2026-01-0{n}T00:00:00Z"}, T0 - timedelta(days=n), n)
+        for n in range(1, 6)
+    ]
+    results = set()
+    for order in (documents, documents[::-1], documents[2:] + documents[:2]):
+        facts = StoredFacts("c")
+        for metrics, at, version in order:
+            facts = apply_profile_metrics(facts, metrics, at, version)
+        results.add((facts.open_tickets, facts.last_login_at, facts.profile_version))
+    assert results == {(5, datetime(2026, 1, 5, tzinfo=UTC), 5)}
 
 
 def test_complaints_count_as_open_within_their_window_and_nps_keeps_the_newest() -> None:
