@@ -22,7 +22,7 @@ from schemathesis.core.result import Err
 
 from retain_cli.supervisor import SERVICES
 from tests.conftest import ADMIN_KEY
-from tests.integration.conftest import Platform
+from tests.platform.conftest import Platform
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 EXAMPLES_PER_OPERATION = int(os.environ.get("RETAIN_FUZZ_EXAMPLES", "12"))

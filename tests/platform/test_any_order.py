@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ADMIN_KEY
-from tests.integration.conftest import Platform
+from tests.platform.conftest import Platform
 from tests.waiting import eventually
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}

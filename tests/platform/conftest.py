@@ -1,6 +1,7 @@
-"""One whole platform (every service as a process under the supervisor) shared by the modules that only add
-customers of their own to it: the fuzzing and the arrival-order property tests. Starting and draining it costs
-about a minute, which each module would otherwise pay again."""
+"""One whole platform (every service as a process under the supervisor) shared by this package's modules, which
+only add customers of their own to it: the fuzzing and the arrival-order property tests. Starting and draining it
+costs about a minute, which each module would otherwise pay again; it lives only while this package runs, so it
+never runs beside another test's platform."""
 
 from __future__ import annotations
 
