@@ -1,4 +1,4 @@
-"""CloudEvents 1.0 envelope in Kafka binary content mode (ARCHITECTURE.md, "Events on Kafka")."""
+"""CloudEvents 1.0 envelope in Kafka binary content mode (docs/architecture.md, "Events on Kafka")."""
 
 from __future__ import annotations
 

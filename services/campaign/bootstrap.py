@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from libs.common.aliases import JOIN_EVENT_TYPES
-from libs.common.consumer import Subscription, one_by_one
+from libs.common.consumer import Subscription
 from libs.common.outbox import Outbox
 from libs.common.runtime import Runtime, ServiceDefinition
 from libs.common.runtime import create_app as create_service_app
@@ -19,6 +19,7 @@ from services.campaign.entrypoints import outcomes
 from services.campaign.entrypoints.api import router
 from services.campaign.handlers.deps import CampaignDeps
 from services.campaign.handlers.events import CampaignHandlers
+from services.campaign.handlers.kpi_alerts import kpi_alert_subscription
 from services.campaign.handlers.scheduler import Scheduler
 from services.campaign.handlers.sender import Sender
 from services.campaign.settings import CampaignSettings
@@ -35,22 +36,20 @@ def subscriptions(handlers: CampaignHandlers) -> list[Subscription]:
         Subscription(
             "score-changes",
             (SCORE_CHANGES,),
-            one_by_one(handlers.on_score_change),
+            handlers.handle_score_changes,
             frozenset({"threshold.crossed", "score.changed"}),
         ),
         Subscription(
             "profile-changes",
             (PROFILE_CHANGES,),
-            one_by_one(handlers.on_profile_change),
+            handlers.handle_profile_changes,
             frozenset({"profile.updated", "customer.erased"}) | JOIN_EVENT_TYPES,
         ),
-        Subscription(
-            "feedback-events", (FEEDBACK_EVENTS,), one_by_one(handlers.on_feedback), frozenset({"feedback.received"})
-        ),
+        Subscription("feedback-events", (FEEDBACK_EVENTS,), handlers.handle_feedback, frozenset({"feedback.received"})),
         Subscription(
             "customer-events",
             (CUSTOMER_EVENTS,),
-            one_by_one(handlers.on_customer_event),
+            handlers.handle_customer_events,
             frozenset({"purchase", "refund", "consent.changed", "login"}),
         ),
     ]
@@ -71,7 +70,7 @@ def definition(deps: CampaignDeps, channels: Channels) -> ServiceDefinition:
         description="Triggered coupons, alerts and messages, each sent exactly once.",
         migrations_dir=MIGRATIONS,
         tables=messaging,
-        subscriptions=subscriptions(handlers),
+        subscriptions=[*subscriptions(handlers), kpi_alert_subscription(deps)],
         routers=[router, outcomes.router],
         background=[sender, scheduler],
     )
