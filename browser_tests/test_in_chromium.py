@@ -17,10 +17,11 @@ from typing import Any
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from libs.common.unsubscribe import issue_unsubscribe_token
 from retain_cli.embedded import free_port
@@ -67,7 +68,12 @@ def browser() -> Iterator[WebDriver]:
 
 @pytest.fixture
 async def platform(isolated: Isolation, tmp_path: Path) -> AsyncIterator[Supervisor]:
-    env = {**isolated.env(), "RETAIN_UNSUBSCRIBE_TOKEN_SECRET": UNSUBSCRIBE_SECRET}
+    # A shared, busy test machine answers slower than the console's default patience.
+    env = {
+        **isolated.env(),
+        "RETAIN_UNSUBSCRIBE_TOKEN_SECRET": UNSUBSCRIBE_SECRET,
+        "RETAIN_CONSOLE_UPSTREAM_TIMEOUT_S": "30",
+    }
     supervisor = Supervisor(env=env, ports={name: free_port() for name in PROCESSES}, log_dir=tmp_path)
     supervisor.start_all()
     try:
@@ -77,6 +83,19 @@ async def platform(isolated: Isolation, tmp_path: Path) -> AsyncIterator[Supervi
     finally:
         await supervisor.shutdown(drain_timeout_s=20)
         supervisor.stop(PROCESSES)
+
+
+def wait_for(driver: WebDriver, css: str, text: str | None = None) -> None:
+    """After a click that posts a form: the next page, whose `css` element (holding `text`) appears."""
+
+    def arrived(d: WebDriver) -> bool:
+        found = d.find_elements(By.CSS_SELECTOR, css)
+        return bool(found) and (text is None or text in found[0].text)
+
+    try:
+        WebDriverWait(driver, 30).until(arrived)
+    except TimeoutException as exc:
+        raise AssertionError(driver.find_element(By.TAG_NAME, "body").text) from exc
 
 
 def shot(driver: WebDriver, name: str, full_height: bool = True) -> Path:
@@ -145,6 +164,7 @@ async def test_console_and_customer_pages_in_chromium(
     shot(browser, "01-console-sign-in")
     browser.find_element(By.ID, "api_key").send_keys(ADMIN_KEY)
     browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    wait_for(browser, "section.work-item")
     assert "/worklist" in browser.current_url
     items = browser.find_elements(By.CSS_SELECTOR, "section.work-item")
     assert items and items[0].get_attribute("data-customer") == "c-big"
@@ -154,12 +174,14 @@ async def test_console_and_customer_pages_in_chromium(
     Select(first.find_element(By.NAME, "outcome")).select_by_value("left_message")
     first.find_element(By.NAME, "note").send_keys("Call back on Friday")
     first.find_element(By.TAG_NAME, "button").click()
+    wait_for(browser, "[data-done]")
     notice = browser.find_element(By.CSS_SELECTOR, "[data-done]")
     assert notice.get_attribute("data-done") == "c-big"
     shot(browser, "03-console-marked-contacted")
 
     browser.get(f"{console}/customers?by=email&q=lin@example.com")
     browser.find_element(By.LINK_TEXT, "c-big").click()
+    wait_for(browser, "#score")
     assert browser.find_element(By.CSS_SELECTOR, "[data-tier]").text
     assert browser.find_elements(By.CSS_SELECTOR, "[data-reason='detractor_nps']")
     assert "Call back on Friday" in browser.find_element(By.ID, "tickets").text
@@ -185,7 +207,7 @@ async def test_console_and_customer_pages_in_chromium(
     browser.find_element(By.ID, "comment").send_keys("Arrived a day early, thanks")
     shot(browser, "08-survey-phone", full_height=False)
     browser.find_element(By.CSS_SELECTOR, "form button[type='submit']").click()
-    assert "Thank you" in browser.find_element(By.TAG_NAME, "h1").text
+    wait_for(browser, "h1", "Thank you")
     shot(browser, "09-survey-thanks", full_height=False)
     browser.get(data["survey_url"])
     assert browser.find_element(By.CSS_SELECTOR, "[data-problem]").get_attribute("data-problem") == "used"
@@ -194,7 +216,7 @@ async def test_console_and_customer_pages_in_chromium(
     assert "这条消息是通过电子邮件发给您的" in browser.find_element(By.TAG_NAME, "main").text
     shot(browser, "10-unsubscribe-phone-zh", full_height=False)
     browser.find_element(By.CSS_SELECTOR, "form[data-form='all'] button").click()
-    assert "已保存您的设置" in browser.find_element(By.TAG_NAME, "h1").text
+    wait_for(browser, "h1", "已保存您的设置")
     shot(browser, "11-unsubscribe-done-zh", full_height=False)
 
     async with httpx.AsyncClient(timeout=10, headers=AUTH) as client:

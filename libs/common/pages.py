@@ -7,6 +7,8 @@ work without JavaScript (plain forms, POST then a rendered answer), so a phone's
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl
@@ -107,13 +109,31 @@ class FormTooLarge(ValueError):
 
 
 async def form_fields(request: Request) -> dict[str, list[str]]:
-    """An `application/x-www-form-urlencoded` body (what a plain HTML form posts) as field -> values."""
+    """A form body as field -> values: `application/x-www-form-urlencoded` (what a plain HTML form posts), or
+    `multipart/form-data` (which RFC 8058 also allows mail providers to use for one-click unsubscribes)."""
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise FormTooLarge(f"form larger than {MAX_FORM_BYTES} bytes")
+    content_type = request.headers.get("content-type", "")
+    if content_type.lower().startswith("multipart/form-data"):
+        return _multipart_fields(content_type, body)
     fields: dict[str, list[str]] = {}
     for name, value in parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True):
         fields.setdefault(name, []).append(value)
+    return fields
+
+
+def _multipart_fields(content_type: str, body: bytes) -> dict[str, list[str]]:
+    message = BytesParser(policy=policy.HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    fields: dict[str, list[str]] = {}
+    if not message.is_multipart():
+        return fields
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str) and part.get_filename() is None:
+            payload = part.get_payload(decode=True)
+            text = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else ""
+            fields.setdefault(name, []).append(text)
     return fields
 
 

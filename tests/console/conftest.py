@@ -65,7 +65,7 @@ class Platform:
 
 async def _start(stack: AsyncExitStack, app: FastAPI) -> None:
     await stack.enter_async_context(app.router.lifespan_context(app))
-    await asyncio.wait_for(app.state.runtime.broker_connected.wait(), 30)
+    await asyncio.wait_for(app.state.runtime.broker_connected.wait(), 90)
 
 
 @pytest.fixture

@@ -139,3 +139,9 @@ async def test_all_marketing_and_refused_links(isolated: Isolation) -> None:
         assert one_click_forged.status_code == 403
         again = await read_events(ingest_settings.kafka_bootstrap, ingest_settings.topic_prefix + CUSTOMER_EVENTS, 6)
         assert len(again) == 6  # refused links published nothing
+
+        # RFC 8058 lets the mail provider post the one-click body as multipart/form-data too.
+        multipart = await ingest.post(f"/unsubscribe?token={token}", files={"List-Unsubscribe": (None, "One-Click")})
+        assert multipart.status_code == 200 and multipart.headers["content-type"].startswith("text/plain")
+        final = await read_events(ingest_settings.kafka_bootstrap, ingest_settings.topic_prefix + CUSTOMER_EVENTS, 7)
+        assert len(final) == 7 and (final[-1].data["channel"], final[-1].data["granted"]) == ("sms", False)

@@ -82,7 +82,8 @@ async def signed_in(request: Request) -> User:
     principal = _principal(request, key) if key else None
     if cookie is None or key is None or principal is None:  # a key removed from the configuration signs out too
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise SignInRequired(target)
+        # A form posted after the session ended cannot be replayed by a redirect: start from the home page.
+        raise SignInRequired(target if request.method == "GET" else "/")
     return User(key, principal, cookie, _keys(request).csrf_token(cookie))
 
 
