@@ -21,6 +21,7 @@ from services.ingest.settings import IngestSettings
 from services.scoring.adapters.tables import SCHEMA
 from services.scoring.bootstrap import create_app as create_scoring
 from services.scoring.domain.purchase_models import model_from_params
+from services.scoring.settings import ScoringSettings
 from tests.conftest import ADMIN_KEY, Isolation, running
 from tests.waiting import eventually
 
@@ -77,7 +78,12 @@ async def test_cdnow_sample_through_ingest_gives_the_published_parameters(isolat
     n_customers = tx["id"].nunique()
     assert n_customers == 2357
     ingest_app = create_ingest(IngestSettings(**{**isolated.settings("ingest").model_dump(), "clock_mode": "replay"}))
-    scoring_app = create_scoring(isolated.settings(SCHEMA, clock_mode="replay", scoring_refit_interval_s=86_400))
+    scoring_settings = {
+        **isolated.settings(SCHEMA).model_dump(),
+        "clock_mode": "replay",
+        "scoring_refit_interval_s": 86_400,
+    }
+    scoring_app = create_scoring(ScoringSettings(**scoring_settings))
     await ensure_topics(isolated.settings("ingest"))
     async with (
         asynccontextmanager(running)(scoring_app) as scoring,

@@ -106,11 +106,11 @@ def test_days_until_the_next_purchase_is_where_the_expectation_reaches_the_thres
     assert model.expected_purchases(float(days[0] - 1), f[0], r[0], t[0]) < 0.5
 
 
-def test_the_model_that_predicts_the_holdout_best_is_chosen(cdnow_days: pd.DataFrame) -> None:
-    """CDNOW's daily summary as the calibration window (its clock is day 9,900), 100 days of holdout after it."""
-    f, r, t = _columns(cdnow_days)
+def test_the_model_that_predicts_the_holdout_best_is_chosen(cdnow_weeks: pd.DataFrame) -> None:
+    """CDNOW's summary as the calibration window (its clock is week 9,900), 13 weeks of holdout after it."""
+    f, r, t = _columns(cdnow_weeks)
     first = 9_900.0 - t
-    holdout = np.random.default_rng(7).poisson(0.3 * (f + 1) / (t + 30.0) * 100.0).astype(float)
+    holdout = np.random.default_rng(7).poisson(0.3 * (f + 1) / (t + 4.0) * 13.0).astype(float)
     summaries = Summaries(
         first_day=first,
         last_day=first + r,
@@ -119,13 +119,13 @@ def test_the_model_that_predicts_the_holdout_best_is_chosen(cdnow_days: pd.DataF
         cal_last_day=first + r,
         holdout_days=holdout,
     )
-    selection = select_model(summaries, 10_000.0, 9_900.0, 0.0, 50)
+    selection = select_model(summaries, 9_913.0, 9_900.0, 0.0, 50)
     errors = {c["name"]: c["holdout"]["rmse"] for c in selection.candidates}
     assert selection.basis == "holdout" and selection.chosen_name == min(errors, key=errors.__getitem__)
     chosen = next(c for c in selection.candidates if c["chosen"])
     # the error is the calibration fit's prediction of the holdout, per customer
     calibrated = model_from_params(chosen["name"], chosen["calibration"]["params"])
-    recomputed = holdout_errors(calibrated, Triples(f, r, t), holdout, 100.0)
+    recomputed = holdout_errors(calibrated, Triples(f, r, t), holdout, 13.0)
     assert recomputed["rmse"] == pytest.approx(chosen["holdout"]["rmse"])
     assert recomputed["actual_total"] == holdout.sum()
     buckets = chosen["holdout"]["by_frequency"]
