@@ -1,4 +1,4 @@
-"""The "as of" clock of ARCHITECTURE.md: wall time live, newest event time when replaying history."""
+"""The "as of" clock of docs/architecture.md: wall time live, newest event time when replaying history."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CloudEvents 1.0 envelope in Kafka binary content mode (ARCHITECTURE.md, "Events on Kafka")."""
+"""CloudEvents 1.0 envelope in Kafka binary content mode (docs/architecture.md, "Events on Kafka")."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ KafkaHeaders = list[tuple[str, bytes]]
 
 class EnvelopeError(ValueError):
     """A Kafka record that is not a valid CloudEvent: a poison message."""
+
+
+class PoisonEvent(Exception):
+    """Raised by a handler for an event that can never succeed: dead-lettered without retries."""
 
 
 @dataclass(frozen=True, slots=True)

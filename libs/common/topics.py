@@ -1,4 +1,4 @@
-"""Topic names from ARCHITECTURE.md; a prefix lets tests and tenants share one broker."""
+"""Topic names (docs/architecture.md); a prefix lets tests and tenants share one broker."""
 
 from __future__ import annotations
 

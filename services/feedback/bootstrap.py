@@ -6,8 +6,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from libs.common.aliases import JOIN_EVENT_TYPES
 from libs.common.consumer import HandlerContext, Subscription, one_by_one
+from libs.common.contracts import types_on
 from libs.common.envelope import CloudEvent
 from libs.common.outbox import Outbox
 from libs.common.runtime import Runtime, ServiceDefinition
@@ -51,13 +51,13 @@ def subscriptions(deps: FeedbackDeps) -> list[Subscription]:
             "score-changes",
             (SCORE_CHANGES,),
             one_by_one(customers.on_score_change),
-            frozenset({"score.changed", "threshold.crossed"}),
+            types_on(SCORE_CHANGES),
         ),
         Subscription(
             "profile-changes",
             (PROFILE_CHANGES,),
             one_by_one(customers.on_profile_change),
-            frozenset({"profile.updated", "customer.erased"}) | JOIN_EVENT_TYPES,
+            types_on(PROFILE_CHANGES),
         ),
     ]
 

@@ -7,9 +7,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.common.envelope import derived_event
+from libs.common.contracts import FeedbackContacted, derived
 from libs.common.outbox import Outbox
-from libs.common.topics import FEEDBACK_EVENTS
 from services.feedback.adapters import contacts_repo
 from services.feedback.adapters.tables import aliases
 from services.feedback.handlers.deps import SOURCE, FeedbackDeps
@@ -43,13 +42,14 @@ async def record_contact(deps: FeedbackDeps, session: AsyncSession, outbox: Outb
     )
     if contact_id is None:
         return False
-    event = derived_event(
+    topic, event = derived(
+        FeedbackContacted.model_validate(
+            {"channel": contact.channel, "outcome": contact.outcome, "contacted_by": contact.contacted_by}
+        ),
         cause=f"contact:{contact.contact_key}",
         source=SOURCE,
-        type="feedback.contacted",
         subject=customer_id,
         time=now,
-        data={"channel": contact.channel, "outcome": contact.outcome, "contacted_by": contact.contacted_by},
     )
-    await outbox.add(session, FEEDBACK_EVENTS, event)
+    await outbox.add(session, topic, event)
     return True

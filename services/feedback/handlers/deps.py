@@ -37,7 +37,7 @@ class FeedbackDeps:
             self.token_secret = secrets.token_urlsafe(32)
 
     def now(self, event_time: datetime | None = None) -> datetime:
-        """The "as of" clock of ARCHITECTURE.md; tests inject `clock` to drive SLA deadlines."""
+        """The "as of" clock of docs/architecture.md; tests inject `clock` to drive SLA deadlines."""
         if self.settings.clock_mode == "replay" and event_time is not None:
             return as_of("replay", event_time)
         return self.clock()

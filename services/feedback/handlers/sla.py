@@ -15,10 +15,9 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs.common.envelope import derived_event
+from libs.common.contracts import SlaBreached, derived
 from libs.common.loops import poll_forever
 from libs.common.outbox import Outbox
-from libs.common.topics import FEEDBACK_EVENTS
 from services.feedback.adapters import tickets_repo
 from services.feedback.adapters.tables import sla_breaches, tickets
 from services.feedback.domain.sla import CLOCKS, Breach, SlaClock, new_breaches, parse_tier
@@ -53,23 +52,22 @@ async def _record(session: AsyncSession, outbox: Outbox, ticket: Ticket, tier: s
     )
     if inserted.first() is None:
         return False
-    event = derived_event(
+    topic, event = derived(
+        SlaBreached(
+            ticket_id=ticket.ticket_id,
+            clock=breach.clock,
+            tier=tier,
+            priority=ticket.priority,
+            target_s=target_s,
+            elapsed_s=elapsed_s,
+        ),
         # The cause is the breach itself, so its id is the same whichever path or replica detects it.
         cause=f"sla:{breach.key}",
         source=SOURCE,
-        type="sla.breached",
         subject=ticket.customer_id,
         time=breach.breached_at,
-        data={
-            "ticket_id": ticket.ticket_id,
-            "clock": breach.clock,
-            "tier": tier,
-            "priority": ticket.priority,
-            "target_s": target_s,
-            "elapsed_s": elapsed_s,
-        },
     )
-    await outbox.add(session, FEEDBACK_EVENTS, event)
+    await outbox.add(session, topic, event)
     return True
 
 

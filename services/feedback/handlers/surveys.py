@@ -9,7 +9,8 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.consumer import EventHandler, HandlerContext, PoisonEvent
-from libs.common.envelope import CloudEvent, derived_event
+from libs.common.contracts import FeedbackReceived, derived
+from libs.common.envelope import CloudEvent
 from libs.common.outbox import Outbox
 from libs.common.topics import FEEDBACK_EVENTS
 from services.feedback.adapters import customers_repo, surveys_repo
@@ -98,21 +99,21 @@ async def record_response(
 def _received_events(answer: Answer, sentiment: Sentiment, response_key: str) -> list[CloudEvent]:
     """One `feedback.received` per score type: scoring reads NPS, reports read both."""
     events = []
-    for score_type, score in (("nps", answer.nps), ("csat", answer.csat)):
+    scores: tuple[tuple[Literal["nps", "csat"], int | None], ...] = (("nps", answer.nps), ("csat", answer.csat))
+    for score_type, score in scores:
         if score is None:
             continue
-        data: dict[str, object] = {"score_type": score_type, "score": score, "sentiment": sentiment.label}
-        if answer.survey_id is not None:
-            data["survey_id"] = answer.survey_id
+        received = FeedbackReceived(
+            score_type=score_type, score=score, sentiment=sentiment.label, survey_id=answer.survey_id
+        )
         events.append(
-            derived_event(
+            derived(
+                received,
                 cause=f"{response_key}:{score_type}",
                 source=SOURCE,
-                type="feedback.received",
                 subject=answer.customer_id,
                 time=answer.at,
-                data=data,
-            )
+            )[1]
         )
     return events
 

@@ -17,9 +17,9 @@ from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.consumer import EventHandler, HandlerContext, PoisonEvent
-from libs.common.envelope import CloudEvent, derived_event
+from libs.common.contracts import FeedbackReceived, derived
+from libs.common.envelope import CloudEvent
 from libs.common.outbox import Outbox
-from libs.common.topics import FEEDBACK_EVENTS
 from services.feedback.adapters import customers_repo, tickets_repo
 from services.feedback.adapters.tables import aliases, erasure_guard
 from services.feedback.domain.errors import FeedbackDomainError, InvalidValue
@@ -89,15 +89,14 @@ async def open_ticket(
         assert row is not None
         _same_customer(row, customer_id)
         return row, False
-    complaint = derived_event(
+    topic, complaint = derived(
+        FeedbackReceived(score_type="complaint", category=ticket.category, sentiment=analyze(ticket.text).label),
         cause=cause_id,
         source=SOURCE,
-        type="feedback.received",
         subject=customer_id,
         time=at,
-        data={"score_type": "complaint", "category": ticket.category, "sentiment": analyze(ticket.text).label},
     )
-    await outbox.add(session, FEEDBACK_EVENTS, complaint)
+    await outbox.add(session, topic, complaint)
     await sla.evaluate(deps, session, outbox, ticket, tier, deps.now(at))
     row = await tickets_repo.load(session, ticket_id)
     assert row is not None

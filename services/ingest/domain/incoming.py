@@ -27,7 +27,7 @@ from pydantic import (
 
 from libs.common.envelope import format_time
 from libs.common.events import NO_NUL_PATTERN, UPSTREAM_EVENT_TYPES, EventData, Identifier
-from libs.common.problems import field_path, message_and_code
+from libs.common.field_errors import field_path, message_and_code
 
 
 class TimeWindow(NamedTuple):

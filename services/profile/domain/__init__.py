@@ -35,7 +35,7 @@ from .segments import (
     parse_condition,
 )
 from .state import INTERNAL_FIELDS, ProfileState, new_profile
-from .view import customer_view, jsonable, update_metrics
+from .view import announced_metrics, customer_view, jsonable, update_metrics
 
 __all__ = [
     "INTERNAL_FIELDS",
@@ -51,6 +51,7 @@ __all__ = [
     "InvalidEvent",
     "ProfileEvent",
     "ProfileState",
+    "announced_metrics",
     "apply",
     "apply_all",
     "apply_in_place",

@@ -146,16 +146,18 @@ def _days_since(at: datetime | None, as_of: datetime) -> float | None:
     return None if at is None else (as_of - at).total_seconds() / 86_400
 
 
-def _float(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)
-
-
 def _same(moment: datetime | None) -> Any:
     return moment
 
 
-def metric_values(state: ProfileState, as_of: datetime, moment: Callable[[datetime | None], Any]) -> dict[str, Any]:
-    """`derived_metrics` with every datetime passed through `moment`, so a JSON view needs no second walk."""
+def metric_values(
+    state: ProfileState,
+    as_of: datetime,
+    moment: Callable[[datetime | None], Any],
+    money: Callable[[Decimal], Any] = float,
+) -> dict[str, Any]:
+    """`derived_metrics` with every datetime passed through `moment` and every amount through `money`, so a JSON
+    view needs no second walk."""
     as_of = utc(as_of)
     w = windows(state, as_of)
     orders, refunds, logins, intervals = state.orders, state.refunds, state.logins, state.orders.intervals
@@ -163,9 +165,9 @@ def metric_values(state: ProfileState, as_of: datetime, moment: Callable[[dateti
     return {
         "customer_id": state.customer_id,
         "purchase_count": orders.count,
-        "total_spend": float(orders.total_spend),
-        "average_spend": _float(orders.average_spend),
-        "net_spend": float(orders.total_spend - refunds.amount),
+        "total_spend": money(orders.total_spend),
+        "average_spend": None if orders.average_spend is None else money(orders.average_spend),
+        "net_spend": money(orders.total_spend - refunds.amount),
         "first_purchase_at": moment(orders.first_purchase_at),
         "last_purchase_at": moment(orders.last_purchase_at),
         "days_since_last_purchase": _days_since(orders.last_purchase_at, as_of),
@@ -174,7 +176,7 @@ def metric_values(state: ProfileState, as_of: datetime, moment: Callable[[dateti
         "interval_std_days": intervals.std_days,
         "interval_count": intervals.count,
         "refund_count": refunds.count,
-        "refund_amount": float(refunds.amount),
+        "refund_amount": money(refunds.amount),
         "login_count": logins.count,
         "last_login_at": moment(logins.last_login_at),
         "days_since_last_login": _days_since(logins.last_login_at, as_of),
@@ -183,7 +185,7 @@ def metric_values(state: ProfileState, as_of: datetime, moment: Callable[[dateti
         "logins_30d_by_channel": w.logins_30d_by_channel,
         "logins_90d_by_channel": w.logins_90d_by_channel,
         "purchases_30d": w.purchases_30d,
-        "spend_30d": float(w.spend_30d),
+        "spend_30d": money(w.spend_30d),
         "baseline_days": w.baseline_days,
         "login_ratio_30_90": ratio_30_90(w.logins_30d, w.logins_baseline, w.baseline_days),
         "purchase_ratio_30_90": ratio_30_90(w.purchases_30d, w.purchases_baseline, w.baseline_days),

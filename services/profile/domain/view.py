@@ -1,7 +1,8 @@
 """What the outside sees of a profile: the `profile.updated` metrics and the 360-degree API view.
 
-Money is a JSON number (float), times are RFC 3339 strings with "Z", so consumers in any language read them
-without knowing our internal document (Decimals as strings, bookkeeping such as stamps and day buckets).
+In the API view money is a JSON number (float) and times are RFC 3339 strings with "Z", so clients in any language
+read them without knowing our internal document (Decimals as strings, bookkeeping such as stamps and day buckets).
+The metrics announced on `profile.updated` follow their contract instead (money as decimal strings).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
+
+from libs.common.contracts import ProfileMetrics
 
 from .metrics import metric_values, viewed_not_bought, windows
 from .state import ProfileState
@@ -43,22 +46,42 @@ def _time_or_none(moment: datetime | None) -> str | None:
     return None if moment is None else _time(moment)
 
 
-def update_metrics(state: ProfileState, as_of: datetime) -> dict[str, Any]:
-    """`data.metrics` of profile.updated (docs/events.md): derived metrics plus the profile facts campaigns use."""
-    # Built JSON-ready in one go (times as strings straight away): this runs for every changed profile.
-    metrics = metric_values(state, as_of, _time_or_none)
+def _facts(state: ProfileState) -> dict[str, Any]:
     attributes, identities = state.attributes, state.identities
-    birthday = attributes.birthday
-    metrics.update(
-        name=attributes.name,
-        email=identities.email,
-        phone=identities.phone,
-        birthday=None if birthday is None else birthday.isoformat(),
-        industry=attributes.industry,
-        timezone=attributes.timezone,
-        consents={channel: consent.granted for channel, consent in state.consents.items()},
-    )
+    return {
+        "name": attributes.name,
+        "email": identities.email,
+        "phone": identities.phone,
+        "birthday": attributes.birthday,
+        "industry": attributes.industry,
+        "timezone": attributes.timezone,
+        "consents": {channel: consent.granted for channel, consent in state.consents.items()},
+    }
+
+
+def update_metrics(state: ProfileState, as_of: datetime) -> dict[str, Any]:
+    """The metrics of profile.updated as the API shows them: money as numbers, times as strings."""
+    # Built JSON-ready in one go (times as strings straight away).
+    metrics = metric_values(state, as_of, _time_or_none)
+    metrics.update(_facts(state))
+    birthday = metrics["birthday"]
+    metrics["birthday"] = None if birthday is None else birthday.isoformat()
     return metrics
+
+
+def _exact(amount: Decimal) -> Decimal:
+    return amount
+
+
+def _same(moment: datetime | None) -> datetime | None:
+    return moment
+
+
+def announced_metrics(state: ProfileState, as_of: datetime) -> ProfileMetrics:
+    """`data.metrics` of profile.updated (libs.common.contracts.ProfileMetrics): exact amounts, aware times."""
+    values = metric_values(state, as_of, _same, _exact)
+    values.update(_facts(state))
+    return ProfileMetrics.model_validate(values)
 
 
 def customer_view(

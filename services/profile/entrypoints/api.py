@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.auth import Principal, require_scope
 from libs.common.clock import as_of
-from libs.common.envelope import derived_event, format_time
+from libs.common.contracts import CustomerErased, derived
+from libs.common.envelope import format_time
 from libs.common.problems import Problem
 from libs.common.runtime import db_session, runtime_of
 from libs.common.topics import PROFILE_CHANGES
@@ -270,14 +271,13 @@ async def erase_customer(
             session,
             PROFILE_CHANGES,
             *(
-                derived_event(
+                derived(
+                    CustomerErased(customer_id=erased_id),
                     cause=f"erasure:{request_id}",
                     source=SOURCE,
-                    type="customer.erased",
                     subject=erased_id,
                     time=now,
-                    data={"customer_id": erased_id},
-                )
+                )[1]
                 for erased_id in ids
             ),
         )

@@ -16,7 +16,8 @@ from typing import Any
 
 from libs.common.clock import as_of
 from libs.common.consumer import HandlerContext, PoisonEvent
-from libs.common.envelope import CloudEvent, derived_event
+from libs.common.contracts import ProfileAliased, ProfileMerged, derived
+from libs.common.envelope import CloudEvent
 from libs.common.events import UPSTREAM_EVENT_TYPES, EventData
 from libs.common.topics import PROFILE_CHANGES
 from services.profile.adapters import repository
@@ -140,14 +141,13 @@ class ProfileConsumer:
         ]
         await repository.insert_timeline(session, timeline)
         merged_events = [
-            derived_event(
+            derived(
+                ProfileMerged(survivor_id=survivor, merged_id=merged_id),
                 cause=f"{cause.id}:{merged_id}",
                 source=SOURCE,
-                type="profile.merged",
                 subject=survivor,
                 time=cause.time,
-                data={"survivor_id": survivor, "merged_id": merged_id},
-            )
+            )[1]
             for survivor, merged_ids, cause in batch.merges
             for merged_id in merged_ids
         ]
@@ -156,14 +156,13 @@ class ProfileConsumer:
         for alias, cause in batch.aliased:
             customer = follow(survivors, alias)
             aliased_events.append(
-                derived_event(
+                derived(
+                    ProfileAliased(customer_id=customer, alias_id=alias),
                     cause=f"{cause.id}:{alias}",
                     source=SOURCE,
-                    type="profile.aliased",
                     subject=customer,
                     time=cause.time,
-                    data={"customer_id": customer, "alias_id": alias},
-                )
+                )[1]
             )
         await ctx.emit(PROFILE_CHANGES, *merged_events, *aliased_events)
 

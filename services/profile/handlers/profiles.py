@@ -16,7 +16,9 @@ from typing import Any
 
 import orjson
 
-from libs.common.envelope import CloudEvent, derived_event
+from libs.common import contracts
+from libs.common.contracts import ProfileUpdated, derived
+from libs.common.envelope import CloudEvent
 from libs.common.outbox import Outbox
 from libs.common.topics import PROFILE_CHANGES
 from services.profile.adapters import repository
@@ -26,13 +28,13 @@ from services.profile.domain import (
     Condition,
     InvalidCondition,
     ProfileState,
+    announced_metrics,
     changed_between,
     flat_view,
     membership_changes,
     new_profile,
     normalise,
     parse_condition,
-    update_metrics,
 )
 
 SOURCE = "retain/profile"
@@ -275,20 +277,12 @@ def profile_updated(
     entered: list[str] | None = None,
     left: list[str] | None = None,
 ) -> CloudEvent:
-    return derived_event(
-        cause=cause.id,
-        source=SOURCE,
-        type="profile.updated",
-        subject=state.customer_id,
-        time=cause.time,
-        data={
-            "cause": {"id": cause.id, "type": cause.type},
-            # the number of events the profile is built from: grows with every event applied, whatever their
-            # order, so a consumer keeps the document of the highest version (a late event has an old time)
-            "version": state.event_count,
-            "changed": changed,
-            "metrics": update_metrics(state, as_of),
-            "segments_entered": entered or [],
-            "segments_left": left or [],
-        },
+    update = ProfileUpdated(
+        cause=contracts.Cause(id=cause.id, type=cause.type),
+        version=state.event_count,
+        changed=changed,
+        metrics=announced_metrics(state, as_of),
+        segments_entered=entered or [],
+        segments_left=left or [],
     )
+    return derived(update, cause=cause.id, source=SOURCE, subject=state.customer_id, time=cause.time)[1]

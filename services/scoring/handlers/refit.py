@@ -20,7 +20,8 @@ from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common import metrics
-from libs.common.envelope import CloudEvent, derived_event, format_time
+from libs.common.contracts import DriftDetected, derived
+from libs.common.envelope import CloudEvent, format_time
 from libs.common.outbox import Outbox
 from libs.common.topics import SCORE_CHANGES
 from services.scoring.adapters import store
@@ -148,13 +149,8 @@ def drift_event(version: int, selection: Selection | None, threshold: float, as_
     relative = errors.get("total_relative_error")
     if not isinstance(relative, float) or not np.isfinite(relative) or abs(relative) <= threshold:
         return None
-    return derived_event(
-        cause=f"refit:{version}",
-        source="retain/scoring",
-        type=DRIFT_EVENT_TYPE,
-        subject=f"model:{version}",
-        time=as_of,
-        data=_json_safe(
+    _, event = derived(
+        DriftDetected.model_validate(
             {
                 "model_version": version,
                 "model": selection.chosen_name,
@@ -168,7 +164,12 @@ def drift_event(version: int, selection: Selection | None, threshold: float, as_
                 "holdout_days": selection.holdout.get("duration"),
             }
         ),
+        cause=f"refit:{version}",
+        source="retain/scoring",
+        subject=f"model:{version}",
+        time=as_of,
     )
+    return event
 
 
 def _edges_json(edges: RfmEdges) -> dict[str, list[float]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
@@ -86,7 +87,8 @@ async def test_hand_computed_aggregates_and_late_events(h: Harness) -> None:
     # One profile.updated per customer per batch, carrying the scoring metrics of docs/events.md.
     assert len(updates["c-1"]) == 2 and len(updates["c-ordered"]) == 1
     last = updates["c-1"][-1]
-    assert last["metrics"]["total_spend"] == 95.0 and last["metrics"]["purchase_count"] == 3
+    # Money travels as a decimal string (libs.common.contracts.Money).
+    assert Decimal(last["metrics"]["total_spend"]) == 95 and last["metrics"]["purchase_count"] == 3
     assert last["metrics"]["email"] == "ann@example.com" and last["metrics"]["consents"] == {"email": True}
     assert last["cause"]["type"] in {e.type for e in late_order[9:]}
     assert "orders.count" in updates["c-ordered"][0]["changed"]
