@@ -294,3 +294,30 @@ async def change_memberships(
             ),
             {"segments": [s for s, _ in ordered], "customers": [c for _, c in ordered]},
         )
+
+
+async def merged_into(session: AsyncSession, survivor: str) -> list[str]:
+    """The ids whose profiles were merged into `survivor`."""
+    rows = await session.execute(text(f"SELECT merged_id FROM {S}.aliases WHERE survivor_id = :id"), {"id": survivor})
+    return list(rows.scalars())
+
+
+_ERASE_STATEMENTS = tuple(
+    text(statement)
+    for statement in (
+        f"DELETE FROM {S}.customers WHERE customer_id = ANY(CAST(:ids AS text[]))",
+        f"DELETE FROM {S}.timeline WHERE customer_id = ANY(CAST(:ids AS text[]))",
+        f"DELETE FROM {S}.segment_members WHERE customer_id = ANY(CAST(:ids AS text[]))",
+        f"DELETE FROM {S}.aliases WHERE merged_id = ANY(CAST(:ids AS text[])) "
+        "OR survivor_id = ANY(CAST(:ids AS text[]))",
+        f"INSERT INTO {S}.erasures (customer_id, erased_at) SELECT unnest(CAST(:ids AS text[])), :at "
+        "ON CONFLICT (customer_id) DO UPDATE SET erased_at = EXCLUDED.erased_at",
+    )
+)
+
+
+async def erase(session: AsyncSession, ids: Sequence[str], at: datetime) -> None:
+    """Deletes the profiles, timelines, memberships and aliases of `ids` and records each id as erased at `at`."""
+    params = {"ids": list(ids), "at": at}
+    for statement in _ERASE_STATEMENTS:
+        await session.execute(statement, params)
