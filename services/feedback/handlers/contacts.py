@@ -53,3 +53,24 @@ async def record_contact(deps: FeedbackDeps, session: AsyncSession, outbox: Outb
     )
     await outbox.add(session, topic, event)
     return True
+
+
+async def contacts_of(session: AsyncSession, customer_id: str, limit: int) -> list[Contacted]:
+    """The newest `limit` contacts recorded under the customer id."""
+    rows = await contacts_repo.contacts_of(session, customer_id, limit)
+    return [
+        Contacted(
+            row["contact_key"], row["contacted_by"], row["channel"], row["outcome"], row["note"], row["contacted_at"]
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class Contacted:
+    contact_key: str
+    contacted_by: str
+    channel: str
+    outcome: str
+    note: str | None
+    contacted_at: datetime
