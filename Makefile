@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test test-browser lint bench bench-ingest bench-profile bench-scoring clean
+.PHONY: install run test test-faults test-browser lint bench bench-ingest bench-profile bench-scoring bench-kpis clean
 
 # requirements-dev.lock includes the runtime lock (requirements.lock) and adds test and lint tools; the image installs
 # the runtime lock only.
@@ -22,7 +22,13 @@ run: install
 
 # pytest exits 5 when it collected no test: that is our failure, never a silent pass.
 test: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/faults; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+# Fault injection against the whole platform as processes (kill -9, PostgreSQL and broker restarts, Ctrl-C, SIGKILL
+# of retain run): minutes, not seconds, so apart from `make test`; CI runs both.
+test-faults: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/faults; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 # Not part of `make test`: needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver).
@@ -37,7 +43,7 @@ lint: install
 	$(BIN)/mypy libs services retain_cli bench tests browser_tests
 	$(BIN)/lint-imports
 
-bench: bench-ingest bench-profile bench-scoring
+bench: bench-ingest bench-profile bench-scoring bench-kpis
 
 bench-ingest: install
 	$(BIN)/python -m bench.bench_ingest
@@ -47,6 +53,10 @@ bench-profile: install
 
 bench-scoring: install
 	$(BIN)/python -m bench.bench_scoring
+
+# 1M customers and 10M purchases by default; `make bench-kpis ARGS="--customers 100000 --purchases 1000000"`.
+bench-kpis: install
+	$(BIN)/python -u -m bench.bench_kpis $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -8,9 +8,12 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from libs.common.lifetime import dying_with_this_process
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +23,8 @@ class EmbeddedPostgres:
     data_dir: Path
     uri: str
     pid: int
+    # Stops the server if this process dies without stopping it (see retain_cli.reaper).
+    reaper: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def database_url(self, database: str) -> str:
         """SQLAlchemy/asyncpg URL for `database` on this server (connects over its Unix socket)."""
@@ -45,18 +50,12 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         """SIGINT is PostgreSQL's fast shutdown; pg_ctl refuses to run as root, so signal the postmaster."""
-        try:
-            os.kill(self.pid, signal.SIGINT)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
-        os.kill(self.pid, signal.SIGKILL)
+        from retain_cli.reaper import stop_server
+
+        stop_server(self.pid)
+        if self.reaper is not None and self.reaper.poll() is None:
+            self.reaper.kill()
+            self.reaper.wait()
 
 
 def start_postgres(data_dir: Path) -> EmbeddedPostgres:
@@ -69,7 +68,16 @@ def start_postgres(data_dir: Path) -> EmbeddedPostgres:
     atexit.unregister(server._cleanup)
     pid = server.get_pid()
     assert pid is not None
-    return EmbeddedPostgres(data_dir=data_dir, uri=server.get_uri(), pid=pid)
+    return EmbeddedPostgres(data_dir=data_dir, uri=server.get_uri(), pid=pid, reaper=start_reaper(pid))
+
+
+def start_reaper(server_pid: int) -> subprocess.Popen[bytes]:
+    """Must be called from the main thread (the kernel ties the reaper to the thread that started it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "retain_cli.reaper", str(server_pid), str(os.getpid())],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def free_port() -> int:
@@ -77,6 +85,17 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether a server could listen on the port now (a connect test misses a socket bound but not accepting)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def port_open(host: str, port: int) -> bool:
@@ -121,6 +140,7 @@ def start_broker(port: int, log_path: Path | None = None) -> EmbeddedBroker:
         stdout=output,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops the broker last
+        preexec_fn=dying_with_this_process(signal.SIGTERM),
     )
     deadline = time.monotonic() + 20
     while not port_open("127.0.0.1", port):

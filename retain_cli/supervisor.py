@@ -14,6 +14,9 @@ from pathlib import Path
 
 import httpx
 
+from libs.common.lifetime import dying_with_this_process
+from retain_cli.pidfiles import PidFiles
+
 log = logging.getLogger(__name__)
 
 SERVICES = ("ingest", "profile", "scoring", "campaign", "feedback", "insights")
@@ -33,6 +36,12 @@ DEFAULT_PORTS = {
 # The front door takes upstream bursts: two worker processes use both cores of a small machine.
 DEFAULT_HTTP_WORKERS = {"ingest": 2}
 MAX_RESTART_DELAY_S = 30.0
+# Lag must read zero this many times in a row, a second apart: a consumer's last batch leaves derived events in
+# its outbox, which its relay publishes a moment later as lag on the next topic.
+DRAIN_ZERO_READINGS = 2
+DRAIN_PROGRESS_EVERY_S = 5.0
+# A second Ctrl-C: services get this long to stop before they are killed.
+HURRIED_STOP_S = 3.0
 
 
 @dataclass
@@ -51,8 +60,14 @@ class Supervisor:
     ports: dict[str, int]
     log_dir: Path
     host: str = "127.0.0.1"
+    # Where the pid of every child is kept, so that the next run finds what this one left behind.
+    pid_files: PidFiles | None = None
     children: dict[str, ManagedProcess] = field(default_factory=dict)
     stopping: bool = False
+    # Children stopped on purpose: never restarted.
+    held: set[str] = field(default_factory=set)
+    # Set by a second Ctrl-C: stop now, without waiting for consumers to drain.
+    hurry: asyncio.Event = field(default_factory=asyncio.Event)
 
     def url(self, name: str) -> str:
         return f"http://{self.host}:{self.ports[name]}"
@@ -82,8 +97,12 @@ class Supervisor:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C goes to the supervisor, which stops children in order
+                # Killed outright, the supervisor runs no cleanup: the kernel stops the children instead.
+                preexec_fn=dying_with_this_process(signal.SIGTERM),
             )
         child.last_start = time.monotonic()
+        if self.pid_files is not None:
+            self.pid_files.record(child.name, child.process.pid)
 
     def _links(self, name: str) -> dict[str, str]:
         """Addresses one service needs of others: the console reads every API; messages link to customer pages."""
@@ -100,9 +119,11 @@ class Supervisor:
         """Restarts crashed children with exponential backoff; call periodically."""
         now = time.monotonic()
         for child in self.children.values():
-            if self.stopping or child.process is None or child.process.poll() is None:
+            if self.stopping or child.name in self.held or child.process is None or child.process.poll() is None:
                 continue
             if child.next_start == 0.0:
+                # Worker processes of a service that was killed must not keep its port.
+                _kill_group(child.process.pid)
                 # A process that ran a while before dying gets a fresh backoff.
                 if now - child.last_start > 60:
                     child.restarts = 0
@@ -133,53 +154,93 @@ class Supervisor:
 
     def stop(self, names: tuple[str, ...], timeout_s: float = 25) -> None:
         names = tuple(name for name in names if name in self.children)
+        self.held.update(names)
         for name in names:
-            process = self.children[name].process
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+            child = self.children.get(name)
+            if child is not None and child.process is not None and child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         for name in names:
-            process = self.children[name].process
-            if process is None:
+            child = self.children.get(name)
+            if child is None or child.process is None:
                 continue
             try:
-                process.wait(max(0.1, deadline - time.monotonic()))
+                child.process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                # The whole session: a service's worker processes must not outlive it.
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                pass
+            # The whole session: a service's worker processes must not outlive it.
+            _kill_group(child.process.pid)
+            child.process.wait()
+            if self.pid_files is not None:
+                self.pid_files.forget(name)
 
-    async def shutdown(self, drain_timeout_s: float = 60) -> None:
-        """Ingest first, so nothing new arrives; then wait until every consumer has caught up."""
-        self.stopping = True
+    async def shutdown(self, drain_timeout_s: float | None = None) -> bool:
+        """Ingest first, so nothing new arrives; then wait until every consumer has caught up.
+
+        No time limit by default: the embedded broker forgets what is left, so stopping early only moves the work to
+        the next start (publishers re-send what they published within their redelivery window). A second Ctrl-C
+        (`hurry`) stops at once. Returns whether every consumer drained.
+        """
         print("stopping ingest ...")
-        self.stop(("ingest",))
-        await self.drain(drain_timeout_s)
+        self.stop(("ingest",), timeout_s=HURRIED_STOP_S if self.hurry.is_set() else 25)
+        drained = False if self.hurry.is_set() else await self.drain(drain_timeout_s)
+        self.stopping = True
         consumers = tuple(name for name in self.children if name != "ingest")
         print(f"stopping {', '.join(consumers)} ...")
-        self.stop(consumers)
+        self.stop(consumers, timeout_s=HURRIED_STOP_S if self.hurry.is_set() else 25)
+        return drained
 
-    async def drain(self, timeout_s: float) -> None:
+    async def drain(self, timeout_s: float | None = None) -> bool:
+        """Waits until every consumer group's lag reads zero; crashed consumers are still restarted meanwhile."""
         from retain_cli.lag import total_lag
 
         groups = consumer_groups()
         bootstrap = self.env["RETAIN_KAFKA_BOOTSTRAP"]
         prefix = self.env.get("RETAIN_TOPIC_PREFIX", "")
-        deadline = time.monotonic() + timeout_s
-        while True:
+        started = time.monotonic()
+        zero_readings = 0
+        last_report = (started, -1)
+        hint_shown = False
+        while not self.hurry.is_set():
+            self.watch()
             try:
                 lag = await asyncio.wait_for(total_lag(bootstrap, prefix, groups), 10)
             except Exception as exc:
-                print(f"  cannot read consumer lag ({exc!r}); stopping anyway")
-                return
+                lag = -1
+                print(f"  cannot read consumer lag ({exc!r}); trying again")
             if lag == 0:
-                print("  every consumer has drained its lag")
-                return
-            if time.monotonic() > deadline:
-                print(f"  lag still {lag} after {timeout_s:.0f}s; stopping anyway (replay can recover it)")
-                return
-            print(f"  waiting for consumers to drain: lag {lag}")
-            await asyncio.sleep(1)
+                zero_readings += 1
+                if zero_readings >= DRAIN_ZERO_READINGS:
+                    print(f"  every consumer has drained its lag ({time.monotonic() - started:.0f}s)")
+                    return True
+            else:
+                zero_readings = 0
+            now = time.monotonic()
+            if lag > 0 and (last_report[1] < 0 or now - last_report[0] >= DRAIN_PROGRESS_EVERY_S):
+                rate = (last_report[1] - lag) / (now - last_report[0]) if last_report[1] >= 0 else 0.0
+                eta = f", about {lag / rate:.0f}s left" if rate > 0 else ""
+                print(f"  waiting for consumers to drain: lag {lag} ({rate:.0f}/s{eta})", flush=True)
+                if not hint_shown:
+                    print("  (Ctrl-C again stops now; the next start re-sends what was not consumed)", flush=True)
+                    hint_shown = True
+                last_report = (now, lag)
+            if timeout_s is not None and now - started > timeout_s:
+                print(f"  lag still {lag} after {timeout_s:.0f}s; stopping (the next start re-sends it)")
+                return False
+            try:
+                await asyncio.wait_for(self.hurry.wait(), 1.0)
+            except TimeoutError:
+                pass
+        print("  stopping without waiting for consumers (the next start re-sends what was not consumed)")
+        return False
+
+
+def _kill_group(pid: int) -> None:
+    """Children run in their own session: the group id is the child's pid, and its workers are members."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def consumer_groups() -> dict[str, tuple[str, ...]]:

@@ -44,6 +44,9 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+CONSUMER_STOP_TIMEOUT_S = 5.0
+
+
 @dataclass(frozen=True)
 class HandlerContext:
     session: AsyncSession
@@ -97,6 +100,7 @@ class ConsumerLoop:
         self.consumer_name = f"{settings.service}.{subscription.name}"
         self.group_id = qualified(settings.topic_prefix, self.consumer_name)
         self._stopping = asyncio.Event()
+        self._restart = asyncio.Event()
         self.assigned = asyncio.Event()
         self._claim_statement = (
             pg_insert(self.inbox)
@@ -111,7 +115,16 @@ class ConsumerLoop:
     def stop(self) -> None:
         self._stopping.set()
 
+    def restart(self) -> None:
+        """A new consumer after the broker restarted: the old one stalls on a broker that forgot its group."""
+        self._restart.set()
+
     async def run(self) -> None:
+        while not self._stopping.is_set():
+            self._restart.clear()
+            await self._consume_until_stopped_or_restarted()
+
+    async def _consume_until_stopped_or_restarted(self) -> None:
         topics = [qualified(self.settings.topic_prefix, t) for t in self.subscription.topics]
         consumer = AIOKafkaConsumer(
             *topics,
@@ -125,16 +138,23 @@ class ConsumerLoop:
         )
         await consumer.start()
         try:
-            while not self._stopping.is_set():
+            while not self._stopping.is_set() and not self._restart.is_set():
                 batches = await consumer.getmany(timeout_ms=200, max_records=self.settings.consumer_batch_size)
                 if consumer.assignment():
                     self.assigned.set()
                 for tp, records in batches.items():
-                    if self._stopping.is_set():
+                    if self._stopping.is_set() or self._restart.is_set():
                         break
                     await self._run_partition_batch(consumer, tp, records)
         finally:
-            await consumer.stop()
+            if self._restart.is_set():
+                # Leaving a broker that no longer knows the group can hang: give up on it after a while.
+                try:
+                    await asyncio.wait_for(consumer.stop(), CONSUMER_STOP_TIMEOUT_S)
+                except (TimeoutError, KafkaError) as exc:
+                    log.warning("abandoned a consumer of a restarted broker", extra={"error": repr(exc)})
+            else:
+                await consumer.stop()
 
     async def _run_partition_batch(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
@@ -153,6 +173,11 @@ class ConsumerLoop:
         except (CommitFailedError, IllegalStateError) as exc:
             # Partition moved to another member mid-batch; it will redeliver and the inbox dedupes.
             log.warning("offset commit failed after rebalance", extra={"error": repr(exc), "tp": str(tp)})
+            return
+        except KafkaError as exc:
+            # A restarted broker no longer knows the topic or the group; the batch is in the inbox, so what comes
+            # again is a duplicate. The service restarts this consumer once it notices the restart.
+            log.warning("offset commit failed", extra={"error": repr(exc), "tp": str(tp)})
             return
         highwater = consumer.highwater(tp)
         if highwater is not None:

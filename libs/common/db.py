@@ -42,7 +42,8 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 class MessagingTables:
-    """The inbox (processed ce_ids) and outbox (events not yet published) of one service schema."""
+    """The inbox (processed ce_ids), outbox (events not yet published) and the published events kept for redelivery
+    of one service schema."""
 
     def __init__(self, metadata: MetaData) -> None:
         self.inbox = Table(
@@ -61,4 +62,15 @@ class MessagingTables:
             Column("value", LargeBinary, nullable=False),
             Column("headers", JSONB, nullable=False),
             Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        )
+        # What the relay published, kept for the redelivery window: a broker that lost it gets it again.
+        self.outbox_sent = Table(
+            "outbox_sent",
+            metadata,
+            Column("id", BigInteger, primary_key=True, autoincrement=False),
+            Column("topic", Text, nullable=False),
+            Column("key", LargeBinary, nullable=False),
+            Column("value", LargeBinary, nullable=False),
+            Column("headers", JSONB, nullable=False),
+            Column("sent_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         )

@@ -49,6 +49,9 @@ OUTBOX_BACKLOG = Gauge(
     "retain_outbox_backlog", "Outbox rows not yet published.", ["service"], multiprocess_mode="livemax"
 )
 DEAD_LETTERED = Counter("retain_dead_lettered_total", "Messages sent to a dead-letter topic.", ["service", "topic"])
+REDELIVERED = Counter(
+    "retain_redelivered_total", "Published events re-queued for a broker that had lost them.", ["service"]
+)
 # Checked on every readiness probe and every scrape; the worst worker's view counts.
 DEPENDENCY_UP = Gauge(
     "retain_dependency_up",

@@ -109,6 +109,26 @@ def outbox_rows_kept_after_publish(schema: str) -> None:
     _create_unpublished_index(schema)
 
 
+def create_outbox_sent(schema: str) -> None:
+    """Published rows kept for the redelivery window (libs.common.outbox), apart from the outbox so that the relay's
+    scan of unpublished rows never walks over them. A new, empty table: nothing is locked."""
+    op.create_table(
+        "outbox_sent",
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("key", sa.LargeBinary, nullable=False),
+        sa.Column("value", sa.LargeBinary, nullable=False),
+        sa.Column("headers", JSONB, nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        schema=schema,
+    )
+    op.create_index("outbox_sent_sent_at", "outbox_sent", ["sent_at"], schema=schema)
+
+
+def drop_outbox_sent(schema: str) -> None:
+    op.drop_table("outbox_sent", schema=schema)
+
+
 def create_customer_aliases(schema: str) -> None:
     """The table of `libs.common.aliases.CustomerAliases`, as first created (a new, empty table: nothing is locked)."""
     op.create_table(

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 # While draining a backlog the relay loops every few milliseconds; counting the rows left each time cost the
 # database more than a gauge scraped every 15 s is worth.
 BACKLOG_REPORT_INTERVAL_S = 5.0
+PURGE_SENT_EVERY_S = 600.0
 
 
 class Outbox:
@@ -54,8 +55,8 @@ class Outbox:
 
 
 class OutboxRelay:
-    """Publishes outbox rows in id order, deleting them once acknowledged; several replicas share the work through
-    SKIP LOCKED."""
+    """Publishes outbox rows in id order, moving them to outbox_sent once acknowledged (deleting them when no
+    redelivery window is kept); several replicas share the work through SKIP LOCKED."""
 
     def __init__(
         self,
@@ -66,8 +67,12 @@ class OutboxRelay:
         service: str,
         poll_interval_s: float,
         batch_size: int,
+        redelivery_window_s: float = 0.0,
     ) -> None:
         self.table = tables.outbox
+        self.sent = tables.outbox_sent
+        self.redelivery_window_s = redelivery_window_s
+        self._purged_at = -PURGE_SENT_EVERY_S
         self.sessions = sessions
         self.publisher = publisher
         self.service = service
@@ -78,10 +83,25 @@ class OutboxRelay:
         table = self.table
         # Rows leave the table as they are claimed; the transaction stays open until the broker acknowledged
         # them, so a failed publish rolls the delete back and the rows are claimed again.
-        self._claim = text(
+        claim = (
             f"DELETE FROM {table.fullname} WHERE id IN (SELECT id FROM {table.fullname} ORDER BY id "
             "LIMIT :limit FOR UPDATE SKIP LOCKED) RETURNING id, topic, key, value, headers"
-        ).columns(table.c.id, table.c.topic, table.c.key, table.c.value, table.c.headers)
+        )
+        if redelivery_window_s > 0:
+            # The claimed rows move to outbox_sent in the same statement: committed only with the acknowledgement.
+            claim = (
+                f"WITH claimed AS ({claim}), kept AS (INSERT INTO {self.sent.fullname} "
+                "(id, topic, key, value, headers) SELECT id, topic, key, value, headers FROM claimed) "
+                "SELECT id, topic, key, value, headers FROM claimed"
+            )
+        self._claim = text(claim).columns(table.c.id, table.c.topic, table.c.key, table.c.value, table.c.headers)
+        # Back into the outbox under their own ids, so the relay publishes them again in their first order.
+        self._rearm = text(
+            f"WITH moved AS (DELETE FROM {self.sent.fullname} WHERE sent_at >= now() - make_interval(secs => :window) "
+            f"RETURNING id, topic, key, value, headers) INSERT INTO {table.fullname} (id, topic, key, value, headers) "
+            "SELECT id, topic, key, value, headers FROM moved ORDER BY id"
+        )
+        self._purge = text(f"DELETE FROM {self.sent.fullname} WHERE sent_at < now() - make_interval(secs => :window)")
 
     def stop(self) -> None:
         self._stopping.set()
@@ -109,7 +129,29 @@ class OutboxRelay:
         except TimeoutError:
             pass
 
+    async def redeliver(self) -> int:
+        """Re-queues what was published within the redelivery window (the broker lost it); returns how many."""
+        if self.redelivery_window_s <= 0:
+            return 0
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(self._rearm, {"window": self.redelivery_window_s})
+        count = int(getattr(result, "rowcount", 0) or 0)
+        if count:
+            log.info("re-queued published events for a broker that lost them", extra={"count": count})
+        return count
+
+    async def purge_sent(self) -> int:
+        """Forgets published rows older than the redelivery window."""
+        if self.redelivery_window_s <= 0:
+            return 0
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(self._purge, {"window": self.redelivery_window_s})
+        self._purged_at = time.monotonic()
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def relay_once(self) -> int:
+        if time.monotonic() - self._purged_at >= PURGE_SENT_EVERY_S:
+            await self.purge_sent()
         async with self.sessions() as session, session.begin():
             # DELETE … RETURNING has no order of its own; publish in id order.
             rows = sorted((await session.execute(self._claim, {"limit": self.batch_size})).all(), key=attrgetter("id"))

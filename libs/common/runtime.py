@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.common import metrics
+from libs.common.broker_memory import broker_remembers, remember
 from libs.common.consumer import ConsumerLoop, Subscription
 from libs.common.db import MessagingTables, create_engine, session_factory
 from libs.common.kafka import Publisher, ensure_topics, ping
@@ -32,6 +33,8 @@ from libs.common.settings import Settings
 log = logging.getLogger(__name__)
 
 BackgroundTask = Callable[["Runtime"], Awaitable[None]]
+# Re-queues what a service published within its redelivery window; returns how many events.
+Redelivery = Callable[["Runtime"], Awaitable[int]]
 
 
 # Services keep many long-lived objects (the profile cache holds tens of thousands of parsed documents) and
@@ -74,6 +77,8 @@ class ServiceDefinition:
     openapi_tags: list[dict[str, Any]] = field(default_factory=list)
     # Net allocations that trigger a young-generation collection (see YOUNG_GC_THRESHOLD).
     young_gc_threshold: int = YOUNG_GC_THRESHOLD
+    # What the service re-sends to a broker that lost it; None: its shared outbox's published rows.
+    redeliver: Redelivery | None = None
 
 
 class Runtime:
@@ -95,8 +100,10 @@ class Runtime:
             service=settings.service,
             poll_interval_s=settings.outbox_poll_interval_s,
             batch_size=settings.outbox_batch_size,
+            redelivery_window_s=settings.redelivery_window_s,
         )
         self.broker_connected = asyncio.Event()
+        self._recovery = asyncio.Lock()
         # Consumers and the relay stop at a batch boundary when asked; background tasks are cancelled.
         self._graceful: list[asyncio.Task[None]] = []
         self._cancellable: list[asyncio.Task[None]] = []
@@ -121,13 +128,71 @@ class Runtime:
                 self._rebind_publisher()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
+        await self.redeliver_if_forgotten(retry=True)
         self.broker_connected.set()
+        self._spawn(self._watch_broker(), "broker-watch", graceful=False)
         if self.definition.uses_shared_outbox:
             self._spawn(self.relay.run(), "outbox-relay")
         for loop in self.consumers:
             self._spawn(loop.run(), f"consumer-{loop.consumer_name}")
         for task in self.definition.background:
             self._spawn(task(self), getattr(task, "__name__", "background"), graceful=False)
+
+    async def redeliver_if_forgotten(self, *, retry: bool = False) -> bool:
+        """Re-sends what this service published within its window when the broker does not know the service.
+
+        One check at a time in a process: the watch and a relay noticing the same restart re-send once. Without
+        `retry` a broker that cannot be asked raises.
+        """
+        async with self._recovery:
+            while True:
+                try:
+                    remembered = await broker_remembers(self.settings)
+                    break
+                except Exception as exc:
+                    if not retry:
+                        raise
+                    log.warning("cannot ask the broker what it remembers; retrying", extra={"error": repr(exc)})
+                    await asyncio.sleep(1.0)
+            if remembered:
+                return False
+            count = await self.redeliver()
+            log.warning(
+                "the broker does not know this service (new or restarted): re-sending what it published",
+                extra={"count": count, "window_s": self.settings.redelivery_window_s},
+            )
+            metrics.REDELIVERED.labels(self.settings.service).inc(count)
+            await remember(self.settings)
+        if self.broker_connected.is_set():
+            # Consumers already running on the old broker stall: each gets a fresh client.
+            for loop in self.consumers:
+                loop.restart()
+        return True
+
+    async def redeliver(self) -> int:
+        if self.definition.redeliver is not None:
+            return await self.definition.redeliver(self)
+        if self.definition.uses_shared_outbox:
+            return await self.relay.redeliver()
+        return 0
+
+    async def _watch_broker(self) -> None:
+        """A broker restarted under running clients loses topics, groups and messages, and consumers stall: recreate
+        the topics, re-send, and give every consumer a fresh client."""
+        while True:
+            await asyncio.sleep(self.settings.broker_watch_interval_s)
+            try:
+                remembered = await broker_remembers(self.settings)
+            except Exception:
+                continue  # down: nothing to decide until it answers
+            if remembered:
+                continue
+            log.warning("the broker restarted and lost its data: recovering")
+            try:
+                await ensure_topics(self.settings)
+                await self.redeliver_if_forgotten()
+            except Exception:
+                log.warning("recovery from a broker restart failed; retrying", exc_info=True)
 
     def _rebind_publisher(self) -> None:
         self.relay.publisher = self.publisher

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     consumer_retry_backoff_s: float = 0.2
     outbox_poll_interval_s: float = 0.05
     outbox_batch_size: int = 1000
+    # Publishers keep what they published this long, and re-send it to a broker that has lost it (the embedded
+    # broker keeps messages in memory only): consumers dedupe on ce_id, so re-sending is safe. 0 keeps nothing.
+    redelivery_window_s: float = Field(default=7 * 24 * 3600, ge=0)
+    # How often a running service checks that the broker still knows it (a restarted broker has forgotten).
+    broker_watch_interval_s: float = Field(default=2.0, gt=0)
     migrate_on_start: bool = True
 
     # Unsubscribe links: campaign signs one into every marketing message, ingest's preference page verifies it,

@@ -19,6 +19,7 @@ from services.campaign.entrypoints import outcomes
 from services.campaign.entrypoints.api import router
 from services.campaign.handlers.deps import CampaignDeps
 from services.campaign.handlers.events import CampaignHandlers
+from services.campaign.handlers.kpi_alerts import kpi_alert_subscription
 from services.campaign.handlers.scheduler import Scheduler
 from services.campaign.handlers.sender import Sender
 from services.campaign.settings import CampaignSettings
@@ -71,7 +72,7 @@ def definition(deps: CampaignDeps, channels: Channels) -> ServiceDefinition:
         description="Triggered coupons, alerts and messages, each sent exactly once.",
         migrations_dir=MIGRATIONS,
         tables=messaging,
-        subscriptions=subscriptions(handlers),
+        subscriptions=[*subscriptions(handlers), kpi_alert_subscription(deps)],
         routers=[router, outcomes.router],
         background=[sender, scheduler],
     )

@@ -25,7 +25,7 @@ from services.ingest.entrypoints import api, imports, openapi, preferences
 from services.ingest.entrypoints.fast import SingleEventFastPath
 from services.ingest.handlers.erasure import on_customer_erased, scrub_forever
 from services.ingest.handlers.group_commit import GroupCommitter
-from services.ingest.handlers.relay import relay_forever
+from services.ingest.handlers.relay import redeliver, relay_forever
 from services.ingest.settings import IngestSettings
 
 DEFINITION = ServiceDefinition(
@@ -42,6 +42,8 @@ DEFINITION = ServiceDefinition(
     background=[scrub_forever],
     ready_without_broker=True,
     uses_shared_outbox=False,
+    # Its event log is its outbox, and keeps every event (the replay source).
+    redeliver=redeliver,
     streamed_paths=frozenset({imports.IMPORTS_PATH}),
 )
 

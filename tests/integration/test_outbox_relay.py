@@ -125,3 +125,35 @@ async def test_rows_stay_in_the_outbox_when_the_broker_does_not_take_them(isolat
     assert await rig.outbox_rows() == 0
     published = await read_all(isolated, isolated.prefix + PROFILE_CHANGES, len(events))
     assert [headers["ce_id"].decode() for _, _, headers in published] == [event.id for event in events]
+
+
+async def test_published_rows_are_kept_and_re_sent_in_their_first_order_under_the_same_ids(
+    isolated: Isolation, rig: RelayRig
+) -> None:
+    relay = OutboxRelay(
+        tables,
+        rig.sessions,
+        rig.relay.publisher,
+        service="relaytest",
+        poll_interval_s=0.1,
+        batch_size=500,
+        redelivery_window_s=3600,
+    )
+    first = [CloudEvent(f"a{n}", "t", "profile.updated", "c-1", datetime.now(UTC), {"n": n}) for n in range(4)]
+    async with rig.sessions() as session, session.begin():
+        await rig.outbox.add(session, PROFILE_CHANGES, *first)
+    assert await relay.relay_once() == len(first)
+    assert await rig.outbox_rows() == 0
+    async with rig.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(tables.outbox_sent)) == len(first)
+
+    # Written while the broker was away: must go out after the re-sent ones, as it was written after them.
+    later = CloudEvent("b0", "t", "profile.updated", "c-1", datetime.now(UTC), {})
+    async with rig.sessions() as session, session.begin():
+        await rig.outbox.add(session, PROFILE_CHANGES, later)
+    assert await relay.redeliver() == len(first)
+    assert await relay.relay_once() == len(first) + 1
+    published = await read_all(isolated, isolated.prefix + PROFILE_CHANGES, 2 * len(first) + 1)
+    ids = [headers["ce_id"].decode() for _, _, headers in published]
+    assert ids == [e.id for e in first] + [e.id for e in first] + [later.id]
+    assert await relay.purge_sent() == 0  # all within the window

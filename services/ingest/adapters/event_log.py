@@ -147,6 +147,21 @@ async def purge_older_than(conn: asyncpg.Connection, days: float) -> int:
     return int(status.split()[-1])
 
 
+async def mark_unpublished_since(conn: asyncpg.Connection, window_s: float) -> int:
+    """Every published event received within the window goes back to the relay; returns how many.
+
+    As replay does, never an erased customer's event from before the erasure.
+    """
+    status = await conn.execute(
+        "UPDATE ingest.event_log SET published = false "
+        "WHERE published AND received_at >= now() - make_interval(secs => $1) "
+        "AND NOT EXISTS (SELECT 1 FROM ingest.customer_erasures e "
+        "WHERE e.customer_id = event_log.customer_id AND event_log.event_time <= e.erased_at)",
+        window_s,
+    )
+    return int(status.split()[-1])
+
+
 async def events_between(
     conn: asyncpg.Connection, start: datetime, end: datetime, types: Sequence[str] | None, chunk: int
 ) -> AsyncIterator[list[EventRecord]]:

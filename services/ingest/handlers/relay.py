@@ -11,8 +11,11 @@ import asyncio
 import logging
 import time
 
+import asyncpg
+
 from libs.common import metrics as common_metrics
 from libs.common.kafka import ensure_topics, ping
+from libs.common.runtime import Runtime
 from services.ingest.adapters import event_log
 from services.ingest.adapters.broker import publish_records
 from services.ingest.adapters.records import EventRecord
@@ -30,6 +33,9 @@ async def drain_once(ctx: IngestContext) -> int:
     """Publishes one batch of unpublished events; returns how many the broker acknowledged."""
     if not ctx.publisher.started:
         return 0
+    if ctx.circuit.is_open and await ping(ctx.publisher):
+        # Back from an outage: if the broker restarted empty, what it had joins the backlog before anything is sent.
+        await ctx.runtime.redeliver_if_forgotten()
     async with ctx.pool.acquire() as conn, conn.transaction():
         records = await event_log.claim_unpublished(conn, ctx.settings.ingest_relay_batch_size)
         if not records:
@@ -91,12 +97,26 @@ async def purge(ctx: IngestContext) -> None:
     days = ctx.settings.ingest_event_log_retention_days
     if days is None:
         return
-    # Never shorter than the dedupe window: a purged id would be accepted again as new.
-    keep_days = max(days, ctx.settings.ingest_dedupe_window_s / 86400)
+    # Never shorter than the dedupe window (a purged id would be accepted again as new), nor than the redelivery
+    # window (a broker that lost the events gets them from here).
+    keep_days = max(days, ctx.settings.ingest_dedupe_window_s / 86400, ctx.settings.redelivery_window_s / 86400)
     async with ctx.pool.acquire() as conn:
         removed = await event_log.purge_older_than(conn, keep_days)
     if removed:
         log.info("purged old event log rows", extra={"count": removed})
+
+
+async def redeliver(runtime: Runtime) -> int:
+    """Marks the events published within the redelivery window unpublished again, for a broker that lost them:
+    the relay then publishes them in the order they were received (consumers dedupe on ce_id)."""
+    window_s = runtime.settings.redelivery_window_s
+    if window_s <= 0:
+        return 0
+    conn = await asyncpg.connect(event_log.asyncpg_dsn(runtime.settings.database_url))
+    try:
+        return await event_log.mark_unpublished_since(conn, window_s)
+    finally:
+        await conn.close()
 
 
 async def relay_forever(ctx: IngestContext) -> None:

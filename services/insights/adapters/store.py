@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import date, datetime
 from decimal import Decimal
@@ -134,31 +134,57 @@ async def write_purchases(session: AsyncSession, purchases: Sequence[Purchase]) 
     )
 
 
-async def rederive_customers(session: AsyncSession, customer_ids: Sequence[str]) -> dict[str, list[date]]:
-    """Rebuilds the purchase days and first purchase of these customers from their orders.
+_REDERIVE_DAYS_SQL = """
+INSERT INTO insights.customer_days (customer_id, day, amount, orders, prev_day)
+SELECT g.customer_id, g.day, g.amount, g.orders, coalesce(
+    lag(g.day) OVER (PARTITION BY g.customer_id ORDER BY g.day),
+    (SELECT max(k.day) FROM insights.customer_days k WHERE k.customer_id = g.customer_id AND k.day < g.since)
+)
+FROM (
+    SELECT p.customer_id, p.day, sum(p.amount) AS amount, count(*) AS orders, u.since
+    FROM unnest(CAST(:ids AS text[]), CAST(:since AS date[])) AS u(customer_id, since)
+    JOIN insights.purchases p ON p.customer_id = u.customer_id AND p.day >= u.since
+    GROUP BY p.customer_id, p.day, u.since
+) g
+RETURNING customer_id, day
+"""
 
-    Returns every day each customer had before or has now: the periods holding them may have changed.
+_REDERIVE_FIRST_DAYS_SQL = """
+INSERT INTO insights.customers (customer_id, first_day)
+SELECT u.customer_id, f.first_day FROM unnest(CAST(:ids AS text[])) AS u(customer_id)
+CROSS JOIN LATERAL (SELECT min(day) AS first_day FROM insights.purchases p WHERE p.customer_id = u.customer_id) f
+WHERE f.first_day IS NOT NULL
+ON CONFLICT (customer_id) DO UPDATE SET first_day = excluded.first_day
+"""
+
+
+async def rederive_customers(session: AsyncSession, since: Mapping[str, date]) -> dict[str, list[date]]:
+    """Rebuilds the purchase days of these customers from `since[customer]` on, and their first purchase day.
+
+    Days before `since` are unchanged and kept (the first rebuilt day takes its previous day from them), so a
+    purchase today costs today's rows, not the customer's history. Returns every day from `since` on that each
+    customer had before or has now: the periods holding them may have changed.
     """
-    ids = sorted(set(customer_ids))
-    params = {"ids": ids}
+    ordered = sorted(since.items())
+    params = {"ids": [customer for customer, _ in ordered], "since": [day for _, day in ordered]}
     days: dict[str, list[date]] = {}
     for statement in (
-        "DELETE FROM insights.customer_days WHERE customer_id = ANY(CAST(:ids AS text[])) RETURNING customer_id, day",
-        "INSERT INTO insights.customer_days (customer_id, day, amount, orders, prev_day) "
-        "SELECT customer_id, day, sum(amount), count(*), lag(day) OVER (PARTITION BY customer_id ORDER BY day) "
-        "FROM insights.purchases WHERE customer_id = ANY(CAST(:ids AS text[])) GROUP BY customer_id, day "
-        "RETURNING customer_id, day",
+        "DELETE FROM insights.customer_days d USING unnest(CAST(:ids AS text[]), CAST(:since AS date[])) "
+        "AS u(customer_id, since) WHERE d.customer_id = u.customer_id AND d.day >= u.since "
+        "RETURNING d.customer_id, d.day",
+        _REDERIVE_DAYS_SQL,
     ):
         for row in await session.execute(text(statement), params):
             days.setdefault(row.customer_id, []).append(row.day)
-    await session.execute(text("DELETE FROM insights.customers WHERE customer_id = ANY(CAST(:ids AS text[]))"), params)
     await session.execute(
         text(
-            "INSERT INTO insights.customers (customer_id, first_day) SELECT customer_id, min(day) "
-            "FROM insights.purchases WHERE customer_id = ANY(CAST(:ids AS text[])) GROUP BY customer_id"
+            "DELETE FROM insights.customers c USING unnest(CAST(:ids AS text[])) AS u(customer_id) "
+            "WHERE c.customer_id = u.customer_id "
+            "AND NOT EXISTS (SELECT 1 FROM insights.purchases p WHERE p.customer_id = u.customer_id)"
         ),
-        params,
+        {"ids": params["ids"]},
     )
+    await session.execute(text(_REDERIVE_FIRST_DAYS_SQL), {"ids": params["ids"]})
     return days
 
 
@@ -279,15 +305,22 @@ async def clear_dirty(session: AsyncSession, grain: Grain, start: date, mark: st
 
 # -- a period's figures -------------------------------------------------------------------------------------------
 
-_CUSTOMERS_SQL = """
-WITH cur AS (
+# The period's active customers, with their revenue in it and their first purchase day: computed once per recompute
+# and read by the KPI, score and cohort statements of the same transaction.
+_PERIOD_CUSTOMERS_SQL = """
+CREATE TEMPORARY TABLE period_customers ON COMMIT DROP AS
+SELECT d.customer_id, d.revenue, c.first_day FROM (
     SELECT customer_id, sum(amount) AS revenue FROM insights.customer_days
     WHERE day >= :start AND day < :end GROUP BY customer_id
-), prev AS (
+) d JOIN insights.customers c USING (customer_id)
+"""
+
+_CUSTOMERS_SQL = """
+WITH prev AS (
     SELECT DISTINCT customer_id FROM insights.customer_days WHERE day >= :prev_start AND day < :start
 ), joined AS (
-    SELECT cur.revenue, c.first_day >= :start AS is_new, prev.customer_id IS NOT NULL AS was_active
-    FROM cur JOIN insights.customers c USING (customer_id) LEFT JOIN prev USING (customer_id)
+    SELECT cur.revenue, cur.first_day >= :start AS is_new, prev.customer_id IS NOT NULL AS was_active
+    FROM period_customers cur LEFT JOIN prev USING (customer_id)
 )
 SELECT (SELECT count(*) FROM prev) AS active_start, count(*) AS active_end,
        count(*) FILTER (WHERE is_new) AS new, count(*) FILTER (WHERE was_active) AS retained,
@@ -303,10 +336,8 @@ FROM insights.customer_days WHERE day >= :start AND day < :end AND prev_day IS N
 
 # The tier and CLV each active customer had at the end of the period: their last score before it.
 _SCORES_SQL = """
-WITH cur AS (
-    SELECT DISTINCT customer_id FROM insights.customer_days WHERE day >= :start AND day < :end
-), latest AS (
-    SELECT coalesce(s.tier, 'unscored') AS tier, s.clv FROM cur LEFT JOIN LATERAL (
+WITH latest AS (
+    SELECT coalesce(s.tier, 'unscored') AS tier, s.clv FROM period_customers cur LEFT JOIN LATERAL (
         SELECT tier, clv FROM insights.scores
         WHERE scores.customer_id = cur.customer_id AND scores.scored_at < :end_at
         ORDER BY scored_at DESC, event_id DESC LIMIT 1
@@ -328,19 +359,19 @@ FROM insights.survey_scores WHERE answered_at >= :start_at AND answered_at < :en
 
 _COHORT_COLUMN_SQL = """
 INSERT INTO insights.cohort_cells (grain, cohort_start, period_start, active, revenue)
-SELECT :grain, CAST(date_trunc(:grain, CAST(c.first_day AS timestamp)) AS date), :start, count(*), sum(cur.revenue)
-FROM (
-    SELECT customer_id, sum(amount) AS revenue FROM insights.customer_days
-    WHERE day >= :start AND day < :end GROUP BY customer_id
-) cur JOIN insights.customers c USING (customer_id)
-GROUP BY 2
+SELECT :grain, CAST(date_trunc(:grain, CAST(first_day AS timestamp)) AS date), :start, count(*), sum(revenue)
+FROM period_customers GROUP BY 2
 """
 
 
 async def compute_period(session: AsyncSession, grain: Grain, start: date) -> PeriodCounts:
     end = period_end(start, grain)
     bounds = {"start": start, "end": end}
-    customers = (await session.execute(text(_CUSTOMERS_SQL), {**bounds, "prev_start": shift(start, grain, -1)})).one()
+    await session.execute(text("DROP TABLE IF EXISTS period_customers"))
+    await session.execute(text(_PERIOD_CUSTOMERS_SQL), bounds)
+    await session.execute(text("ANALYZE period_customers"))
+    prev_start = shift(start, grain, -1)
+    customers = (await session.execute(text(_CUSTOMERS_SQL), {**bounds, "prev_start": prev_start})).one()
     gaps = (await session.execute(text(_GAPS_SQL), bounds)).one()
     by_tier: dict[str, int] = {}
     clv_mean: float | None = None
@@ -374,7 +405,8 @@ async def compute_period(session: AsyncSession, grain: Grain, start: date) -> Pe
 
 
 async def write_period(session: AsyncSession, grain: Grain, start: date, counts: PeriodCounts, now: datetime) -> None:
-    """Stores a period's figures and recomputes its column of the cohort table."""
+    """Stores a period's figures and recomputes its column of the cohort table (after `compute_period`, in the
+    same transaction)."""
     await session.execute(
         text(
             "INSERT INTO insights.period_figures (grain, period_start, counts, computed_at, anomalies_checked) "
@@ -383,7 +415,7 @@ async def write_period(session: AsyncSession, grain: Grain, start: date, counts:
         ),
         {"g": grain.value, "s": start, "counts": counts_json(counts), "now": now},
     )
-    bounds = {"grain": grain.value, "start": start, "end": period_end(start, grain)}
+    bounds = {"grain": grain.value, "start": start}
     await session.execute(
         text("DELETE FROM insights.cohort_cells WHERE grain = :grain AND period_start = :start"), bounds
     )

@@ -38,7 +38,7 @@ purchases = Table(
     Column("day", Date, nullable=False),
     Column("amount", Numeric, nullable=False),
     Column("event_id", Text, nullable=False),
-    Index("purchases_customer", "customer_id"),
+    Index("purchases_customer_day", "customer_id", "day"),
 )
 
 customer_days = Table(

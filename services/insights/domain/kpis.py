@@ -6,6 +6,7 @@ E = active in this one, N = first purchase in this one, `retained` = active in b
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -99,7 +100,11 @@ class Anomaly:
 
 
 def anomalies(
-    current: dict[str, object], previous: list[dict[str, object]], *, baseline_periods: int, threshold: float
+    current: Mapping[str, object],
+    previous: Sequence[Mapping[str, object]],
+    *,
+    baseline_periods: int,
+    threshold: float,
 ) -> list[Anomaly]:
     """KPIs of `current` that deviate from the mean of the last `baseline_periods` of `previous` (oldest first)
     by `threshold` or more in either direction. A KPI lacking a value in any of those periods, or whose baseline

@@ -78,7 +78,7 @@ async def on_purchases(ctx: HandlerContext, events: Sequence[CloudEvent]) -> Non
             changes.append((replaced.customer_id, replaced.day))
         for customer, day in changes:
             since[customer] = min(day, since.get(customer, day))
-    days = await store.rederive_customers(ctx.session, list(since))
+    days = await store.rederive_customers(ctx.session, since)
     dirty: set[DirtyPeriod] = set()
     for customer, first_changed in since.items():
         dirty |= periods_touched(days.get(customer, ()), since=first_changed)

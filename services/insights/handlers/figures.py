@@ -15,9 +15,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.clock import as_of, wall_clock
-from libs.common.envelope import derived_event
+from libs.common.contracts import KpiAnomaly, derived
 from libs.common.outbox import Outbox
-from libs.common.topics import INSIGHTS_EVENTS
 from services.insights import metrics
 from services.insights.adapters import store
 from services.insights.domain.kpis import SCALAR_KPIS, anomalies, kpis
@@ -138,7 +137,8 @@ class Figures:
             for start in closed:
                 baseline_start = shift(start, grain, -n)
                 previous = []
-                if baseline_start >= earliest:
+                # The first period counted is no baseline: everyone in it is new only because counting began there.
+                if baseline_start > earliest:
                     figures = await self.ensure(grain, baseline_start, shift(start, grain, -1))
                     previous = [kpis(figures[s]) for s in sorted(figures)]
                 raised += await self._check_period(grain, start, previous, moment)
@@ -159,27 +159,26 @@ class Figures:
                 threshold=self.settings.insights_anomaly_threshold,
             )
             for anomaly in found:
-                event = derived_event(
+                topic, event = derived(
+                    KpiAnomaly(
+                        kpi=anomaly.kpi,
+                        period=grain.value,
+                        period_start=start,
+                        period_label=label(start, grain),
+                        value=anomaly.value,
+                        baseline=anomaly.baseline,
+                        deviation=anomaly.deviation,
+                        baseline_periods=self.settings.insights_anomaly_baseline_periods,
+                        threshold=self.settings.insights_anomaly_threshold,
+                    ),
                     cause=f"{grain.value}:{start.isoformat()}:{anomaly.kpi}",
                     source=SOURCE,
-                    type="kpi.anomaly",
                     subject=anomaly.kpi,
                     time=midnight(period_end(start, grain)),
-                    data={
-                        "kpi": anomaly.kpi,
-                        "period": grain.value,
-                        "period_start": start.isoformat(),
-                        "period_label": label(start, grain),
-                        "value": anomaly.value,
-                        "baseline": anomaly.baseline,
-                        "deviation": anomaly.deviation,
-                        "baseline_periods": self.settings.insights_anomaly_baseline_periods,
-                        "threshold": self.settings.insights_anomaly_threshold,
-                    },
                 )
                 values = (anomaly.value, anomaly.baseline, anomaly.deviation)
                 if await store.record_anomaly(session, grain, start, anomaly.kpi, values, event.id, wall_clock()):
-                    await self.outbox.add(session, INSIGHTS_EVENTS, event)
+                    await self.outbox.add(session, topic, event)
                     metrics.KPI_ANOMALIES.labels(anomaly.kpi, grain.value).inc()
                     raised += 1
             await store.mark_checked(session, grain, start)

@@ -1,0 +1,16 @@
+"""Published outbox rows are kept for the redelivery window (see libs.common.migrations.create_outbox_sent)."""
+
+from libs.common.migrations import create_outbox_sent, drop_outbox_sent
+
+revision = "profile_0006"
+down_revision = "profile_0005"
+
+SCHEMA = "profile"
+
+
+def upgrade() -> None:
+    create_outbox_sent(SCHEMA)
+
+
+def downgrade() -> None:
+    drop_outbox_sent(SCHEMA)
