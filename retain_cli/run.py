@@ -100,6 +100,22 @@ def platform_env(data_dir: Path, embedded: Embedded, pid_files: PidFiles) -> tup
     return env, key
 
 
+def restart_broker_if_dead(embedded: Embedded, pid_files: PidFiles, data_dir: Path) -> None:
+    """The embedded broker crashed or was killed: a new one on the same port. It starts empty; every service notices
+    its marker topic gone and re-sends what it published within its redelivery window."""
+    broker = embedded.broker
+    if broker is None or broker.process.poll() is None:
+        return
+    port = int(broker.bootstrap.rsplit(":", 1)[1])
+    print(f"  broker exited with code {broker.process.returncode}; starting it again (the services re-send)")
+    try:
+        embedded.broker = start_broker(port, data_dir / "logs" / "broker.log")
+    except RuntimeError as exc:
+        print(f"  cannot restart the broker ({exc}); trying again", file=sys.stderr)
+        return
+    pid_files.record("broker", embedded.broker.process.pid)
+
+
 def stop_earlier_run(pid_files: PidFiles) -> None:
     """A broker or service of an earlier run of this data directory (its supervisor was killed) holds our ports."""
     for stale in pid_files.stop_stale():
@@ -158,6 +174,7 @@ async def run(data_dir: Path) -> int:
             print(f"logs: {data_dir / 'logs'}   Ctrl-C stops everything\n", flush=True)
         while not stop.is_set():
             supervisor.watch()
+            restart_broker_if_dead(embedded, pid_files, data_dir)
             try:
                 await asyncio.wait_for(stop.wait(), 0.5)
             except TimeoutError:

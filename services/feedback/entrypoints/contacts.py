@@ -49,18 +49,4 @@ async def post_contact(
 async def list_contacts(
     customer_id: Identifier, session: Session, _: Reader, limit: Annotated[int, Query(ge=1, le=200)] = 20
 ) -> dict[str, Any]:
-    contacted = await contacts_of(session, customer_id, limit)
-    return {
-        "customer_id": customer_id,
-        "items": [
-            {
-                "contact_id": contact.contact_key,
-                "contacted_by": contact.contacted_by,
-                "channel": contact.channel,
-                "outcome": contact.outcome,
-                "note": contact.note,
-                "contacted_at": contact.contacted_at.isoformat(),
-            }
-            for contact in contacted
-        ],
-    }
+    return {"customer_id": customer_id, "items": await contacts_of(session, customer_id, limit)}

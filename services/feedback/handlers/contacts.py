@@ -55,22 +55,17 @@ async def record_contact(deps: FeedbackDeps, session: AsyncSession, outbox: Outb
     return True
 
 
-async def contacts_of(session: AsyncSession, customer_id: str, limit: int) -> list[Contacted]:
-    """The newest `limit` contacts recorded under the customer id."""
+async def contacts_of(session: AsyncSession, customer_id: str, limit: int) -> list[dict[str, object]]:
+    """A customer's contacts, newest first, as the API shows them."""
     rows = await contacts_repo.contacts_of(session, customer_id, limit)
     return [
-        Contacted(
-            row["contact_key"], row["contacted_by"], row["channel"], row["outcome"], row["note"], row["contacted_at"]
-        )
+        {
+            "contact_id": row["contact_key"],
+            "contacted_by": row["contacted_by"],
+            "channel": row["channel"],
+            "outcome": row["outcome"],
+            "note": row["note"],
+            "contacted_at": row["contacted_at"].isoformat(),
+        }
         for row in rows
     ]
-
-
-@dataclass(frozen=True)
-class Contacted:
-    contact_key: str
-    contacted_by: str
-    channel: str
-    outcome: str
-    note: str | None
-    contacted_at: datetime
