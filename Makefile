@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test test-faults test-browser lint bench bench-ingest bench-profile bench-scoring bench-kpis clean
+.PHONY: install run test test-faults test-browser lint bench bench-ingest bench-profile bench-scoring bench-kpis bench-pipeline clean
 
 # requirements-dev.lock includes the runtime lock (requirements.lock) and adds test and lint tools; the image installs
 # the runtime lock only.
@@ -53,6 +53,10 @@ bench-profile: install
 
 bench-scoring: install
 	$(BIN)/python -m bench.bench_scoring
+
+# The whole pipeline against ingest: CDNOW catch-up, then a steady 1,000 events/s for 60 s.
+bench-pipeline: install
+	$(BIN)/python -u -m bench.bench_pipeline $(ARGS)
 
 # 1M customers and 10M purchases by default; `make bench-kpis ARGS="--customers 100000 --purchases 1000000"`.
 bench-kpis: install

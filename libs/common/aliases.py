@@ -9,7 +9,24 @@ joined id (that part is the service's own).
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, MetaData, Table, Text, delete, func, select, update
+from collections.abc import Collection
+
+from sqlalchemy import (
+    ARRAY,
+    Column,
+    Index,
+    MetaData,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    column,
+    delete,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +52,14 @@ def joined_ids(event: CloudEvent) -> tuple[str, str] | None:
 class CustomerAliases:
     """The `customer_aliases` table in a service's schema (created by `migrations.create_customer_aliases`)."""
 
+    _key = func.hashtext(column("ids"))
+    _keys = (
+        select(_key.label("key")).select_from(func.unnest(bindparam("ids", type_=ARRAY(Text))).alias("ids")).distinct()
+    )
+    _lock_many = select(
+        func.count(func.pg_advisory_xact_lock(_CUSTOMER_LOCK_CLASS, literal_column("key")))
+    ).select_from(_keys.order_by("key").subquery())
+
     def __init__(self, metadata: MetaData) -> None:
         self.table = Table(
             "customer_aliases",
@@ -59,13 +84,33 @@ class CustomerAliases:
         await self._lock(session, customer_id)
         return await self.resolve(session, customer_id)
 
+    async def resolve_many(self, session: AsyncSession, customer_ids: Collection[str]) -> dict[str, str]:
+        """`resolve` of each id in one round trip."""
+        found = await session.execute(
+            select(self.table.c.alias_id, self.table.c.customer_id).where(
+                self.table.c.alias_id == any_(bindparam(None, sorted(customer_ids), type_=ARRAY(Text)))
+            )
+        )
+        targets: dict[str, str] = {alias: customer for alias, customer in found.all()}
+        return {customer_id: targets.get(customer_id, customer_id) for customer_id in customer_ids}
+
+    async def lock_many(self, session: AsyncSession, customer_ids: Collection[str]) -> None:
+        """The ids' locks (those `lock_and_resolve` takes) in one statement, in ascending lock-key order.
+
+        A batch that takes many customers' locks one by one in its own order deadlocks with a batch taking an
+        overlapping set in another order; one global order (the lock key itself, so ids sharing a key are one
+        lock) cannot form a cycle.
+        """
+        if customer_ids:
+            await session.execute(self._lock_many, {"ids": sorted(set(customer_ids))})
+
     async def join(self, session: AsyncSession, from_id: str, into_id: str) -> str:
         """Records that `from_id` is `into_id` (resolved further if that was joined too); returns the customer.
 
         Holds both ids' locks until the transaction ends, for the caller to move its rows under.
         """
+        await self.lock_many(session, (from_id, into_id))
         into_id = await self.lock_and_resolve(session, into_id)
-        await self._lock(session, from_id)
         if from_id == into_id:
             return into_id
         await session.execute(

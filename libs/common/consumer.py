@@ -15,8 +15,9 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from sqlalchemy import ARRAY, Text, bindparam, func, literal, select
 from sqlalchemy import exc as sa_exc
@@ -80,6 +81,20 @@ class Subscription:
     event_types: frozenset[str] | None = None
 
 
+class _MembershipListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Sets `joined` once the group has given this member its share, even an empty one (more members than
+    partitions): from then on the consumer reads what arrives."""
+
+    def __init__(self, joined: asyncio.Event) -> None:
+        self.joined = joined
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        self.joined.set()
+
+
 class ConsumerLoop:
     def __init__(
         self,
@@ -102,6 +117,9 @@ class ConsumerLoop:
         self._stopping = asyncio.Event()
         self._restart = asyncio.Event()
         self.assigned = asyncio.Event()
+        # A member of its group with its partitions assigned: what readiness waits for.
+        self.joined = asyncio.Event()
+        self._live_clock = settings.clock_mode == "live"
         self._claim_statement = (
             pg_insert(self.inbox)
             .from_select(
@@ -127,7 +145,6 @@ class ConsumerLoop:
     async def _consume_until_stopped_or_restarted(self) -> None:
         topics = [qualified(self.settings.topic_prefix, t) for t in self.subscription.topics]
         consumer = AIOKafkaConsumer(
-            *topics,
             **client_options(self.settings),
             group_id=self.group_id,
             enable_auto_commit=False,
@@ -136,6 +153,7 @@ class ConsumerLoop:
             session_timeout_ms=self.settings.consumer_session_timeout_ms,
             heartbeat_interval_ms=self.settings.consumer_heartbeat_interval_ms,
         )
+        consumer.subscribe(topics, listener=_MembershipListener(self.joined))
         await consumer.start()
         try:
             while not self._stopping.is_set() and not self._restart.is_set():
@@ -222,12 +240,22 @@ class ConsumerLoop:
             if fresh:
                 await self.subscription.handler(HandlerContext(session, self.outbox), fresh)
         fresh_set = {id(event) for event in fresh}
+        if self._live_clock and fresh:
+            self._observe_age(events, fresh_set)
         outcomes: Counter[tuple[str, str, str]] = Counter(
             (record.topic, event.type, "processed" if id(event) in fresh_set else "duplicate")
             for record, event in events
         )
         for (topic, event_type, outcome), n in outcomes.items():
             metrics.EVENTS_CONSUMED.labels(self.service, topic, event_type, outcome).inc(n)
+
+    def _observe_age(self, events: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent]], fresh: set[int]) -> None:
+        now = datetime.now(UTC)
+        for record, event in events:
+            if id(event) in fresh:
+                metrics.EVENT_AGE.labels(self.service, record.topic).observe(
+                    max(0.0, (now - event.time).total_seconds())
+                )
 
     async def _claim(self, session: AsyncSession, event_ids: list[str]) -> set[str]:
         """Inserts ids into the inbox; returns those not processed before."""

@@ -44,6 +44,19 @@ HANDLER_LATENCY = Histogram(
     ["service", "topic"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+# Seconds, not records: how far behind a consumer is in time, which is what a customer waiting for a coupon feels.
+EVENT_AGE = Histogram(
+    "retain_event_age_seconds",
+    "Age of an event when its consumer handled it (handling time minus ce_time), live clock only.",
+    ["service", "topic"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900),
+)
+ACTION_LATENCY = Histogram(
+    "retain_action_latency_seconds",
+    "From the source event (purchase, crossing, feedback) to the coupon, message or alert it caused, live clock only.",
+    ["service", "kind"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
 # Every worker counts the same table.
 OUTBOX_BACKLOG = Gauge(
     "retain_outbox_backlog", "Outbox rows not yet published.", ["service"], multiprocess_mode="livemax"

@@ -239,12 +239,20 @@ class Runtime:
         except Exception:
             return False
 
+    def consumers_joined(self) -> bool:
+        """Every consumer is a member of its group with its partitions (possibly none) assigned."""
+        return all(loop.joined.is_set() for loop in self.consumers)
+
     async def readiness(self) -> tuple[bool, dict[str, str]]:
         database, broker = await asyncio.gather(self.database_ok(), ping(self.publisher))
         metrics.DEPENDENCY_UP.labels(self.settings.service, "database").set(int(database))
         metrics.DEPENDENCY_UP.labels(self.settings.service, "broker").set(int(broker))
         checks = {"database": "ok" if database else "unreachable", "broker": "ok" if broker else "unreachable"}
-        if database and broker:
+        joined = self.consumers_joined()
+        if self.consumers:
+            # Before the join an event posted now would wait seconds for its consumer: not ready yet.
+            checks["consumers"] = "ok" if joined else "joining"
+        if database and broker and joined:
             return True, {"status": "ready", **checks}
         if database and self.definition.ready_without_broker:
             return True, {"status": "degraded", **checks}
@@ -351,7 +359,7 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/readyz", tags=["operations"], summary="Database and broker reachable")
+    @app.get("/readyz", tags=["operations"], summary="Database and broker reachable, consumers in their groups")
     async def readyz(request: Request) -> JSONResponse:
         ready, body = await runtime_of(request).readiness()
         return JSONResponse(body, status_code=200 if ready else 503)

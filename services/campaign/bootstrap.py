@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from libs.common.aliases import JOIN_EVENT_TYPES
-from libs.common.consumer import Subscription, one_by_one
+from libs.common.consumer import Subscription
 from libs.common.outbox import Outbox
 from libs.common.runtime import Runtime, ServiceDefinition
 from libs.common.runtime import create_app as create_service_app
@@ -36,22 +36,20 @@ def subscriptions(handlers: CampaignHandlers) -> list[Subscription]:
         Subscription(
             "score-changes",
             (SCORE_CHANGES,),
-            one_by_one(handlers.on_score_change),
+            handlers.handle_score_changes,
             frozenset({"threshold.crossed", "score.changed"}),
         ),
         Subscription(
             "profile-changes",
             (PROFILE_CHANGES,),
-            one_by_one(handlers.on_profile_change),
+            handlers.handle_profile_changes,
             frozenset({"profile.updated", "customer.erased"}) | JOIN_EVENT_TYPES,
         ),
-        Subscription(
-            "feedback-events", (FEEDBACK_EVENTS,), one_by_one(handlers.on_feedback), frozenset({"feedback.received"})
-        ),
+        Subscription("feedback-events", (FEEDBACK_EVENTS,), handlers.handle_feedback, frozenset({"feedback.received"})),
         Subscription(
             "customer-events",
             (CUSTOMER_EVENTS,),
-            one_by_one(handlers.on_customer_event),
+            handlers.handle_customer_events,
             frozenset({"purchase", "refund", "consent.changed", "login"}),
         ),
     ]

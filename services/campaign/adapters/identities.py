@@ -59,3 +59,9 @@ async def _copy_unless_taken(session: AsyncSession, table: Table, from_id: str, 
         )
         .on_conflict_do_nothing()
     )
+
+
+async def erase_customer(session: AsyncSession, customer_id: str) -> None:
+    """Right to erasure: every row campaign holds under the id goes."""
+    for table in (scheduled_triggers, coupons, actions, assignments, purchases, loyalty_accounts, customer_facts):
+        await session.execute(delete(table).where(table.c.customer_id == customer_id))

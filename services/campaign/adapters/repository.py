@@ -12,7 +12,15 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.campaign.adapters.tables import actions, assignments, campaigns, coupons, customer_facts, loyalty_accounts
+from services.campaign.adapters.tables import (
+    actions,
+    assignments,
+    campaigns,
+    coupons,
+    customer_facts,
+    loyalty_accounts,
+    scheduled_triggers,
+)
 from services.campaign.domain.definitions import CampaignDefinition
 
 # Statuses that count as "this action happened" for budgets and frequency caps.
@@ -179,3 +187,27 @@ async def touch_activity(session: AsyncSession, customer_id: str, at: datetime) 
             },
         )
     )
+
+
+async def due_triggers(session: AsyncSession, now: datetime, limit: int) -> list[Any]:
+    """Pending scheduled triggers due by `now`, oldest first (not locked: see `claim_triggers`)."""
+    query = (
+        select(scheduled_triggers.c.id, scheduled_triggers.c.customer_id)
+        .where(scheduled_triggers.c.status == "pending", scheduled_triggers.c.fire_at <= now)
+        .order_by(scheduled_triggers.c.fire_at, scheduled_triggers.c.id)
+        .limit(limit)
+    )
+    return list((await session.execute(query)).all())
+
+
+async def claim_triggers(session: AsyncSession, ids: Sequence[int]) -> list[Any]:
+    """Those of `ids` still pending, locked for this transaction; another replica's claims are skipped."""
+    if not ids:
+        return []
+    query = (
+        select(scheduled_triggers)
+        .where(scheduled_triggers.c.id.in_(ids), scheduled_triggers.c.status == "pending")
+        .order_by(scheduled_triggers.c.fire_at, scheduled_triggers.c.id)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.execute(query)).all())

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from libs.common.aliases import CustomerAliases
 from libs.common.db import MessagingTables
+from libs.common.erasures import ErasureRecords
 
 SCHEMA = "campaign"
 metadata = MetaData(schema=SCHEMA)
@@ -158,3 +159,7 @@ scheduled_triggers = Table(
     Index("scheduled_due", "fire_at", postgresql_where=text("status = 'pending'")),
     Index("scheduled_customer", "customer_id"),
 )
+
+# Customers erased (`customer.erased`) and when: no event of theirs from before that instant, whatever its order or
+# topic, recreates facts or issues anything (libs.common.erasures).
+erasures = ErasureRecords(metadata)

@@ -6,35 +6,23 @@ and is kept in `customer_facts`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete
-
 from libs.common.aliases import joined_ids
 from libs.common.consumer import HandlerContext
 from libs.common.envelope import CloudEvent, EnvelopeError, parse_time
+from libs.common.logs import current_customer_id, current_event_id
 from services.campaign.adapters import identities
 from services.campaign.adapters import repository as repo
-from services.campaign.adapters.tables import (
-    actions,
-    aliases,
-    assignments,
-    coupons,
-    customer_facts,
-    loyalty_accounts,
-    purchases,
-    scheduled_triggers,
-)
-from services.campaign.domain.definitions import EVENT_TRIGGER_KINDS
-from services.campaign.domain.identity import latest, merged_facts
-from services.campaign.domain.triggers import matches, trigger_window
+from services.campaign.adapters.tables import aliases, erasures
+from services.campaign.domain.coupons import normalize_code
+from services.campaign.domain.identity import earliest, latest, merged_facts
+from services.campaign.handlers.batch import Batch, CampaignCache
 from services.campaign.handlers.deps import CampaignDeps
-from services.campaign.handlers.firing import fire
-from services.campaign.handlers.loyalty import recompute_loyalty, record_purchase, record_refund
-from services.campaign.handlers.scheduler import reschedule
+from services.campaign.handlers.loyalty import LoyaltyLedger, emit_level_change, recompute_loyalty
 
 # Profile tags meaning "no marketing at all", whatever the per-channel consents say.
 OPT_OUT_TAGS = frozenset({"opted_out", "opt_out", "do_not_contact", "unsubscribed"})
@@ -67,30 +55,43 @@ def _date(value: Any) -> date | None:
 
 
 class CampaignHandlers:
+    """One method per subscription, each taking a whole partition batch (`handle_*`), and the one-event forms
+    (`on_*`) that run a batch of one."""
+
     def __init__(self, deps: CampaignDeps) -> None:
         self.deps = deps
+        self.campaigns = CampaignCache()
 
-    # --- shared steps ---------------------------------------------------------------------
+    async def begin(self, ctx: HandlerContext, subjects: Sequence[str]) -> tuple[Batch, dict[str, str]]:
+        """The batch's campaigns, and its subjects locked, resolved, and their facts and erasures read."""
+        campaigns = await self.campaigns.active(ctx.session, include_builtin=self.deps.include_builtin)
+        batch = Batch(self.deps, ctx, campaigns)
+        resolved = await batch.resolve(set(subjects))
+        await batch.load(resolved.values())
+        return batch, resolved
 
-    async def fire_event_triggers(
-        self, ctx: HandlerContext, customer_id: str, event_type: str, data: Mapping[str, Any], at: datetime
-    ) -> None:
-        campaigns = await repo.active_campaigns(ctx.session, include_builtin=self.deps.include_builtin)
-        for campaign in campaigns:
-            trigger = campaign.definition.trigger
-            if trigger.kind not in EVENT_TRIGGER_KINDS:
+    @staticmethod
+    def _each(batch: Batch, events: Sequence[CloudEvent], resolved: Mapping[str, str]) -> list[CloudEvent]:
+        """The batch's events in arrival order under the customer each stands for, without those that describe an
+        erased customer (from before the erasure: a late delivery, another topic that overtook it, a replay)."""
+        kept = []
+        for event in events:
+            customer_id = resolved[event.subject]
+            if batch.describes_erased((event.subject, customer_id), event.time):
                 continue
-            match = matches(trigger, event_type, data)
-            if match is not None:
-                await fire(self.deps, ctx, campaign, customer_id, match, trigger_window(trigger, at), at)
-
-    async def reschedule(self, ctx: HandlerContext, customer_id: str, at: datetime) -> None:
-        campaigns = await repo.active_campaigns(ctx.session, include_builtin=self.deps.include_builtin)
-        await reschedule(self.deps, ctx.session, customer_id, campaigns, self.deps.now(at).date())
+            kept.append(event if customer_id == event.subject else replace(event, subject=customer_id))
+        return kept
 
     # --- score-changes --------------------------------------------------------------------
 
-    async def on_score_change(self, ctx: HandlerContext, event: CloudEvent) -> None:
+    async def handle_score_changes(self, ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
+        batch, resolved = await self.begin(ctx, [event.subject for event in events])
+        for event in self._each(batch, events, resolved):
+            _in_context(event)
+            await self._score_change(batch, event)
+        await batch.finish()
+
+    async def _score_change(self, batch: Batch, event: CloudEvent) -> None:
         data = event.data
         if event.type == "score.changed":
             values: dict[str, Any] = {}
@@ -102,38 +103,61 @@ class CampaignHandlers:
             if "predicted_next_purchase_at" in data:
                 values["predicted_next_purchase_at"] = _time(data.get("predicted_next_purchase_at"))
             if values:
-                await repo.upsert_facts(ctx.session, event.subject, values)
-            await self.reschedule(ctx, event.subject, event.time)
+                batch.set(event.subject, values)
+            batch.reschedule(event.subject, event.time)
         elif event.type == "threshold.crossed":
             # Facts first, so an audience filter on the tier sees the tier the customer just reached.
             column = {"tier_up": "tier", "tier_down": "tier", "stage_changed": "stage"}.get(str(data.get("kind")))
             if column and data.get("new") is not None:
-                await repo.upsert_facts(ctx.session, event.subject, {column: str(data["new"])})
+                batch.set(event.subject, {column: str(data["new"])})
             elif str(data.get("kind", "")).startswith("churn_risk") and (data.get("level") or data.get("new")):
-                await repo.upsert_facts(
-                    ctx.session, event.subject, {"churn_risk": str(data.get("level") or data.get("new"))}
-                )
-            await self.fire_event_triggers(ctx, event.subject, event.type, data, event.time)
+                batch.set(event.subject, {"churn_risk": str(data.get("level") or data.get("new"))})
+            await batch.fire_event_triggers(event.subject, event.type, data, event.time)
 
     # --- profile-changes ------------------------------------------------------------------
 
-    async def on_profile_change(self, ctx: HandlerContext, event: CloudEvent) -> None:
+    async def handle_profile_changes(self, ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
+        subjects = []
+        for event in events:
+            subjects.append(event.subject)
+            joined = joined_ids(event)
+            if joined is not None:
+                subjects.extend(joined)
+            if event.type == "customer.erased":
+                subjects.append(str(event.data.get("customer_id") or event.subject))
+        campaigns = await self.campaigns.active(ctx.session, include_builtin=self.deps.include_builtin)
+        batch = Batch(self.deps, ctx, campaigns)
+        # Every id first, in one lock order; resolution happens per event, since a join earlier in the batch
+        # changes what a later event's subject stands for.
+        await batch.lock(subjects)
+        await batch.read_erasures(set(subjects))
+        await batch.load(set(subjects))
+        for event in events:
+            _in_context(event)
+            await self._profile_change(batch, event)
+        await batch.finish()
+
+    async def _profile_change(self, batch: Batch, event: CloudEvent) -> None:
         if event.type == "customer.erased":
-            await self.erase(ctx, str(event.data.get("customer_id") or event.subject))
+            await self._erase(batch, str(event.data.get("customer_id") or event.subject), event.time)
             return
         joined = joined_ids(event)
         if joined is not None:
-            await self.join(ctx, event, *joined)
+            await self._join(batch, event, *joined)
             return
         if event.type != "profile.updated":
             return
-        await self._apply_profile(ctx, event.subject, event.data)
-        await self.reschedule(ctx, event.subject, event.time)
-        await self.fire_event_triggers(ctx, event.subject, event.type, event.data, event.time)
+        if batch.describes_erased([event.subject], event.time):
+            return
+        await batch.load([event.subject])
+        self._apply_profile(batch, event.subject, event.data)
+        batch.reschedule(event.subject, event.time)
+        await batch.fire_event_triggers(event.subject, event.type, event.data, event.time)
 
-    async def _apply_profile(self, ctx: HandlerContext, customer_id: str, data: Mapping[str, Any]) -> None:
+    @staticmethod
+    def _apply_profile(batch: Batch, customer_id: str, data: Mapping[str, Any]) -> None:
         metrics = data.get("metrics") or {}
-        current = await repo.load_facts(ctx.session, customer_id)
+        current = batch.get(customer_id)
         values: dict[str, Any] = {key: metrics[key] for key in _PLAIN_FACTS if key in metrics}
         for key, column in _TIME_FACTS.items():
             if key in metrics:
@@ -153,61 +177,135 @@ class CampaignHandlers:
             segments = [s for s in dict.fromkeys([*(current.get("segments") or []), *entered]) if s not in left]
             values["segments"] = segments
         if values:
-            await repo.upsert_facts(ctx.session, customer_id, values)
+            batch.set(customer_id, values)
 
-    async def join(self, ctx: HandlerContext, event: CloudEvent, from_id: str, into_id: str) -> None:
+    async def _join(self, batch: Batch, event: CloudEvent, from_id: str, into_id: str) -> None:
         """profile.merged / profile.aliased: `from_id` is the customer `into_id` from now on.
 
         Its purchases, coupons, actions and A/B arms move over, so loyalty points, frequency caps and conversions
         count the person once; the facts combine (stricter consent wins) and its later events resolve to `into_id`.
         """
-        into_id = await aliases.join(ctx.session, from_id, into_id)
-        if from_id == into_id:
+        await batch.flush()
+        into_id = await aliases.join(batch.session, from_id, into_id)
+        await batch.read_erasures({into_id})
+        if from_id == into_id or batch.describes_erased((from_id, into_id), event.time):
             return
-        facts = merged_facts(await repo.load_facts(ctx.session, into_id), await repo.load_facts(ctx.session, from_id))
-        moved_purchases = await identities.move_customer(ctx.session, from_id, into_id)
-        await repo.upsert_facts(ctx.session, into_id, facts)
+        await batch.load([from_id, into_id])
+        facts = merged_facts(batch.get(into_id), batch.get(from_id))
+        moved_purchases = await identities.move_customer(batch.session, from_id, into_id)
+        batch.forget([from_id])
+        batch.reschedule_at.pop(from_id, None)
+        batch.set(into_id, facts)
         if moved_purchases:
-            change = await recompute_loyalty(self.deps, ctx, replace(event, subject=into_id))
+            await batch.flush()
+            change = await recompute_loyalty(self.deps, batch.ctx, replace(event, subject=into_id))
             if change is not None:
-                await self.fire_event_triggers(ctx, into_id, change.type, change.data, event.time)
-        await self.reschedule(ctx, into_id, event.time)
+                await batch.fire_event_triggers(into_id, change.type, change.data, event.time)
+        batch.reschedule(into_id, event.time)
 
-    async def erase(self, ctx: HandlerContext, customer_id: str) -> None:
-        """Right to erasure: nothing about the customer stays in campaign's tables."""
-        for table in (scheduled_triggers, coupons, actions, assignments, purchases, loyalty_accounts, customer_facts):
-            await ctx.session.execute(delete(table).where(table.c.customer_id == customer_id))
-        await aliases.forget(ctx.session, customer_id)
+    async def _erase(self, batch: Batch, customer_id: str, at: datetime) -> None:
+        """Right to erasure: nothing about the customer stays in campaign's tables, and nothing comes back.
+
+        The id and every id joined to it are recorded with the erasure instant (`libs.common.erasures`), so an event
+        of theirs from before it that arrives later (another topic, a redelivery, a replay) is dropped instead of
+        recreating facts or issuing a coupon.
+        """
+        await batch.flush()
+        await batch.lock([customer_id])
+        ids = [customer_id, *await aliases.ids_joined_to(batch.session, customer_id)]
+        await batch.lock(ids)
+        await erasures.record(batch.session, ids, at)
+        for erased in ids:
+            await identities.erase_customer(batch.session, erased)
+        await aliases.forget(batch.session, customer_id)
+        batch.forget(ids)
+        for erased in ids:
+            batch.reschedule_at.pop(erased, None)
+            batch.erased[erased] = max(at, batch.erased.get(erased, at))
 
     # --- feedback-events ------------------------------------------------------------------
 
-    async def on_feedback(self, ctx: HandlerContext, event: CloudEvent) -> None:
-        if event.type == "feedback.received":
-            customer_id = await aliases.lock_and_resolve(ctx.session, event.subject)
-            await self.fire_event_triggers(ctx, customer_id, event.type, event.data, event.time)
+    async def handle_feedback(self, ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
+        wanted = [event for event in events if event.type == "feedback.received"]
+        batch, resolved = await self.begin(ctx, [event.subject for event in wanted])
+        for event in self._each(batch, wanted, resolved):
+            _in_context(event)
+            await batch.fire_event_triggers(event.subject, event.type, event.data, event.time)
+        await batch.finish()
 
     # --- customer-events ------------------------------------------------------------------
 
-    async def on_customer_event(self, ctx: HandlerContext, event: CloudEvent) -> None:
+    async def handle_customer_events(self, ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
         # Upstream systems post under their own ids; the ones profile has joined to a customer count for that one.
-        customer_id = await aliases.lock_and_resolve(ctx.session, event.subject)
-        if customer_id != event.subject:
-            event = replace(event, subject=customer_id)
+        batch, resolved = await self.begin(ctx, [event.subject for event in events])
+        mine = self._each(batch, events, resolved)
+        ledger = LoyaltyLedger(self.deps)
+        await ledger.load(ctx.session, {event.subject for event in mine if event.type in ("purchase", "refund")})
+        batch.flush_hooks.append(lambda: ledger.flush(ctx.session))
+        for event in mine:
+            _in_context(event)
+            await self._customer_event(batch, ledger, event)
+        await batch.finish()
+
+    async def _customer_event(self, batch: Batch, ledger: LoyaltyLedger, event: CloudEvent) -> None:
         data = event.data
+        customer_id = event.subject
         if event.type == "purchase":
-            await repo.touch_purchase(ctx.session, event.subject, event.time)
-            change = await record_purchase(self.deps, ctx, event)
-            await self.reschedule(ctx, event.subject, event.time)
-            if change is not None:
-                await self.fire_event_triggers(ctx, event.subject, change.type, change.data, event.time)
+            facts = batch.get(customer_id)
+            batch.set(
+                customer_id,
+                {
+                    "first_purchase_at": earliest(facts.get("first_purchase_at"), event.time),
+                    "last_purchase_at": latest(facts.get("last_purchase_at"), event.time),
+                    "last_activity_at": latest(facts.get("last_activity_at"), event.time),
+                },
+            )
+            order_id = str(data.get("order_id") or event.id)
+            code = normalize_code(str(data["coupon_code"])) if data.get("coupon_code") else None
+            batch.reschedule(customer_id, event.time)
+            if not ledger.add_purchase(event, order_id, code):
+                return  # the same order under another event id: counted once
+            if code:
+                # Redemption is attributed to the coupon's campaign (and variant) through the coupon row.
+                await batch.flush()
+                await repo.redeem_coupon(batch.session, code, customer_id, order_id, event.time)
+            await self._level(batch, ledger, event)
         elif event.type == "refund":
-            change = await record_refund(self.deps, ctx, event)
-            if change is not None:
-                await self.fire_event_triggers(ctx, event.subject, change.type, change.data, event.time)
+            if data.get("order_id") and ledger.refund(customer_id, str(data["order_id"])):
+                await self._level(batch, ledger, event)
         elif event.type == "consent.changed" and data.get("channel"):
-            current = await repo.load_facts(ctx.session, event.subject)
-            consents = {**(current.get("consents") or {}), str(data["channel"]): bool(data.get("granted"))}
-            await repo.upsert_facts(ctx.session, event.subject, {"consents": consents})
+            consents = {
+                **(batch.get(customer_id).get("consents") or {}),
+                str(data["channel"]): bool(data.get("granted")),
+            }
+            batch.set(customer_id, {"consents": consents})
         elif event.type == "login":
-            await repo.touch_activity(ctx.session, event.subject, event.time)
-            await self.reschedule(ctx, event.subject, event.time)
+            facts = batch.get(customer_id)
+            batch.set(customer_id, {"last_activity_at": latest(facts.get("last_activity_at"), event.time)})
+            batch.reschedule(customer_id, event.time)
+
+    @staticmethod
+    async def _level(batch: Batch, ledger: LoyaltyLedger, event: CloudEvent) -> None:
+        change = ledger.recompute(event)
+        if change is not None:
+            level_event = await emit_level_change(batch.ctx, event, change)
+            await batch.fire_event_triggers(event.subject, level_event.type, level_event.data, event.time)
+
+    # --- one event at a time: a batch of one ----------------------------------------------
+
+    async def on_score_change(self, ctx: HandlerContext, event: CloudEvent) -> None:
+        await self.handle_score_changes(ctx, [event])
+
+    async def on_profile_change(self, ctx: HandlerContext, event: CloudEvent) -> None:
+        await self.handle_profile_changes(ctx, [event])
+
+    async def on_feedback(self, ctx: HandlerContext, event: CloudEvent) -> None:
+        await self.handle_feedback(ctx, [event])
+
+    async def on_customer_event(self, ctx: HandlerContext, event: CloudEvent) -> None:
+        await self.handle_customer_events(ctx, [event])
+
+
+def _in_context(event: CloudEvent) -> None:
+    current_event_id.set(event.id)
+    current_customer_id.set(event.subject)

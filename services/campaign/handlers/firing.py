@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import TypeAdapter
 
+from libs.common import metrics
 from libs.common.consumer import HandlerContext
 from libs.common.envelope import derived_event
 from libs.common.topics import CAMPAIGN_ACTIONS
@@ -28,6 +30,8 @@ from services.campaign.domain.idempotency import idempotency_key
 from services.campaign.domain.templates import render
 from services.campaign.domain.triggers import TriggerMatch
 from services.campaign.handlers.deps import SOURCE, CampaignDeps
+
+SERVICE = "campaign"
 
 ACTION_ADAPTER: TypeAdapter[Action] = TypeAdapter(Action)
 
@@ -50,10 +54,12 @@ async def guard_context(
     now: datetime,
     *,
     exclude_action: int | None = None,
+    budgeted: bool = True,
 ) -> GuardContext:
     since = now - deps.guard_policy.frequency_window
     previous = await repo.marketing_send_times(ctx.session, facts["customer_id"], since, exclude=exclude_action)
-    sends, coupon_value = await repo.campaign_counters(ctx.session, campaign_id)
+    # Counting a campaign's sends and coupon value scans all it ever did: only a budget needs them.
+    sends, coupon_value = await repo.campaign_counters(ctx.session, campaign_id) if budgeted else (0, Decimal(0))
     return GuardContext(
         now=now,
         opted_out=bool(facts.get("opted_out")),
@@ -125,7 +131,11 @@ async def fire(
             "trigger": trigger,
             "decided_at": now,
         }
-        await decide(deps, ctx, campaign, action, base, now)
+        created = await decide(deps, ctx, campaign, action, base, now)
+        if created and deps.settings.clock_mode == "live":
+            # Live, `at` is the source event's own time (purchase, crossing, feedback) or the scheduled moment.
+            latency = (deps.clock() - at).total_seconds()
+            metrics.ACTION_LATENCY.labels(SERVICE, action.type).observe(max(0.0, latency))
 
 
 async def evaluate(
@@ -140,7 +150,8 @@ async def evaluate(
 ) -> tuple[Skip | Defer | None, dict[str, Any]]:
     """The guards' verdict on the customer's current facts, and those facts."""
     facts = await repo.load_facts(ctx.session, customer_id)
-    context = await guard_context(deps, ctx, campaign.id, facts, now, exclude_action=exclude_action)
+    budgeted = campaign.definition.budget is not None
+    context = await guard_context(deps, ctx, campaign.id, facts, now, exclude_action=exclude_action, budgeted=budgeted)
     return evaluate_guards(campaign.definition, action, context, deps.guard_policy), facts
 
 
@@ -159,20 +170,21 @@ async def decide(
     action: Action,
     base: dict[str, Any],
     now: datetime,
-) -> None:
+) -> bool:
+    """True when the decision created the coupon, or a message or alert due for delivery."""
     outcome, facts = await evaluate(deps, ctx, campaign, action, base["customer_id"], now)
     if outcome is not None:
         await repo.insert_action(ctx.session, {**base, **verdict_values(outcome, action)})
-    elif isinstance(action, CouponAction):
-        await _issue_coupon(ctx, campaign, action, base, now)
-    else:
-        values = await delivery_values(ctx, action, base["customer_id"], facts, now)
-        await repo.insert_action(ctx.session, {**base, **values})
+        return False
+    if isinstance(action, CouponAction):
+        return await _issue_coupon(ctx, campaign, action, base, now)
+    values = await delivery_values(ctx, action, base["customer_id"], facts, now)
+    return await repo.insert_action(ctx.session, {**base, **values}) is not None and values["status"] == "pending"
 
 
 async def _issue_coupon(
     ctx: HandlerContext, campaign: StoredCampaign, action: CouponAction, base: dict[str, Any], now: datetime
-) -> None:
+) -> bool:
     coupon = issue_coupon(action, now)
     details = {
         "code": coupon.code,
@@ -183,7 +195,7 @@ async def _issue_coupon(
     }
     action_id = await repo.insert_action(ctx.session, {**base, "status": "issued", "payload": details, "sent_at": now})
     if action_id is None:
-        return
+        return False
     await ctx.session.execute(
         coupons.insert().values(
             code=coupon.code,
@@ -210,6 +222,7 @@ async def _issue_coupon(
             data={"campaign_id": campaign.id, **details},
         ),
     )
+    return True
 
 
 async def delivery_values(

@@ -23,7 +23,7 @@ from libs.common.consumer import HandlerContext
 from libs.common.loops import poll_forever
 from services.campaign.adapters import repository as repo
 from services.campaign.adapters.repository import StoredCampaign
-from services.campaign.adapters.tables import customer_facts, scheduled_triggers
+from services.campaign.adapters.tables import aliases, customer_facts, scheduled_triggers
 from services.campaign.domain.definitions import TIME_TRIGGER_KINDS
 from services.campaign.domain.triggers import CustomerFacts, TriggerMatch, due_dates, trigger_window
 from services.campaign.handlers.deps import CampaignDeps
@@ -137,15 +137,11 @@ class Scheduler:
     async def _fire_batch(self) -> int:
         now = self.deps.now()
         async with self.sessions() as session, session.begin():
-            rows = (
-                await session.execute(
-                    select(scheduled_triggers)
-                    .where(scheduled_triggers.c.status == "pending", scheduled_triggers.c.fire_at <= now)
-                    .order_by(scheduled_triggers.c.fire_at, scheduled_triggers.c.id)
-                    .limit(self.deps.settings.scheduler_batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            due = await repo.due_triggers(session, now, self.deps.settings.scheduler_batch_size)
+            # The customers' locks before their rows, in the order every consumer batch takes them: a consumer
+            # rescheduling the same customer never holds a row this transaction waits for, nor the reverse.
+            await aliases.lock_many(session, {row.customer_id for row in due})
+            rows = await repo.claim_triggers(session, [row.id for row in due])
             ctx = HandlerContext(session, self.deps.outbox)
             for row in rows:
                 await self._fire(ctx, row)

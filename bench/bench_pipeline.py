@@ -1,0 +1,552 @@
+"""Benchmark the whole pipeline (ingest → profile → scoring → campaign, feedback) against ingest, in one run.
+
+    python -m bench.bench_pipeline [--mode catch-up|steady|both] [--dataset cdnow|synthetic] [--customers N]
+                                   [--limit N] [--batch 1000] [--concurrency 4] [--rate 1000] [--seconds 60]
+
+All five services run as `retain run` starts them (same supervisor, embedded PostgreSQL and Tansu, own ports).
+
+catch-up: post a dataset through `POST /v1/events:batch` as fast as ingest takes it (CDNOW's 69,659 purchases
+    by default, replay clock; `--dataset synthetic` mixes purchases, logins, page views and tickets of
+    `--customers` customers), then sample every consumer group's lag and every outbox until all are empty.
+    Reports ingest events/s, each service's catch-up time (from the first post until its lag and outbox stay
+    empty) and records/s, end-to-end events/s and the ratios end to end ÷ ingest and service ÷ profile.
+steady: offer `--rate` events/s for `--seconds` (live clock; batches every 50 ms, open loop), sample lag
+    every 250 ms; reports each consumer's peak lag in records and in seconds of that topic's traffic, and the
+    purchase → coupon latency p50 / p99: every 20th event is a new customer's first purchase large enough to
+    cross into the top tier, whose welcome coupon is matched to it on `campaign-actions` (the coupon event's
+    broker timestamp minus the purchase's own time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psutil
+import uvloop
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bench.bench_ingest import percentile
+from bench.cdnow_to_csv import cdnow_source
+from bench.workdir import discard_unless_failed, scratch_directory
+from libs.common.topics import CAMPAIGN_ACTIONS, CUSTOMER_EVENTS, qualified
+from retain_cli.embedded import free_port, start_broker, start_postgres
+from retain_cli.supervisor import SERVICES, Supervisor, consumer_groups
+
+KEY = "bench-key"
+PREFIX = "bench-"
+# Reported in this order; any other service with consumer groups (ingest's erasures, insights) follows.
+MAIN_CONSUMERS = ("profile", "scoring", "campaign", "feedback")
+CATCH_UP_SAMPLE_S = 0.5
+STEADY_SAMPLE_S = 0.25
+QUIET_SAMPLES = 4  # consecutive all-empty samples that end a catch-up run
+BIG_PURCHASE = 1500  # above the small-base "high" spend: the customer crosses into the top tier
+COUPON_EVERY = 20
+STEADY_TICK_S = 0.05
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def cdnow_events(limit: int | None) -> list[dict[str, Any]]:
+    events = []
+    with cdnow_source().open() as lines:
+        for number, line in enumerate(lines, start=1):
+            parts = line.split()
+            if not parts or not parts[0].isdigit():
+                continue
+            customer, day, quantity, amount = parts
+            # Four decimals keep unit price x quantity within the cent tolerance of the amount (as cdnow_to_csv).
+            unit = (Decimal(amount) / int(quantity)).quantize(Decimal("0.0001"), ROUND_HALF_EVEN)
+            events.append(
+                {
+                    "id": f"cdnow-{number}",
+                    "type": "purchase",
+                    "customer_id": f"cd-{customer}",
+                    "time": f"{day[:4]}-{day[4:6]}-{day[6:]}T00:00:00Z",
+                    "data": {
+                        "order_id": f"cdnow-{number}",
+                        "amount": float(amount),
+                        "currency": "USD",
+                        "items": [{"sku": "cd", "category": "music", "quantity": int(quantity), "price": float(unit)}],
+                    },
+                }
+            )
+            if limit is not None and len(events) >= limit:
+                break
+    return events
+
+
+def synthetic_event(n: int, customers: int, at: datetime) -> dict[str, Any]:
+    customer = f"s-{(n * 7919) % customers}"
+    kind = n % 10
+    stamp = rfc3339(at)
+    if kind < 4:
+        amount = 5 + (n * 37) % 400
+        return {
+            "id": f"syn-{n}",
+            "type": "purchase",
+            "customer_id": customer,
+            "time": stamp,
+            "data": {
+                "order_id": f"syn-o-{n}",
+                "amount": amount,
+                "currency": "USD",
+                "items": [{"sku": f"sku-{n % 50}", "category": "books", "quantity": 1, "price": amount}],
+            },
+        }
+    if kind < 6:
+        return {"id": f"syn-{n}", "type": "login", "customer_id": customer, "time": stamp, "data": {"channel": "app"}}
+    if kind < 9:
+        return {
+            "id": f"syn-{n}",
+            "type": "page_view",
+            "customer_id": customer,
+            "time": stamp,
+            "data": {"sku": f"sku-{n % 50}", "category": "books", "url": f"https://shop.example/p/{n % 100}"},
+        }
+    return {
+        "id": f"syn-{n}",
+        "type": "ticket.opened",
+        "customer_id": customer,
+        "time": stamp,
+        "data": {"ticket_id": f"t-{n}", "priority": "normal", "category": "delivery", "text": "Where is it?"},
+    }
+
+
+def synthetic_events(total: int, customers: int) -> list[dict[str, Any]]:
+    start = datetime.now(UTC) - timedelta(days=60)
+    step = timedelta(days=60) / max(total, 1)
+    return [synthetic_event(n, customers, start + n * step) for n in range(total)]
+
+
+def chunks(items: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass
+class Platform:
+    base: Path
+    supervisor: Supervisor
+    bootstrap: str
+    database_url: str
+    http: httpx.AsyncClient
+    groups: dict[str, tuple[str, ...]]
+    stops: list[Any] = field(default_factory=list)
+
+    @property
+    def consumers(self) -> list[str]:
+        services = {group.split(".", 1)[0] for group in self.groups}
+        return [*(s for s in MAIN_CONSUMERS if s in services), *sorted(services - set(MAIN_CONSUMERS))]
+
+    async def post(self, events: list[dict[str, Any]]) -> int:
+        response = await self.http.post("/v1/events:batch", content=orjson.dumps({"events": events}))
+        if response.status_code != 202:
+            raise RuntimeError(f"ingest answered {response.status_code}: {response.text[:500]}")
+        answer = response.json()
+        if answer["rejected"]:
+            rejected = [item for item in answer["results"] if item["status"] == "rejected"]
+            raise RuntimeError(f"ingest rejected {answer['rejected']} events, first: {rejected[:1]}")
+        accepted: int = answer["accepted"]
+        return accepted
+
+
+async def start_platform(clock_mode: str) -> Platform:
+    base = scratch_directory("bench-pipeline-")
+    postgres = start_postgres(base / "postgres")
+    broker = start_broker(free_port(), base / "broker.log")
+    postgres.create_database("bench")
+    database_url = postgres.database_url("bench")
+    env = {
+        **os.environ,
+        "RETAIN_DATABASE_URL": database_url,
+        "RETAIN_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "RETAIN_TOPIC_PREFIX": PREFIX,
+        "RETAIN_API_KEYS": json.dumps({KEY: {"source": "bench", "scopes": ["admin"]}}),
+        "RETAIN_LOG_LEVEL": "WARNING",
+        "RETAIN_CLOCK_MODE": clock_mode,
+    }
+    if clock_mode == "live":
+        # The tier stays the absolute spend rule, so a known purchase is what crosses into the top tier.
+        env["RETAIN_SCORING_MIN_BUYERS_TO_FIT"] = "1000000000"
+    ports = {name: free_port() for name in SERVICES}
+    supervisor = Supervisor(env=env, ports=ports, log_dir=base / "logs")
+    http = httpx.AsyncClient(
+        base_url=supervisor.url("ingest"),
+        headers={"Authorization": f"Bearer {KEY}", "content-type": "application/json"},
+        timeout=120,
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+    )
+    platform = Platform(base, supervisor, broker.bootstrap, database_url, http, consumer_groups())
+    platform.stops = [postgres.stop, broker.stop]
+    supervisor.start_all()
+    ready = await supervisor.wait_ready(120)
+    if not all(ready.values()):
+        await stop_platform(platform, failed=True)
+        raise RuntimeError(f"not ready: {ready}; logs in {base / 'logs'}")
+    return platform
+
+
+async def stop_platform(platform: Platform, *, failed: bool = False) -> None:
+    await platform.http.aclose()
+    platform.supervisor.stopping = True
+    platform.supervisor.stop(SERVICES, timeout_s=20)
+    for stop in reversed(platform.stops):
+        stop()
+    if not failed:
+        discard_unless_failed(platform.base)
+
+
+class LagProbe:
+    """Consumer-group lag per group and outbox backlog per service, read from the broker and the database."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=platform.bootstrap)
+        self.probe = AIOKafkaConsumer(bootstrap_servers=platform.bootstrap, enable_auto_commit=False)
+        self.engine = create_async_engine(platform.database_url, pool_size=1)
+
+    async def start(self) -> None:
+        await self.admin.start()
+        await self.probe.start()
+        await self.probe.topics()  # metadata of every topic, not only of those a consumer subscribed to
+
+    async def stop(self) -> None:
+        await self.probe.stop()
+        await self.admin.close()
+        await self.engine.dispose()
+
+    def partitions(self, topics: tuple[str, ...]) -> list[TopicPartition]:
+        return [
+            TopicPartition(qualified(PREFIX, topic), p)
+            for topic in topics
+            for p in sorted(self.probe.partitions_for_topic(qualified(PREFIX, topic)) or ())
+        ]
+
+    async def end_offsets(self, topics: tuple[str, ...]) -> int:
+        partitions = self.partitions(topics)
+        ends = await self.probe.end_offsets(partitions) if partitions else {}
+        return sum(ends.values())
+
+    async def group_lags(self) -> dict[str, int]:
+        lags: dict[str, int] = {}
+        for group, topics in self.platform.groups.items():
+            partitions = self.partitions(topics)
+            if not partitions:
+                lags[group] = 0
+                continue
+            ends = await self.probe.end_offsets(partitions)
+            committed = await self.admin.list_consumer_group_offsets(qualified(PREFIX, group), partitions=partitions)
+            lag = 0
+            for tp in partitions:
+                meta = committed.get(tp)
+                position = meta.offset if meta is not None and meta.offset >= 0 else 0
+                lag += max(0, ends[tp] - position)
+            lags[group] = lag
+        return lags
+
+    async def outboxes(self) -> dict[str, int]:
+        counts = dict.fromkeys(self.platform.consumers, 0)
+        async with self.engine.connect() as connection:
+            for service in counts:
+                if await connection.scalar(text(f"SELECT to_regclass('{service}.outbox') IS NOT NULL")):
+                    counts[service] = int(await connection.scalar(text(f"SELECT count(*) FROM {service}.outbox")) or 0)
+        return counts
+
+
+def service_lags(consumers: list[str], lags: dict[str, int]) -> dict[str, int]:
+    totals = dict.fromkeys(consumers, 0)
+    for group, lag in lags.items():
+        totals[group.split(".", 1)[0]] += lag
+    return totals
+
+
+def cpu_seconds(platform: Platform) -> dict[str, float]:
+    seconds: dict[str, float] = {}
+    for name, child in platform.supervisor.children.items():
+        if child.process is None:
+            continue
+        try:
+            process = psutil.Process(child.process.pid)
+            members = [process, *process.children(recursive=True)]
+            seconds[name] = sum(m.cpu_times().user + m.cpu_times().system for m in members)
+        except psutil.Error:
+            seconds[name] = 0.0
+    return seconds
+
+
+async def catch_up(platform: Platform, events: list[dict[str, Any]], batch: int, concurrency: int) -> None:
+    probe = LagProbe(platform)
+    await probe.start()
+    requests = list(chunks(events, batch))
+    requests.reverse()
+    accepted = 0
+
+    async def poster() -> None:
+        nonlocal accepted
+        while requests:
+            accepted += await platform.post(requests.pop())
+
+    consumers = platform.consumers
+    cpu_before = cpu_seconds(platform)
+    load_before = os.getloadavg()
+    started = time.monotonic()
+    posting = asyncio.gather(*(poster() for _ in range(concurrency)))
+    posted_at: float | None = None
+    last_busy = dict.fromkeys(consumers, 0.0)
+    peak = dict.fromkeys(consumers, 0)
+    quiet = samples = 0
+    try:
+        while True:
+            await asyncio.sleep(CATCH_UP_SAMPLE_S)
+            if posted_at is None and posting.done():
+                await posting
+                posted_at = time.monotonic() - started
+            now = time.monotonic() - started
+            lags = service_lags(platform.consumers, await probe.group_lags())
+            outboxes = await probe.outboxes()
+            published = await probe.end_offsets((CUSTOMER_EVENTS,))
+            for service in consumers:
+                peak[service] = max(peak[service], lags[service])
+                if lags[service] or outboxes[service] or published < accepted:
+                    last_busy[service] = now
+            all_quiet = posted_at is not None and published >= accepted and not any(lags.values())
+            all_quiet = all_quiet and not any(outboxes.values())
+            quiet = quiet + 1 if all_quiet else 0
+            if quiet >= QUIET_SAMPLES:
+                break
+            samples += 1
+            if samples % 20 == 0:
+                print(f"  t={now:5.0f}s published {published:,} lag {lags} outbox {outboxes}", flush=True)
+        records = {service: 0 for service in consumers}
+        for group, topics in platform.groups.items():
+            records[group.split(".", 1)[0]] += await probe.end_offsets(topics)
+    finally:
+        await probe.stop()
+    cpu_after = cpu_seconds(platform)
+    assert accepted == len(events), f"accepted {accepted} of {len(events)}"
+    assert posted_at is not None
+    # A service is caught up at the first sample after its last busy one.
+    done = {service: last_busy[service] + CATCH_UP_SAMPLE_S for service in consumers}
+    end_to_end = max(done.values())
+    ingest_rate = len(events) / posted_at
+    pipeline_rate = len(events) / end_to_end
+    print(f"\ncatch-up: {len(events):,} events, {batch} per request, {concurrency} in flight")
+    print(f"  load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (the machine is shared)")
+    print(f"  ingest accepted all in {posted_at:.1f} s: {ingest_rate:,.0f} events/s")
+    print(
+        f"  {'service':<9} {'catch-up s':>10} {'events/s':>9} {'records':>8} {'records/s':>9} "
+        f"{'peak lag':>8} {'÷ profile':>9} {'CPU s':>6}"
+    )
+    for service in consumers:
+        cpu = cpu_after.get(service, 0.0) - cpu_before.get(service, 0.0)
+        print(
+            f"  {service:<9} {done[service]:>10.1f} {len(events) / done[service]:>9,.0f} {records[service]:>8,} "
+            f"{records[service] / done[service]:>9,.0f} {peak[service]:>8,} "
+            f"{done[service] / done['profile']:>9.2f} {cpu:>6.1f}"
+        )
+    share = pipeline_rate / ingest_rate
+    print(f"  end to end: {end_to_end:.1f} s, {pipeline_rate:,.0f} events/s = {share:.1%} of ingest")
+    worst = max(consumers, key=lambda s: done[s])
+    print(
+        f"  targets: end to end >= 2,000 events/s: {'met' if pipeline_rate >= 2000 else 'MISSED'}; "
+        f">= 30 % of ingest: {'met' if pipeline_rate >= 0.3 * ingest_rate else 'MISSED'}; "
+        f"slowest ({worst}) <= 2x profile: {'met' if done[worst] <= 2 * done['profile'] else 'MISSED'}"
+    )
+
+
+async def read_coupons(platform: Platform, stop: asyncio.Event, coupons: dict[str, float]) -> None:
+    """customer id → broker timestamp (s) of its first `coupon.issued`."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=platform.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        topic = qualified(PREFIX, CAMPAIGN_ACTIONS)
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    headers = dict(record.headers)
+                    if headers.get("ce_type") != b"coupon.issued":
+                        continue
+                    subject = headers.get("ce_subject", b"").decode()
+                    coupons.setdefault(subject, record.timestamp / 1000)
+    finally:
+        await consumer.stop()
+
+
+def steady_event(n: int, at: datetime, run: str) -> tuple[dict[str, Any], str | None]:
+    """An event, and the customer whose coupon it should cause (every COUPON_EVERY-th event)."""
+    stamp = rfc3339(at)
+    if n % COUPON_EVERY == 0:
+        customer = f"big-{run}-{n}"
+        amount = BIG_PURCHASE
+    elif n % 3 == 0:
+        login = {"id": f"{run}-{n}", "type": "login", "customer_id": f"st-{n % 3000}", "time": stamp}
+        return {**login, "data": {"channel": "app"}}, None
+    else:
+        customer = f"st-{n % 3000}"
+        amount = 5 + n % 60
+    event = {
+        "id": f"{run}-{n}",
+        "type": "purchase",
+        "customer_id": customer,
+        "time": stamp,
+        "data": {
+            "order_id": f"{run}-o-{n}",
+            "amount": amount,
+            "currency": "USD",
+            "items": [{"sku": "s-1", "category": "books", "quantity": 1, "price": amount}],
+        },
+    }
+    return event, (customer if amount == BIG_PURCHASE else None)
+
+
+async def steady(platform: Platform, rate: float, seconds: float) -> None:
+    probe = LagProbe(platform)
+    await probe.start()
+    coupons: dict[str, float] = {}
+    stop_reading = asyncio.Event()
+    reader = asyncio.create_task(read_coupons(platform, stop_reading, coupons))
+    per_tick = max(1, round(rate * STEADY_TICK_S))
+    ticks = int(seconds / STEADY_TICK_S)
+    run = f"steady{int(time.time())}"
+    expected: dict[str, float] = {}
+    peak: dict[str, int] = {group: 0 for group in platform.groups}
+    sending: set[asyncio.Task[int]] = set()
+    late_ticks = 0
+    missed_samples = 0
+    cpu_before = cpu_seconds(platform)
+    load_before = os.getloadavg()
+    topic_before = {group: await probe.end_offsets(topics) for group, topics in platform.groups.items()}
+
+    async def sample_until(done: asyncio.Event) -> None:
+        nonlocal missed_samples
+        while not done.is_set():
+            try:
+                lags = await probe.group_lags()
+            except KafkaError:
+                # A broker too busy to answer in time (the machine is shared): counted and reported, not fatal.
+                missed_samples += 1
+                continue
+            for group, lag in lags.items():
+                peak[group] = max(peak[group], lag)
+            await asyncio.sleep(STEADY_SAMPLE_S)
+
+    offered = asyncio.Event()
+    sampler = asyncio.create_task(sample_until(offered))
+    started = time.monotonic()
+    n = 0
+    for tick in range(ticks):
+        scheduled = started + tick * STEADY_TICK_S
+        delay = scheduled - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        else:
+            late_ticks += 1
+        at = datetime.now(UTC)
+        events = []
+        for _ in range(per_tick):
+            event, customer = steady_event(n, at, run)
+            n += 1
+            events.append(event)
+            if customer is not None:
+                expected[customer] = at.timestamp()
+        task = asyncio.create_task(platform.post(events))
+        sending.add(task)
+        task.add_done_callback(sending.discard)
+    await asyncio.gather(*sending)
+    offered_s = time.monotonic() - started
+    # Let the pipeline finish what was offered, so every expected coupon has its chance.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(coupons.keys() & expected.keys()) < len(expected):  # noqa: ASYNC110
+        await asyncio.sleep(0.5)
+    offered.set()
+    await sampler
+    stop_reading.set()
+    await reader
+    topic_after = {group: await probe.end_offsets(topics) for group, topics in platform.groups.items()}
+    await probe.stop()
+    cpu_after = cpu_seconds(platform)
+    latencies = [coupons[c] - expected[c] for c in expected if c in coupons]
+    print(f"\nsteady: {n:,} events offered at {rate:,.0f}/s for {offered_s:.1f} s ({late_ticks} of {ticks} ticks late)")
+    print(f"  load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (the machine is shared)")
+    print(f"  {'consumer group':<28} {'peak lag':>8} {'topic events/s':>14} {'peak lag s':>10}", end="")
+    print(f"   ({missed_samples} lag samples the broker did not answer in time)" if missed_samples else "")
+    worst_s = 0.0
+    for group in platform.groups:
+        topic_rate = (topic_after[group] - topic_before[group]) / offered_s
+        lag_s = peak[group] / topic_rate if topic_rate else 0.0
+        worst_s = max(worst_s, lag_s)
+        print(f"  {group:<28} {peak[group]:>8,} {topic_rate:>14,.0f} {lag_s:>10.2f}")
+    for service in platform.consumers:
+        cpu = cpu_after.get(service, 0.0) - cpu_before.get(service, 0.0)
+        print(f"  {service} CPU {cpu / offered_s:.0%} of one core")
+    if latencies:
+        p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+        print(
+            f"  purchase -> coupon: {len(latencies)} of {len(expected)} coupons, p50 {p50 * 1000:.0f} ms, "
+            f"p99 {p99 * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms"
+        )
+    else:
+        p99 = float("inf")
+        print(f"  purchase -> coupon: none of {len(expected)} expected coupons arrived")
+    print(
+        f"  targets: peak lag <= 2 s of events: {'met' if worst_s <= 2 else 'MISSED'} (worst {worst_s:.2f} s); "
+        f"coupon p99 < 1 s: {'met' if p99 < 1 else 'MISSED'}"
+    )
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    if args.mode in ("catch-up", "both"):
+        if args.dataset == "cdnow":
+            events = cdnow_events(args.limit)
+        else:
+            events = synthetic_events(args.limit or 10 * args.customers, args.customers)
+        platform = await start_platform("replay")
+        try:
+            await catch_up(platform, events, args.batch, args.concurrency)
+        finally:
+            await stop_platform(platform)
+    if args.mode in ("steady", "both"):
+        platform = await start_platform("live")
+        try:
+            await steady(platform, args.rate, args.seconds)
+        finally:
+            await stop_platform(platform)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=("catch-up", "steady", "both"), default="both")
+    parser.add_argument("--dataset", choices=("cdnow", "synthetic"), default="cdnow")
+    parser.add_argument("--customers", type=int, default=5000, help="synthetic dataset: customers")
+    parser.add_argument("--limit", type=int, default=None, help="events of the dataset to post (default all)")
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    uvloop.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
