@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 
@@ -10,7 +11,9 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
-def as_of(mode: str, newest_event_time: datetime | None) -> datetime:
+def as_of(mode: str, newest_event_time: datetime | None, wall: Callable[[], datetime] = wall_clock) -> datetime:
+    """The newest event time in replay mode (when there is one), otherwise `wall()`: the one rule every service
+    follows, so a replayed history gives the same answers as living through it."""
     if mode == "replay" and newest_event_time is not None:
         return newest_event_time
-    return wall_clock()
+    return wall()

@@ -221,6 +221,29 @@ class ThresholdCrossed(Contract):
     reasons: list[Reason]
 
 
+class FrequencyBucket(Part):
+    calibration_frequency: str
+    customers: int
+    predicted_mean: float | None
+    actual_mean: float
+
+
+class DriftDetected(Contract):
+    """A refit's chosen purchase model missed the holdout's total repeat purchase days by more than the threshold
+    (relative); subject = `model:<version>` (no customer), time = the refit's clock."""
+
+    model_version: int
+    model: str
+    threshold: float
+    total_relative_error: float
+    predicted_total: float
+    actual_total: float
+    rmse: float | None
+    by_frequency: list[FrequencyBucket]
+    time_unit: Literal["day"]
+    holdout_days: float
+
+
 # --- feedback-events ------------------------------------------------------------------------------------------------
 
 
@@ -323,6 +346,7 @@ CONTRACTS: Mapping[str, EventContract] = {
         EventContract("customer.erased", PROFILE_CHANGES, "profile", CustomerErased),
         EventContract("score.changed", SCORE_CHANGES, "scoring", ScoreChanged),
         EventContract("threshold.crossed", SCORE_CHANGES, "scoring", ThresholdCrossed),
+        EventContract("scoring.drift_detected", SCORE_CHANGES, "scoring", DriftDetected),
         EventContract("feedback.received", FEEDBACK_EVENTS, "feedback", FeedbackReceived),
         EventContract("feedback.contacted", FEEDBACK_EVENTS, "feedback", FeedbackContacted),
         EventContract("sla.breached", FEEDBACK_EVENTS, "feedback", SlaBreached),

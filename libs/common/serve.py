@@ -26,7 +26,6 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.config import STARTUP_FAILURE
 
-from libs.common.lifetime import die_with_parent
 from libs.common.metrics import MULTIPROCESS_DIR_ENV
 from libs.common.settings import Settings
 
@@ -117,8 +116,6 @@ def _start_worker() -> BaseProcess:
 
 
 def _run_worker() -> None:
-    # A server killed outright must not leave workers holding its port.
-    die_with_parent(signal.SIGTERM, os.getppid())
     settings = Settings()
     server = _server("libs.common.serve:app_from_environment", settings, factory=True)
     _run(server, [_listening_socket(settings.http_host, settings.http_port, reuse_port=True)])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import asyncpg
 from fastapi import Request
@@ -13,13 +14,20 @@ from fastapi import Request
 from libs.common.kafka import Publisher
 from libs.common.runtime import Runtime, runtime_of
 from libs.common.topics import CUSTOMER_EVENTS
+from services.ingest.domain.acceptance import Acceptance
 from services.ingest.domain.circuit import Circuit
+from services.ingest.domain.incoming import ValidEvent
 from services.ingest.domain.ratelimit import TokenBucket
 from services.ingest.metrics import BROKER_CIRCUIT_OPEN
 from services.ingest.settings import IngestSettings
 
-if TYPE_CHECKING:
-    from services.ingest.handlers.group_commit import GroupCommitter
+
+class Committer(Protocol):
+    """What the handlers need of the group committer (handlers/group_commit.py), which itself needs this context."""
+
+    async def submit(self, events: Sequence[ValidEvent], source: str) -> list[Acceptance]: ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass
@@ -34,7 +42,7 @@ class IngestContext:
     # learn their fate before publishing those events again, or a short outage would publish twice.
     in_doubt: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
     # Set at start-up: coalesces concurrent small requests into one insert, publish and commit.
-    committer: GroupCommitter | None = None
+    committer: Committer | None = None
 
     @property
     def publisher(self) -> Publisher:

@@ -40,6 +40,9 @@ class ScoringSettings(Settings):
     # Each refit also fits on the purchases up to this many days before the clock and scores the rest (the holdout):
     # the purchase model that predicts it best drives P(alive), expected purchases and CLV.
     scoring_holdout_days: float = Field(90.0, ge=1)
+    # A refit whose chosen model misses the holdout's total repeat purchases by more than this share emits
+    # scoring.drift_detected.
+    scoring_drift_threshold: float = Field(0.2, gt=0)
     scoring_rescore_batch_size: int = Field(1000, ge=1, le=10_000)  # ids go into one IN (...) list
 
     @model_validator(mode="after")

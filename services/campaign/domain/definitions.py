@@ -21,11 +21,15 @@ from pydantic import (
     field_validator,
 )
 
+from libs.common.events import NO_NUL_PATTERN
 from services.campaign.domain.templates import validate_template
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
-Template = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+# No string may carry U+0000: PostgreSQL's text and jsonb cannot hold it (a 500 before, found by fuzzing).
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=NO_NUL_PATTERN)]
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True, pattern=NO_NUL_PATTERN)
+]
+Template = Annotated[str, StringConstraints(min_length=1, max_length=10_000, pattern=NO_NUL_PATTERN)]
 
 Stage = Literal["potential", "new", "active", "at_risk", "churned", "reactivated"]
 Crossing = Literal["tier_up", "tier_down", "churn_risk_up", "churn_risk_down"]

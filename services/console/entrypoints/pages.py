@@ -19,7 +19,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from libs.common.auth import Principal, authenticate
 from libs.common.pages import Pages, first, form_fields
 from libs.common.problems import Problem
-from services.console.adapters.upstreams import Upstreams
 from services.console.domain.charts import heat_colour, line_chart, text_colour, uplift_chart
 from services.console.domain.session import COOKIE, SessionKeys
 from services.console.domain.sla import ORDER as SLA_ORDER
@@ -55,8 +54,8 @@ def _keys(request: Request) -> SessionKeys:
     return keys
 
 
-def _upstreams(request: Request) -> Upstreams:
-    upstreams: Upstreams = request.app.state.upstreams
+def _upstreams(request: Request) -> views.Services:
+    upstreams: views.Services = request.app.state.upstreams
     return upstreams
 
 

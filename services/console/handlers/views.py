@@ -12,6 +12,8 @@ from services.console.domain import worklist as worklist_rules
 from services.console.domain.sla import ORDER, by_state
 
 SEARCH_FIELDS = ("id", "email", "phone", "tag")
+# What routes hand to these use cases: the clients of the services' APIs, made at start-up.
+Services = Upstreams
 
 
 def _id(customer_id: str) -> str:

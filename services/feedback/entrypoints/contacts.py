@@ -9,9 +9,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from libs.common.events import Identifier, LongText, ShortText
-from services.feedback.adapters import contacts_repo
 from services.feedback.entrypoints.common import Deps, Reader, Session, Writer
-from services.feedback.handlers.contacts import Contact, record_contact
+from services.feedback.handlers.contacts import Contact, contacts_of, record_contact
 
 router = APIRouter(prefix="/v1", tags=["contacts"])
 
@@ -50,18 +49,4 @@ async def post_contact(
 async def list_contacts(
     customer_id: Identifier, session: Session, _: Reader, limit: Annotated[int, Query(ge=1, le=200)] = 20
 ) -> dict[str, Any]:
-    rows = await contacts_repo.contacts_of(session, customer_id, limit)
-    return {
-        "customer_id": customer_id,
-        "items": [
-            {
-                "contact_id": row["contact_key"],
-                "contacted_by": row["contacted_by"],
-                "channel": row["channel"],
-                "outcome": row["outcome"],
-                "note": row["note"],
-                "contacted_at": row["contacted_at"].isoformat(),
-            }
-            for row in rows
-        ],
-    }
+    return {"customer_id": customer_id, "items": await contacts_of(session, customer_id, limit)}

@@ -53,3 +53,19 @@ async def record_contact(deps: FeedbackDeps, session: AsyncSession, outbox: Outb
     )
     await outbox.add(session, topic, event)
     return True
+
+
+async def contacts_of(session: AsyncSession, customer_id: str, limit: int) -> list[dict[str, object]]:
+    """A customer's contacts, newest first, as the API shows them."""
+    rows = await contacts_repo.contacts_of(session, customer_id, limit)
+    return [
+        {
+            "contact_id": row["contact_key"],
+            "contacted_by": row["contacted_by"],
+            "channel": row["channel"],
+            "outcome": row["outcome"],
+            "note": row["note"],
+            "contacted_at": row["contacted_at"].isoformat(),
+        }
+        for row in rows
+    ]

@@ -38,6 +38,4 @@ class FeedbackDeps:
 
     def now(self, event_time: datetime | None = None) -> datetime:
         """The "as of" clock of docs/architecture.md; tests inject `clock` to drive SLA deadlines."""
-        if self.settings.clock_mode == "replay" and event_time is not None:
-            return as_of("replay", event_time)
-        return self.clock()
+        return as_of(self.settings.clock_mode, event_time, self.clock)

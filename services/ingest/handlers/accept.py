@@ -13,23 +13,15 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Literal, NamedTuple
 
 from services.ingest.adapters import erasures, event_log
 from services.ingest.adapters.broker import publish_records
 from services.ingest.adapters.records import EventRecord
 from services.ingest.context import IngestContext
+from services.ingest.domain.acceptance import Acceptance as Acceptance
+from services.ingest.domain.acceptance import Status as Status
 from services.ingest.domain.incoming import ValidEvent
 from services.ingest.metrics import EVENTS, PUBLISH_LATENCY
-
-# "erased": the event is from before its customer was erased; neither kept nor published (handlers.erasure).
-Status = Literal["accepted", "duplicate", "erased"]
-
-
-class Acceptance(NamedTuple):
-    event_id: str
-    status: Status
-    published: bool
 
 
 async def accept_events(ctx: IngestContext, events: Sequence[ValidEvent], source: str) -> list[Acceptance]:

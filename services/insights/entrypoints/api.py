@@ -11,7 +11,7 @@ from libs.common.auth import Principal, require_scope
 from libs.common.problems import Problem
 from libs.common.runtime import runtime_of
 from services.insights.domain.periods import Grain, periods_apart
-from services.insights.handlers.figures import Figures
+from services.insights.handlers.figures import Figures, RangeTooLong
 from services.insights.settings import InsightsSettings
 
 router = APIRouter(prefix="/v1", tags=["kpis"])
@@ -55,7 +55,10 @@ async def get_kpis(
     request: Request, _: Reader, period: PeriodQuery = Grain.MONTH, first: FromQuery = None, last: ToQuery = None
 ) -> dict[str, Any]:
     _check_range(request, period, first, last)
-    return await figures_of(request).kpi_rows(period, first, last)
+    try:
+        return await figures_of(request).kpi_rows(period, first, last)
+    except RangeTooLong as exc:  # the defaults of `from` / `to` made it too long (a 500 before, found by fuzzing)
+        raise _invalid("from", str(exc), "range_too_long") from exc
 
 
 @router.get("/cohorts", summary="Customers by period of first purchase: share active and revenue k periods later")
@@ -63,7 +66,10 @@ async def get_cohorts(
     request: Request, _: Reader, period: PeriodQuery = Grain.MONTH, first: FromQuery = None, last: ToQuery = None
 ) -> dict[str, Any]:
     _check_range(request, period, first, last)
-    return await figures_of(request).cohort_rows(period, first, last)
+    try:
+        return await figures_of(request).cohort_rows(period, first, last)
+    except RangeTooLong as exc:  # the defaults of `from` / `to` made it too long (a 500 before, found by fuzzing)
+        raise _invalid("from", str(exc), "range_too_long") from exc
 
 
 @router.get("/anomalies", summary="KPI anomalies raised (value, baseline, deviation)")
@@ -71,4 +77,7 @@ async def get_anomalies(
     request: Request, _: Reader, period: PeriodQuery = Grain.MONTH, first: FromQuery = None, last: ToQuery = None
 ) -> dict[str, Any]:
     _check_range(request, period, first, last)
-    return await figures_of(request).anomaly_rows(period, first, last)
+    try:
+        return await figures_of(request).anomaly_rows(period, first, last)
+    except RangeTooLong as exc:  # the defaults of `from` / `to` made it too long (a 500 before, found by fuzzing)
+        raise _invalid("from", str(exc), "range_too_long") from exc

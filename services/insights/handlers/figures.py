@@ -20,12 +20,30 @@ from libs.common.outbox import Outbox
 from services.insights import metrics
 from services.insights.adapters import store
 from services.insights.domain.kpis import SCALAR_KPIS, anomalies, kpis
-from services.insights.domain.periods import GRAINS, Grain, label, midnight, period_end, period_start, shift, utc_day
+from services.insights.domain.periods import (
+    GRAINS,
+    Grain,
+    label,
+    midnight,
+    period_end,
+    period_start,
+    periods_apart,
+    shift,
+    utc_day,
+)
 from services.insights.settings import InsightsSettings
 
 log = logging.getLogger(__name__)
 
 SOURCE = "retain/insights"
+
+
+class RangeTooLong(ValueError):
+    """A query spanning more periods than `insights_max_periods` (once the defaults of `from` and `to` apply)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} periods per query")
+        self.limit = limit
 
 
 @dataclass
@@ -87,8 +105,17 @@ class Figures:
         if first is not None:
             first_start = period_start(first, grain)
         else:
-            first_start = shift(last_start, grain, 1 - self.settings.insights_default_periods)
+            try:
+                first_start = shift(last_start, grain, 1 - self.settings.insights_default_periods)
+            except (ValueError, OverflowError):  # the default periods would begin before year 1
+                first_start = period_start(date.min, grain)
+        self._within_limit(grain, first_start, last_start)
         return first_start, last_start, moment
+
+    def _within_limit(self, grain: Grain, first_start: date, last_start: date) -> None:
+        limit = self.settings.insights_max_periods
+        if periods_apart(first_start, last_start, grain) >= limit:
+            raise RangeTooLong(limit)
 
     async def kpi_rows(self, grain: Grain, first: date | None, last: date | None) -> dict[str, Any]:
         first_start, last_start, moment = await self.range_of(grain, first, last)
@@ -101,6 +128,7 @@ class Figures:
         current = period_start(utc_day(moment), grain)
         cohorts: list[dict[str, Any]] = []
         if first_start <= last_start:
+            self._within_limit(grain, first_start, current)  # cohorts are followed up to now
             await self.ensure(grain, first_start, current)
             async with self.sessions() as session:
                 cells = await store.cohort_cells(session, grain, first_start, last_start)

@@ -294,3 +294,70 @@ async def change_memberships(
             ),
             {"segments": [s for s, _ in ordered], "customers": [c for _, c in ordered]},
         )
+
+
+async def merged_into(session: AsyncSession, survivor: str) -> list[str]:
+    """The ids whose profiles were merged into `survivor`."""
+    rows = await session.execute(text(f"SELECT merged_id FROM {S}.aliases WHERE survivor_id = :id"), {"id": survivor})
+    return list(rows.scalars())
+
+
+_ERASE_STATEMENTS = tuple(
+    text(statement)
+    for statement in (
+        f"DELETE FROM {S}.customers WHERE customer_id = ANY(CAST(:ids AS text[]))",
+        f"DELETE FROM {S}.timeline WHERE customer_id = ANY(CAST(:ids AS text[]))",
+        f"DELETE FROM {S}.segment_members WHERE customer_id = ANY(CAST(:ids AS text[]))",
+        f"DELETE FROM {S}.aliases WHERE merged_id = ANY(CAST(:ids AS text[])) "
+        "OR survivor_id = ANY(CAST(:ids AS text[]))",
+        f"INSERT INTO {S}.erasures (customer_id, erased_at) SELECT unnest(CAST(:ids AS text[])), :at "
+        "ON CONFLICT (customer_id) DO UPDATE SET erased_at = EXCLUDED.erased_at",
+    )
+)
+
+
+async def erase(session: AsyncSession, ids: Sequence[str], at: datetime) -> None:
+    """Deletes the profiles, timelines, memberships and aliases of `ids` and records each id as erased at `at`."""
+    params = {"ids": list(ids), "at": at}
+    for statement in _ERASE_STATEMENTS:
+        await session.execute(statement, params)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentCandidate:
+    customer_id: str
+    state: str  # the stored document, as JSON text
+    member: bool
+
+
+_SEGMENT_CHUNK = text(
+    f"""
+    SELECT c.customer_id, c.state::text AS state, (m.customer_id IS NOT NULL) AS member
+    FROM {S}.customers c
+    LEFT JOIN {S}.segment_members m ON m.segment_id = :segment AND m.customer_id = c.customer_id
+    WHERE c.customer_id > :after ORDER BY c.customer_id LIMIT :limit
+    """
+)
+_ADD_MEMBERS = text(
+    f"INSERT INTO {S}.segment_members (segment_id, customer_id) "
+    "SELECT :segment, unnest(CAST(:ids AS text[])) ON CONFLICT DO NOTHING"
+)
+_REMOVE_MEMBERS = text(
+    f"DELETE FROM {S}.segment_members WHERE segment_id = :segment AND customer_id = ANY(CAST(:ids AS text[]))"
+)
+
+
+async def segment_candidates(session: AsyncSession, segment_id: str, after: str, limit: int) -> list[SegmentCandidate]:
+    """The next `limit` profiles after `after` in key order, each with whether it is in the segment now."""
+    rows = await session.execute(_SEGMENT_CHUNK, {"segment": segment_id, "after": after, "limit": limit})
+    return [SegmentCandidate(row.customer_id, row.state, row.member) for row in rows]
+
+
+async def add_segment_members(session: AsyncSession, segment_id: str, customer_ids: Sequence[str]) -> None:
+    if customer_ids:
+        await session.execute(_ADD_MEMBERS, {"segment": segment_id, "ids": list(customer_ids)})
+
+
+async def remove_segment_members(session: AsyncSession, segment_id: str, customer_ids: Sequence[str]) -> None:
+    if customer_ids:
+        await session.execute(_REMOVE_MEMBERS, {"segment": segment_id, "ids": list(customer_ids)})

@@ -175,7 +175,23 @@ def merge_states(survivor: ProfileState, merged: ProfileState) -> ProfileState:
     out.last_seen = _max(out.last_seen, other.last_seen)
     out.event_count += other.event_count
     out.erased_at = _max(out.erased_at, other.erased_at)
+    _merge_stamped(out, other)
+    _merge_orders(out, other)
+    _merge_activity(out, other)
+    _merge_days(out, other)
+    _merge_support(out, other)
 
+    out.coupons.redeemed += other.coupons.redeemed
+    out.coupons.orders_with_coupon += other.coupons.orders_with_coupon
+    out.tags += other.tags
+    out.applied_events += other.applied_events
+    out.merged_from += [*other.merged_from, other.customer_id]
+    normalise(out)
+    return out
+
+
+def _merge_stamped(out: ProfileState, other: ProfileState) -> None:
+    """Last-writer-wins fields: the newer stamp's values, field group by field group."""
     for name, stamp in other.stamps.items():
         if not newer(stamp, out.stamps.get(name)):
             continue
@@ -184,6 +200,8 @@ def merge_states(survivor: ProfileState, merged: ProfileState) -> ProfileState:
         for field_name in fields:
             setattr(getattr(out, section), field_name, getattr(getattr(other, section), field_name))
 
+
+def _merge_orders(out: ProfileState, other: ProfileState) -> None:
     orders, o = out.orders, other.orders
     orders.count += o.count
     orders.total_spend += o.total_spend
@@ -201,6 +219,9 @@ def merge_states(survivor: ProfileState, merged: ProfileState) -> ProfileState:
     out.refunds.amount += other.refunds.amount
     out.refunds.last_refund_at = _max(out.refunds.last_refund_at, other.refunds.last_refund_at)
 
+
+def _merge_activity(out: ProfileState, other: ProfileState) -> None:
+    """Logins and browsing."""
     logins = out.logins
     logins.count += other.logins.count
     logins.first_login_at = _min(logins.first_login_at, other.logins.first_login_at)
@@ -215,6 +236,8 @@ def merge_states(survivor: ProfileState, merged: ProfileState) -> ProfileState:
     _max_times(browsing.skus_bought, b.skus_bought)
     _max_times(browsing.categories_bought, b.categories_bought)
 
+
+def _merge_days(out: ProfileState, other: ProfileState) -> None:
     for day, bucket in other.days.items():
         mine_day = out.days.setdefault(day, DayBucket())
         _add_counts(mine_day.logins, bucket.logins)
@@ -222,6 +245,9 @@ def merge_states(survivor: ProfileState, merged: ProfileState) -> ProfileState:
         mine_day.spend += bucket.spend
         mine_day.page_views += bucket.page_views
 
+
+def _merge_support(out: ProfileState, other: ProfileState) -> None:
+    """Tickets, feedback and consents."""
     for ticket_id, ticket in other.tickets.items.items():
         current = out.tickets.items.get(ticket_id)
         out.tickets.items[ticket_id] = ticket if current is None else _merge_ticket(current, ticket)
@@ -231,11 +257,3 @@ def merge_states(survivor: ProfileState, merged: ProfileState) -> ProfileState:
         current_consent = out.consents.get(channel)
         if current_consent is None or newer(consent.stamp, current_consent.stamp):
             out.consents[channel] = consent
-
-    out.coupons.redeemed += other.coupons.redeemed
-    out.coupons.orders_with_coupon += other.coupons.orders_with_coupon
-    out.tags += other.tags
-    out.applied_events += other.applied_events
-    out.merged_from += [*other.merged_from, other.customer_id]
-    normalise(out)
-    return out

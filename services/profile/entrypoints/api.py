@@ -12,17 +12,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.auth import Principal, require_scope
-from libs.common.clock import as_of
-from libs.common.contracts import CustomerErased, derived
+from libs.common.clock import as_of, wall_clock
 from libs.common.envelope import format_time
 from libs.common.problems import Problem
 from libs.common.runtime import db_session, runtime_of
-from libs.common.topics import PROFILE_CHANGES
 from services.profile.adapters import repository
 from services.profile.adapters.tables import SCHEMA
 from services.profile.domain import ProfileState, customer_view, normalise_email, normalise_phone, set_tags
 from services.profile.entrypoints.segments import SEGMENT_DEFINITIONS
-from services.profile.handlers.profiles import SOURCE, Cause, Working, save_and_announce
+from services.profile.handlers import erasure
+from services.profile.handlers.profiles import Cause, Working, save_and_announce
 from services.profile.handlers.timeline import InvalidCursor, decode_cursor, encode_cursor
 
 Session = Annotated[AsyncSession, Depends(db_session)]
@@ -241,44 +240,13 @@ async def erase_customer(
     session: Session,
     _: Admin,
 ) -> dict[str, Any]:
-    """Deletes the profile, its timeline, memberships and aliases, and publishes `customer.erased` for every id
-    the person was known under (other services may hold data under a merged id). Each id is remembered with the
-    erasure time: events up to that time are dropped, so late deliveries and replays cannot restore the data,
-    while a newer event starts a fresh profile (the customer came back)."""
-    runtime = runtime_of(request)
-    now = datetime.now(UTC)
+    """Erases the customer (`handlers.erasure.erase_customer`) and answers what was erased."""
+    now = wall_clock()
     async with session.begin():
-        await repository.close_erasure_gate(session)  # first: a batch in flight commits before we delete
-        survivor = await _survivor(session, customer_id)
-        stored = await repository.lock_profiles(session, [survivor])
-        merged = (
-            await session.execute(text(f"SELECT merged_id FROM {S}.aliases WHERE survivor_id = :id"), {"id": survivor})
-        ).scalars()
-        ids = sorted({customer_id, survivor, *merged})
-        params = {"ids": ids, "at": now}
-        for statement in (
-            f"DELETE FROM {S}.customers WHERE customer_id = ANY(CAST(:ids AS text[]))",
-            f"DELETE FROM {S}.timeline WHERE customer_id = ANY(CAST(:ids AS text[]))",
-            f"DELETE FROM {S}.segment_members WHERE customer_id = ANY(CAST(:ids AS text[]))",
-            f"DELETE FROM {S}.aliases WHERE merged_id = ANY(CAST(:ids AS text[])) "
-            "OR survivor_id = ANY(CAST(:ids AS text[]))",
-            f"INSERT INTO {S}.erasures (customer_id, erased_at) SELECT unnest(CAST(:ids AS text[])), :at "
-            "ON CONFLICT (customer_id) DO UPDATE SET erased_at = EXCLUDED.erased_at",
-        ):
-            await session.execute(text(statement), params)
-        request_id = str(uuid.uuid4())
-        await runtime.outbox.add(
-            session,
-            PROFILE_CHANGES,
-            *(
-                derived(
-                    CustomerErased(customer_id=erased_id),
-                    cause=f"erasure:{request_id}",
-                    source=SOURCE,
-                    subject=erased_id,
-                    time=now,
-                )[1]
-                for erased_id in ids
-            ),
-        )
-    return {"customer_id": survivor, "erased_ids": ids, "profile_found": bool(stored), "erased_at": format_time(now)}
+        erased = await erasure.erase_customer(session, runtime_of(request).outbox, customer_id, now)
+    return {
+        "customer_id": erased.customer_id,
+        "erased_ids": erased.erased_ids,
+        "profile_found": erased.profile_found,
+        "erased_at": format_time(now),
+    }

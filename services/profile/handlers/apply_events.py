@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from libs.common.clock import as_of
 from libs.common.consumer import HandlerContext, PoisonEvent
 from libs.common.contracts import ProfileAliased, ProfileMerged, derived
@@ -97,29 +99,12 @@ class ProfileConsumer:
         session = ctx.session
         subjects = {event.subject for event, _ in parsed}
         await repository.enter_erasure_gate(session)
-        erased = await repository.erased_at(session, subjects)
-        if erased:
-            parsed = [(e, p) for e, p in parsed if e.subject not in erased or e.time > erased[e.subject]]
-            if not parsed:
-                return
+        parsed = await self._after_erasures(session, parsed, subjects)
+        if not parsed:
+            return
         survivors = await repository.survivors_of(session, subjects)
         batch = await self._load(session, parsed, survivors)
-
-        timeline: list[TimelineRow] = []
-        for event, payload in parsed:
-            target = follow(survivors, event.subject)
-            if event.type == "customer.upserted":
-                target = self._resolve(batch, event, target, survivors)
-            working = batch.profiles.get(target)
-            if working is None:
-                working = batch.profiles[target] = Working.fresh(target)
-            if event.type == "customer.upserted":
-                batch.index_profile(working, present=False)
-            if apply_in_place(working.state, event, payload, working.seen, working.touched):
-                working.touch(Cause(event.id, event.type, event.time))
-                timeline.append(TimelineRow(target, event.time, event.id, event.type, summarise(event.type, payload)))
-            if event.type == "customer.upserted":
-                batch.index_profile(working)
+        timeline = self._apply(batch, parsed, survivors)
 
         for survivor, merged, _ in batch.merges:
             await repository.record_merge(session, survivor, merged)
@@ -140,6 +125,42 @@ class ProfileConsumer:
             for row in timeline
         ]
         await repository.insert_timeline(session, timeline)
+        await ctx.emit(PROFILE_CHANGES, *self._join_announcements(batch, survivors))
+
+    @staticmethod
+    async def _after_erasures(
+        session: AsyncSession, parsed: list[tuple[CloudEvent, EventData]], subjects: set[str]
+    ) -> list[tuple[CloudEvent, EventData]]:
+        """Drops events about an erased id from before its erasure; a newer one is the customer coming back."""
+        erased = await repository.erased_at(session, subjects)
+        if not erased:
+            return parsed
+        return [(e, p) for e, p in parsed if e.subject not in erased or e.time > erased[e.subject]]
+
+    def _apply(
+        self, batch: _Batch, parsed: list[tuple[CloudEvent, EventData]], survivors: dict[str, str]
+    ) -> list[TimelineRow]:
+        """Applies the events in order to the batch's profiles; returns the timeline rows of those that changed one."""
+        timeline: list[TimelineRow] = []
+        for event, payload in parsed:
+            target = follow(survivors, event.subject)
+            if event.type == "customer.upserted":
+                target = self._resolve(batch, event, target, survivors)
+            working = batch.profiles.get(target)
+            if working is None:
+                working = batch.profiles[target] = Working.fresh(target)
+            if event.type == "customer.upserted":
+                batch.index_profile(working, present=False)
+            if apply_in_place(working.state, event, payload, working.seen, working.touched):
+                working.touch(Cause(event.id, event.type, event.time))
+                timeline.append(TimelineRow(target, event.time, event.id, event.type, summarise(event.type, payload)))
+            if event.type == "customer.upserted":
+                batch.index_profile(working)
+        return timeline
+
+    @staticmethod
+    def _join_announcements(batch: _Batch, survivors: dict[str, str]) -> list[CloudEvent]:
+        """`profile.merged` for every merge of the batch, `profile.aliased` for every id recognised as a customer."""
         merged_events = [
             derived(
                 ProfileMerged(survivor_id=survivor, merged_id=merged_id),
@@ -164,7 +185,7 @@ class ProfileConsumer:
                     time=cause.time,
                 )[1]
             )
-        await ctx.emit(PROFILE_CHANGES, *merged_events, *aliased_events)
+        return [*merged_events, *aliased_events]
 
     @staticmethod
     def _parse(events: Sequence[CloudEvent]) -> list[tuple[CloudEvent, EventData]]:

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.envelope import CloudEvent
 from libs.common.outbox import Outbox
 from libs.common.topics import PROFILE_CHANGES
-from services.profile.adapters.tables import SCHEMA
+from services.profile.adapters import repository
 from services.profile.domain import Condition, ProfileState, evaluate, flat_view
 from services.profile.handlers.profiles import Cause, profile_updated
 
-S = SCHEMA
 # Profiles parsed and evaluated per round trip: bounded memory whatever the customer base.
 CHUNK = 1000
 
@@ -45,62 +43,55 @@ async def recompute_segment(
     outcome = Recomputed()
     after = ""
     while True:
-        rows = (
-            await session.execute(
-                text(
-                    f"""
-                    SELECT c.customer_id, c.state::text AS state, (m.customer_id IS NOT NULL) AS member
-                    FROM {S}.customers c
-                    LEFT JOIN {S}.segment_members m ON m.segment_id = :segment AND m.customer_id = c.customer_id
-                    WHERE c.customer_id > :after ORDER BY c.customer_id LIMIT :limit
-                    """
-                ),
-                {"segment": segment_id, "after": after, "limit": CHUNK},
-            )
-        ).all()
-        if not rows:
+        candidates = await repository.segment_candidates(session, segment_id, after, CHUNK)
+        if not candidates:
             return outcome
-        after = rows[-1].customer_id
+        after = candidates[-1].customer_id
+        chunk = _evaluate(candidates, segment_id, condition, cause, clock)
+        await repository.add_segment_members(session, segment_id, chunk.entered)
+        await repository.remove_segment_members(session, segment_id, chunk.left)
+        await outbox.add(session, PROFILE_CHANGES, *chunk.events)
+        outcome.members += chunk.members
+        outcome.entered += len(chunk.entered)
+        outcome.left += len(chunk.left)
+
+
+@dataclass
+class _Chunk:
+    members: int = 0
+    entered: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+    events: list[CloudEvent] = field(default_factory=list)
+
+
+def _evaluate(
+    candidates: Sequence[repository.SegmentCandidate],
+    segment_id: str,
+    condition: Condition | None,
+    cause: Cause,
+    clock: Callable[[datetime | None], datetime],
+) -> _Chunk:
+    """Who of `candidates` enters or leaves the segment, with one `profile.updated` each."""
+    chunk = _Chunk()
+    for candidate in candidates:
         # Deleting a segment only needs its members' states (for the metrics of the leave events).
-        entered: list[str] = []
-        left: list[str] = []
-        events: list[CloudEvent] = []
-        for row in rows:
-            if condition is None and not row.member:
-                continue
-            state = ProfileState.model_validate_json(row.state)
-            as_of = clock(state.last_seen)
-            now_member = condition is not None and evaluate(condition, flat_view(state, as_of))
-            outcome.members += now_member
-            if now_member == row.member:
-                continue
-            (entered if now_member else left).append(row.customer_id)
-            events.append(
-                profile_updated(
-                    state,
-                    cause,
-                    ["segments"],
-                    as_of,
-                    entered=[segment_id] if now_member else [],
-                    left=[] if now_member else [segment_id],
-                )
+        if condition is None and not candidate.member:
+            continue
+        state = ProfileState.model_validate_json(candidate.state)
+        as_of = clock(state.last_seen)
+        now_member = condition is not None and evaluate(condition, flat_view(state, as_of))
+        chunk.members += now_member
+        if now_member == candidate.member:
+            continue
+        (chunk.entered if now_member else chunk.left).append(candidate.customer_id)
+        chunk.events.append(
+            profile_updated(
+                state,
+                cause,
+                ["segments"],
+                as_of,
+                entered=[segment_id] if now_member else [],
+                left=[] if now_member else [segment_id],
             )
-        if entered:
-            await session.execute(
-                text(
-                    f"INSERT INTO {S}.segment_members (segment_id, customer_id) "
-                    "SELECT :segment, unnest(CAST(:ids AS text[])) ON CONFLICT DO NOTHING"
-                ),
-                {"segment": segment_id, "ids": entered},
-            )
-        if left:
-            await session.execute(
-                text(
-                    f"DELETE FROM {S}.segment_members WHERE segment_id = :segment "
-                    "AND customer_id = ANY(CAST(:ids AS text[]))"
-                ),
-                {"segment": segment_id, "ids": left},
-            )
-        await outbox.add(session, PROFILE_CHANGES, *events)
-        outcome.entered += len(entered)
-        outcome.left += len(left)
+        )
+    return chunk

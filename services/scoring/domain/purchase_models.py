@@ -161,6 +161,12 @@ def _pareto_log_likelihood(
     return np.asarray(a1 + np.logaddexp(alive_through, np.log(s) - np.log(r + s + x) + log_a0), dtype=np.float64)
 
 
+def pareto_log_likelihood(p: ParetoNbdParams, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> FloatArray:
+    """Per customer log-likelihood of Pareto/NBD."""
+    x, rec, age = np.broadcast_arrays(_f(frequency), _f(recency), _f(T))
+    return _pareto_log_likelihood(p.r, p.alpha, p.s, p.beta, x, rec, age)
+
+
 @dataclass(frozen=True)
 class ParetoNbd:
     p: ParetoNbdParams
@@ -361,7 +367,7 @@ def fit_pareto_nbd(h: Histories, penalizer: float = 0.0, tol: float = 1e-9, max_
     x, converged, iterations = _minimise(objective, _PARETO_INITIAL_LOG_PARAMS, False, tol, max_iter)
     # BFGS on a finite-difference gradient stops a little short; Nelder-Mead from there polishes the optimum
     polished: Any = minimize(
-        objective, x, method="Nelder-Mead", options={"xatol": 1e-9, "fatol": 1e-13, "maxiter": 4000}
+        objective, x, method="Nelder-Mead", options={"xatol": 1e-9, "fatol": 1e-13, "maxiter": 800}
     )
     if polished.fun <= objective(x):
         x = np.asarray(polished.x, dtype=np.float64)

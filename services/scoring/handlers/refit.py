@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common import metrics
-from libs.common.envelope import format_time
+from libs.common.contracts import DriftDetected, derived
+from libs.common.envelope import CloudEvent, format_time
 from libs.common.outbox import Outbox
 from libs.common.topics import SCORE_CHANGES
 from services.scoring.adapters import store
@@ -117,6 +119,59 @@ def cutoff_day(as_of: datetime, holdout_days: float) -> float:
     return float(np.floor(as_of.timestamp() / _SECONDS_PER_DAY) - np.floor(holdout_days))
 
 
+HOLDOUT_ERROR = Gauge(
+    "retain_scoring_holdout_error",
+    "Error of each purchase model's prediction of the holdout at the last refit: rmse (repeat purchase days per "
+    "customer) and total_relative_error ((predicted - actual) / actual over the base).",
+    ["service", "model", "measure"],
+    multiprocess_mode="livemostrecent",
+)
+DRIFT_EVENT_TYPE = "scoring.drift_detected"
+
+
+def publish_holdout_errors(service: str, selection: Selection | None) -> None:
+    if selection is None:
+        return
+    for candidate in selection.candidates:
+        errors = candidate.get("holdout") or {}
+        for measure in ("rmse", "total_relative_error"):
+            value = errors.get(measure)
+            if isinstance(value, float) and np.isfinite(value):
+                HOLDOUT_ERROR.labels(service, candidate["name"], measure).set(value)
+
+
+def drift_event(version: int, selection: Selection | None, threshold: float, as_of: datetime) -> CloudEvent | None:
+    """`scoring.drift_detected` when the chosen model's prediction of the holdout's total repeat purchases is off
+    by more than ``threshold`` (relative): the model no longer describes the base as it did."""
+    if selection is None or selection.chosen_name is None:
+        return None
+    errors = selection.holdout.get("chosen") or {}
+    relative = errors.get("total_relative_error")
+    if not isinstance(relative, float) or not np.isfinite(relative) or abs(relative) <= threshold:
+        return None
+    _, event = derived(
+        DriftDetected.model_validate(
+            {
+                "model_version": version,
+                "model": selection.chosen_name,
+                "threshold": threshold,
+                "total_relative_error": relative,
+                "predicted_total": errors.get("predicted_total"),
+                "actual_total": errors.get("actual_total"),
+                "rmse": errors.get("rmse"),
+                "by_frequency": errors.get("by_frequency", []),
+                "time_unit": TIME_UNIT,
+                "holdout_days": selection.holdout.get("duration"),
+            }
+        ),
+        cause=f"refit:{version}",
+        source="retain/scoring",
+        subject=f"model:{version}",
+        time=as_of,
+    )
+    return event
+
+
 def _edges_json(edges: RfmEdges) -> dict[str, list[float]]:
     return {"recency": list(edges.recency), "frequency": list(edges.frequency), "monetary": list(edges.monetary)}
 
@@ -197,7 +252,10 @@ async def _refit(
                     holdout=None if selection is None else _json_safe(selection.holdout),
                 ),
             )
-        assert version is not None
+            drift = drift_event(version, selection, settings.scoring_drift_threshold, as_of)
+            if drift is not None:
+                await outbox.add(session, SCORE_CHANGES, drift)
+        publish_holdout_errors(settings.service, selection)
         active = ActiveModel(version=int(version), model=model, small_base=fitted.small_base)
         service.use_model(active)
         rescored, emitted = await rescore_base(service, sessions, outbox, active, as_of)

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common.aliases import JOIN_EVENT_TYPES, joined_ids
 from libs.common.clock import as_of as clock_as_of
 from libs.common.consumer import HandlerContext
-from libs.common.envelope import CloudEvent, derived_event
+from libs.common.contracts import Contract, ScoreChanged, ThresholdCrossed, derived
+from libs.common.envelope import CloudEvent
 from libs.common.erasures import ERASED_EVENT_TYPE, erased_id
 from libs.common.logs import current_customer_id, current_event_id
 from libs.common.topics import SCORE_CHANGES
@@ -107,16 +108,15 @@ class ScoringService:
             outcome = score(customer, item.as_of, active, previous_snapshot, self.config, self.small_base)
             document = score_document(outcome, customer, active.version, self.small_base)
             for out in outgoing_events(previous, document, self.change):
-                result.events.append(
-                    derived_event(
-                        cause=f"{item.cause_id}#{out.key}",
-                        source=SOURCE,
-                        type=out.type,
-                        subject=item.customer_id,
-                        time=item.time,
-                        data=out.data,
-                    )
+                # built through the contract: a field the contract does not declare cannot leave the service
+                _, event = derived(
+                    _CONTRACT_OF[out.type].model_validate(out.data),
+                    cause=f"{item.cause_id}#{out.key}",
+                    source=SOURCE,
+                    subject=item.customer_id,
+                    time=item.time,
                 )
+                result.events.append(event)
             documents[item.customer_id] = document
             result.documents[item.customer_id] = document
         return result
@@ -262,6 +262,7 @@ class ScoringService:
 
 
 _THREAD_FROM_CUSTOMERS = 32
+_CONTRACT_OF: dict[str, type[Contract]] = {"score.changed": ScoreChanged, "threshold.crossed": ThresholdCrossed}
 _BEFORE_EVERYTHING = datetime.min.replace(tzinfo=UTC)
 _STRUCTURAL = frozenset({ERASED_EVENT_TYPE}) | JOIN_EVENT_TYPES
 

@@ -19,7 +19,7 @@ from libs.common.migrations import migrate
 from libs.common.outbox import Outbox
 from services.scoring.adapters.tables import SCHEMA, messaging, scores
 from services.scoring.handlers.rescore import ScoringService
-from services.scoring.settings import ScoringSettings, scoring_settings
+from services.scoring.settings import ScoringSettings
 from tests.conftest import Isolation
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "scoring" / "migrations"
@@ -68,7 +68,8 @@ class Harness:
 
 
 async def harness(isolated: Isolation, **overrides: object) -> AsyncIterator[Harness]:
-    settings = scoring_settings(isolated.settings(SCHEMA, **overrides))
+    # scoring's own fields are not shared settings: they are set on ScoringSettings itself
+    settings = ScoringSettings(**{**isolated.settings(SCHEMA).model_dump(), **overrides})
     await migrate(MIGRATIONS, settings.database_url, SCHEMA)
     engine = create_engine(settings)
     try:

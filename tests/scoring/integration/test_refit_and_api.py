@@ -12,6 +12,7 @@ import httpx
 import pandas as pd
 import pytest
 from httpx import ASGITransport
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from libs.common.envelope import CloudEvent
@@ -175,3 +176,33 @@ async def test_models_api_and_admin_refit(api: tuple[Harness, httpx.AsyncClient]
     assert listed[0]["bgnbd"] is None and listed[0]["n_buyers"] == 1 and listed[0]["diagnostics"]["trigger"] == "api"
     score = (await client.get("/v1/customers/c-1/score", headers=READER)).json()
     assert score["model_version"] == 1 and score["tier"] == "high"  # a 1-buyer base stays on the spend rule
+
+
+async def test_a_refit_whose_model_misses_the_holdout_reports_drift(isolated: Isolation) -> None:
+    """The holdout's predicted vs actual repeat purchases are kept with the model, the error is a gauge, and a miss
+    beyond the configured share is an event."""
+    async for h in harness(isolated, clock_mode="replay", scoring_drift_threshold=1e-6):
+        events = cdnow_events(400)
+        await h.purchases(*[e for e in events if e.type == "purchase"])
+        await h.profile(*[e for e in events if e.type == "profile.updated"])
+        await h.clear_outbox()
+        result = await refit(h.service, h.sessions, h.outbox, trigger="test")
+        async with h.sessions() as session:
+            model = (await session.execute(select(models))).one()
+        chosen = model.holdout["chosen"]
+        assert chosen["actual_total"] > 0 and chosen["predicted_total"] > 0
+        assert sum(b["customers"] for b in chosen["by_frequency"]) == model.holdout["customers"]
+        drift = [(subject, data) for kind, subject, data in await h.emitted() if kind == "scoring.drift_detected"]
+        assert drift == [(f"model:{result.version}", drift[0][1])]
+        assert drift[0][1]["model"] == model.chosen_model
+        assert drift[0][1]["total_relative_error"] == pytest.approx(chosen["total_relative_error"])
+        gauge = REGISTRY.get_sample_value(
+            "retain_scoring_holdout_error",
+            {"service": h.settings.service, "model": model.chosen_model, "measure": "rmse"},
+        )
+        assert gauge == pytest.approx(chosen["rmse"])
+
+    async for calm in harness(isolated, clock_mode="replay", scoring_drift_threshold=1e6):
+        await calm.clear_outbox()
+        await refit(calm.service, calm.sessions, calm.outbox, trigger="test")
+        assert [kind for kind, _, _ in await calm.emitted() if kind == "scoring.drift_detected"] == []

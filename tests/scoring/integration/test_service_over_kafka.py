@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
@@ -71,7 +72,7 @@ async def test_redelivered_profile_event_scores_once_and_feedback_rescores(isola
             # the breach adds a reason (material) to what the purchases scored; the duplicates added nothing
             changed = [event for event in published if event.type == "score.changed"]
             assert len({event.id for event in published}) == len(published)
-            assert changed[-1].data["total_spend"] == 450.0
+            assert Decimal(changed[-1].data["total_spend"]) == 450  # money is a decimal string on the wire
             assert "sla_breach" in {r["code"] for r in changed[-1].data["reasons"]}
             async with runtime.sessions() as session:
                 inbox = await session.scalar(select(func.count()).select_from(messaging.inbox))
