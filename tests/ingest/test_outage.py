@@ -63,9 +63,9 @@ async def test_outbox_holds_events_while_the_broker_is_down(isolated: Isolation,
             assert sorted(e.id for e in seen) == sorted(["before", *(f"down-{i}" for i in range(20))])
 
             # Ready again once its erasure consumer has rejoined its group on the new broker.
-            async def ready(client: AsyncClient = client) -> bool:
+            async def ready_again(client: AsyncClient = client) -> bool:
                 return bool((await client.get("/readyz")).json()["status"] == "ready")
 
-            await eventually(ready, timeout_s=60)
+            await eventually(ready_again, timeout_s=60)
     finally:
         broker.stop()
