@@ -20,6 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.common import metrics
+from libs.common.apikeys import KeyStore
+from libs.common.auth import RateLimiter
+from libs.common.auth_schema import MIGRATIONS_DIR as AUTH_MIGRATIONS
+from libs.common.auth_schema import SCHEMA as AUTH_SCHEMA
 from libs.common.broker_memory import broker_remembers, remember
 from libs.common.consumer import ConsumerLoop, Subscription
 from libs.common.db import MessagingTables, create_engine, session_factory
@@ -88,6 +92,7 @@ class Runtime:
         self.engine: AsyncEngine = create_engine(settings)
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
         self.publisher = Publisher(settings)
+        self.keys = KeyStore(self.sessions, settings.api_key_cache_ttl_s)
         self.outbox = Outbox(definition.tables, settings.topic_prefix)
         self.consumers = [
             ConsumerLoop(sub, settings, self.sessions, definition.tables, self.publisher, self.outbox)
@@ -112,6 +117,7 @@ class Runtime:
         tune_garbage_collector(self.definition.young_gc_threshold)
         if self.settings.migrate_on_start:
             await migrate(self.definition.migrations_dir, self.settings.database_url, self.definition.name)
+            await migrate(AUTH_MIGRATIONS, self.settings.database_url, AUTH_SCHEMA)
         self._spawn(self._connect_broker(), "connect-broker", graceful=False)
 
     async def _connect_broker(self) -> None:
@@ -347,6 +353,7 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
     )
     app.state.settings = settings
     app.state.definition = definition
+    app.state.rate_limiter = RateLimiter(settings.http_workers)
     install_problem_handlers(app)
     app.add_middleware(
         HttpMetricsMiddleware,
@@ -372,4 +379,8 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
 
     for router in definition.routers:
         app.include_router(router)
+    # Every service answers the key and audit administration, so that no one service is needed for it.
+    from libs.common.admin_api import router as admin_router
+
+    app.include_router(admin_router)
     return app

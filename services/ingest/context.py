@@ -12,12 +12,12 @@ import asyncpg
 from fastapi import Request
 
 from libs.common.kafka import Publisher
+from libs.common.ratelimit import TokenBucket
 from libs.common.runtime import Runtime, runtime_of
 from libs.common.topics import CUSTOMER_EVENTS
 from services.ingest.domain.acceptance import Acceptance
 from services.ingest.domain.circuit import Circuit
 from services.ingest.domain.incoming import ValidEvent
-from services.ingest.domain.ratelimit import TokenBucket
 from services.ingest.metrics import BROKER_CIRCUIT_OPEN
 from services.ingest.settings import IngestSettings
 

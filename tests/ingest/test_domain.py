@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from libs.common.ratelimit import TokenBucket, retry_after_header
 from services.ingest.domain.circuit import Circuit
 from services.ingest.domain.mapping import MappingError, RowMapping, parse_path
-from services.ingest.domain.ratelimit import TokenBucket, retry_after_header
 from services.ingest.domain.rows import RowSplitter
 
 

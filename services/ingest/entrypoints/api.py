@@ -93,7 +93,7 @@ def _single_shape(request: Request) -> Shape:
     openapi_extra=openapi.single_event_body(),
 )
 async def post_event(request: Request) -> Response:
-    principal = authorize(request)
+    principal = await authorize(request)
     ctx = ingest_of(request)
     shape = _single_shape(request)
     body = await read_body(request, ctx.settings.ingest_max_event_bytes)
@@ -174,7 +174,7 @@ def _batch_items(body: bytes, shape: Shape, max_items: int) -> list[Any]:
     openapi_extra=openapi.batch_body(_MAX_ITEMS),
 )
 async def post_batch(request: Request) -> Response:
-    principal = authorize(request)
+    principal = await authorize(request)
     ctx = ingest_of(request)
     shape = _batch_shape(request)
     body = await read_body(request, ctx.settings.max_body_bytes)

@@ -6,24 +6,22 @@ import time
 
 from fastapi import Request
 
-from libs.common.auth import Principal, authenticate
+from libs.common.auth import Principal, authenticate_request
 from libs.common.problems import Problem
+from libs.common.ratelimit import TokenBucket, retry_after_header
 from libs.common.settings import Scope
 from services.ingest.context import ingest_of
-from services.ingest.domain.ratelimit import TokenBucket, retry_after_header
 from services.ingest.metrics import RATE_LIMITED
 
 
-def authorize(request: Request, scope: Scope = "events:write") -> Principal:
+async def authorize(request: Request, scope: Scope = "events:write") -> Principal:
     """Checked inline rather than as a FastAPI dependency: this is on every event's hot path."""
     ctx = ingest_of(request)
-    header = request.headers.get("authorization")
-    principal = authenticate(ctx.settings.api_keys, header)
+    principal = await authenticate_request(request)
     if not principal.has(scope):
         raise Problem(403, "Forbidden", f"this API key lacks the '{scope}' scope", missing_scope=scope)
-    presented = (header or "")[7:].strip()
-    spec = ctx.settings.api_keys.get(presented)
-    rate = (spec.rate_limit_per_s if spec else None) or ctx.settings.ingest_rate_limit_per_s
+    presented = principal.bucket
+    rate = principal.rate_limit_per_s or ctx.settings.ingest_rate_limit_per_s
     if rate:
         now = time.monotonic()
         bucket = ctx.buckets.get(presented)

@@ -67,7 +67,7 @@ async def post_import(
     set: Annotated[list[str] | None, Query(description="field=value, repeatable")] = None,
     format: Annotated[str | None, Query(pattern="^(csv|jsonl)$")] = None,
 ) -> Response:
-    principal = authorize(request)
+    principal = await authorize(request)
     if type not in UPSTREAM_EVENT_TYPES:
         raise Problem(422, "Unknown event type", errors=[{"field": "type", "message": f"unknown type '{type}'"}])
     fmt = _format(request, format)
@@ -104,7 +104,7 @@ class ReplayResult(BaseModel):
     description="Safe at any time: every consumer dedupes on ce_id. Needs the broker.",
 )
 async def post_replay(request: Request, body: ReplayRequest) -> Response:
-    authorize(request, "admin")
+    await authorize(request, "admin")
     start: datetime = body.start
     end: datetime = body.end
     if end <= start:
