@@ -16,7 +16,7 @@ from libs.common.kafka import Publisher
 from libs.common.topics import CUSTOMER_EVENTS, PROFILE_CHANGES, SCORE_CHANGES
 from services.campaign.adapters.tables import assignments, customer_facts, purchases
 from services.campaign.bootstrap import campaign_settings, create_app
-from tests.campaign.integration.harness import WebhookServer
+from tests.campaign.integration.harness import WebhookServer, complete
 from tests.conftest import Isolation, running
 from tests.waiting import eventually
 
@@ -130,7 +130,8 @@ async def test_events_in_coupons_and_messages_out(isolated: Isolation, auth: dic
                 ]
                 for n, (topic, type_, subject, data) in enumerate(events):
                     await publisher.publish(
-                        publisher.topic(topic), CloudEvent(f"api-{n}", "test", type_, subject, now, data)
+                        publisher.topic(topic),
+                        CloudEvent(f"api-{n}", "test", type_, subject, now, complete(type_, data)),
                     )
 
                 async def coupons() -> list[dict[str, Any]]:
@@ -169,7 +170,9 @@ async def test_events_in_coupons_and_messages_out(isolated: Isolation, auth: dic
                 crossing = {"kind": "stage_changed", "old": "active", "new": "at_risk"}
                 await publisher.publish(
                     publisher.topic(SCORE_CHANGES),
-                    CloudEvent("api-9", "test", "threshold.crossed", "c-9", now, crossing),
+                    CloudEvent(
+                        "api-9", "test", "threshold.crossed", "c-9", now, complete("threshold.crossed", crossing)
+                    ),
                 )
                 await eventually(lambda: asyncio.sleep(0, result=gateway.calls))
                 await asyncio.sleep(0.5)  # time for a (wrong) second send
