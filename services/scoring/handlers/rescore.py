@@ -35,7 +35,8 @@ from services.scoring.settings import ScoringSettings
 SOURCE = "retain/scoring"
 PROFILE_EVENT_TYPES = frozenset({"profile.updated", ERASED_EVENT_TYPE}) | JOIN_EVENT_TYPES
 PURCHASE_EVENT_TYPE = "purchase"
-PURCHASE_EVENT_TYPES = frozenset({PURCHASE_EVENT_TYPE})
+REFUND_EVENT_TYPE = "refund"
+PURCHASE_EVENT_TYPES = frozenset({PURCHASE_EVENT_TYPE, REFUND_EVENT_TYPE})
 FEEDBACK_EVENT_TYPES = frozenset({"feedback.received", "sla.breached"})
 
 
@@ -179,6 +180,7 @@ class ScoringService:
         watermark = await store.newest_event_time(session)
         fold = Fold(watermark=watermark)
         bought: list[store.PurchaseRow] = []
+        refunded: list[store.RefundRow] = []
         for event in admitted:
             current_event_id.set(event.id)
             current_customer_id.set(event.subject)
@@ -201,6 +203,13 @@ class ScoringService:
                 bought.append(row)
                 fold.purchases_changed.add(customer_id)
                 facts = seen(facts, event.time)
+            elif event.type == REFUND_EVENT_TYPE:
+                refund = _refund_row(event, customer_id)
+                if refund is None:
+                    continue
+                refunded.append(refund)
+                fold.purchases_changed.add(customer_id)
+                facts = seen(facts, event.time)
             elif event.type == "profile.updated":
                 metrics = event.data.get("metrics")
                 facts = apply_profile_metrics(
@@ -217,7 +226,11 @@ class ScoringService:
         bought = [
             row for row in bought if not (row.customer_id in erased and row.purchased_at <= erased[row.customer_id])
         ]
+        refunded = [
+            row for row in refunded if not (row.customer_id in erased and row.refunded_at <= erased[row.customer_id])
+        ]
         await store.add_purchases(session, bought)
+        await store.add_refunds(session, refunded)
         summaries = await store.purchase_summaries(session, fold.purchases_changed)
         for customer_id in fold.purchases_changed:
             if customer_id in fold.changed:
@@ -345,3 +358,14 @@ def _purchase_row(event: CloudEvent, customer_id: str) -> store.PurchaseRow | No
     if not order_id or not math.isfinite(amount):
         return None
     return store.PurchaseRow(customer_id, str(order_id), event.time, amount, event.id)
+
+
+def _refund_row(event: CloudEvent, customer_id: str) -> store.RefundRow | None:
+    order_id = event.data.get("order_id")
+    try:
+        amount = float(event.data.get("amount"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if not order_id or not math.isfinite(amount) or amount <= 0:
+        return None
+    return store.RefundRow(customer_id, event.id, str(order_id), event.time, amount)
