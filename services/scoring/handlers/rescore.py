@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.aliases import JOIN_EVENT_TYPES, joined_ids
 from libs.common.clock import as_of as clock_as_of
+from libs.common.clock import wall_clock
 from libs.common.consumer import HandlerContext
 from libs.common.contracts import Contract, ScoreChanged, ThresholdCrossed, derived
 from libs.common.envelope import CloudEvent
@@ -67,8 +68,9 @@ class ScoringService:
     """Holds the configuration and the active model; one per process, shared by consumers, the
     refit task and the API."""
 
-    def __init__(self, settings: ScoringSettings) -> None:
+    def __init__(self, settings: ScoringSettings, wall: Callable[[], datetime] = wall_clock) -> None:
         self.settings = settings
+        self.wall = wall  # the live clock; tests inject their own
         self.config = settings.scoring_config()
         self.change = settings.change_config()
         self.small_base = settings.small_base_config()
@@ -100,7 +102,7 @@ class ScoringService:
         newest = await store.newest_event_time(session)
         if newest_in_batch is not None and (newest is None or newest_in_batch > newest):
             newest = newest_in_batch
-        return clock_as_of(self.settings.clock_mode, newest)
+        return clock_as_of(self.settings.clock_mode, newest, self.wall)
 
     # -- scoring -----------------------------------------------------------------------------------
 
@@ -236,7 +238,7 @@ class ScoringService:
             if customer_id in fold.changed:
                 facts = apply_purchases(fold.changed[customer_id], summaries.get(customer_id))
                 stored[customer_id] = fold.changed[customer_id] = facts
-        now = datetime.now(UTC) if self.settings.clock_mode == "live" else clock_as_of("replay", fold.watermark)
+        now = clock_as_of(self.settings.clock_mode, fold.watermark, self.wall)
         work = [Rescore(cid, cause, at, now) for cid, (cause, at) in sorted(fold.causes.items()) if cid in fold.changed]
         if len(work) >= _THREAD_FROM_CUSTOMERS:
             # a full batch is ~1 ms of numpy per customer: off the event loop, so HTTP stays responsive
