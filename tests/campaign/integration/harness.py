@@ -40,6 +40,7 @@ from services.campaign.handlers.scheduler import Scheduler
 from services.campaign.handlers.sender import Sender
 from services.campaign.settings import CampaignSettings
 from tests.conftest import Isolation
+from tests.derived import complete
 
 # Tuesday noon UTC: outside quiet hours in UTC, so only tests that want quiet hours meet them.
 NOON = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -52,34 +53,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-# What the contract of a derived event requires besides what a test is about: a test names only the fields that
-# matter to it, and the event it posts is still a valid one (campaign dead-letters any other).
-_REQUIRED: dict[str, dict[str, Any]] = {
-    "profile.updated": {"cause": {"id": "ev-cause", "type": "purchase"}, "changed": [], "metrics": {}},
-    "score.changed": {
-        "tier": "low",
-        "stage": "active",
-        "churn_risk": None,
-        "reasons": [],
-        "clv": None,
-        "value": {"code": "value", "message": "value"},
-        "total_spend": "0",
-        "expected_purchases_30d": None,
-        "expected_purchases_90d": None,
-        "predicted_next_purchase_at": None,
-        "model_version": None,
-        "rfm": {"r": 1, "f": 1, "m": 1, "score": 1.0, "code": "111"},
-    },
-    "threshold.crossed": {"old": None, "reasons": []},
-    "feedback.received": {"sentiment": "neutral"},
-}
-
-
-def complete(type_: str, data: dict[str, Any]) -> dict[str, Any]:
-    """`data` with the fields its contract requires and the test leaves out."""
-    return {**_REQUIRED.get(type_, {}), **data}
 
 
 def event(

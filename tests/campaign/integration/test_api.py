@@ -16,8 +16,9 @@ from libs.common.kafka import Publisher
 from libs.common.topics import CUSTOMER_EVENTS, PROFILE_CHANGES, SCORE_CHANGES
 from services.campaign.adapters.tables import assignments, customer_facts, purchases
 from services.campaign.bootstrap import campaign_settings, create_app
-from tests.campaign.integration.harness import WebhookServer, complete
+from tests.campaign.integration.harness import WebhookServer
 from tests.conftest import Isolation, running
+from tests.derived import complete
 from tests.waiting import eventually
 
 serve = asynccontextmanager(running)
