@@ -15,7 +15,16 @@ from libs.common.aliases import JOIN_EVENT_TYPES, joined_ids
 from libs.common.clock import as_of as clock_as_of
 from libs.common.clock import wall_clock
 from libs.common.consumer import HandlerContext
-from libs.common.contracts import Contract, ScoreChanged, ThresholdCrossed, derived
+from libs.common.contracts import (
+    Contract,
+    FeedbackReceived,
+    ProfileUpdated,
+    ScoreChanged,
+    SlaBreached,
+    ThresholdCrossed,
+    derived,
+    parse,
+)
 from libs.common.envelope import CloudEvent
 from libs.common.erasures import ERASED_EVENT_TYPE, erased_id
 from libs.common.logs import current_customer_id, current_event_id
@@ -38,7 +47,8 @@ PROFILE_EVENT_TYPES = frozenset({"profile.updated", ERASED_EVENT_TYPE}) | JOIN_E
 PURCHASE_EVENT_TYPE = "purchase"
 REFUND_EVENT_TYPE = "refund"
 PURCHASE_EVENT_TYPES = frozenset({PURCHASE_EVENT_TYPE, REFUND_EVENT_TYPE})
-FEEDBACK_EVENT_TYPES = frozenset({"feedback.received", "sla.breached"})
+FEEDBACK_CONTRACTS: dict[str, type[Contract]] = {"feedback.received": FeedbackReceived, "sla.breached": SlaBreached}
+FEEDBACK_EVENT_TYPES = frozenset(FEEDBACK_CONTRACTS)
 
 
 @dataclass
@@ -213,13 +223,14 @@ class ScoringService:
                 fold.purchases_changed.add(customer_id)
                 facts = seen(facts, event.time)
             elif event.type == "profile.updated":
-                metrics = event.data.get("metrics")
+                profile = parse(event, ProfileUpdated)
                 facts = apply_profile_metrics(
-                    facts, metrics if isinstance(metrics, dict) else {}, event.time, _version(event.data)
+                    facts, profile.metrics.model_dump(mode="json"), event.time, _version(profile)
                 )
             elif event.type in FEEDBACK_EVENT_TYPES:
+                feedback = parse(event, FEEDBACK_CONTRACTS[event.type])
                 facts = apply_feedback(
-                    facts, event.type, event.data, event.time, self.settings.scoring_complaint_open_days
+                    facts, event.type, feedback.wire(), event.time, self.settings.scoring_complaint_open_days
                 )
             stored[customer_id] = facts
             fold.changed[customer_id] = facts
@@ -346,9 +357,9 @@ def _describes_erased(
     return any(customer_id in erased and event.time <= erased[customer_id] for customer_id in ids)
 
 
-def _version(data: dict[str, Any]) -> int | None:
-    version = data.get("version")
-    return version if isinstance(version, int) and not isinstance(version, bool) else None
+def _version(profile: ProfileUpdated) -> int | None:
+    """The document's version; None for an announcement from before profile sent one."""
+    return profile.version if "version" in profile.model_fields_set else None
 
 
 def _purchase_row(event: CloudEvent, customer_id: str) -> store.PurchaseRow | None:
