@@ -16,6 +16,7 @@ from datetime import datetime
 
 from libs.common.aliases import joined_ids
 from libs.common.consumer import HandlerContext
+from libs.common.contracts import ProfileUpdated, ScoreChanged, ThresholdCrossed, parse
 from libs.common.envelope import CloudEvent
 from libs.common.erasures import ERASED_EVENT_TYPE
 from services.feedback.adapters import customers_repo
@@ -28,11 +29,13 @@ TIER_CROSSINGS = frozenset({"tier_up", "tier_down"})
 
 def _tier_of(event: CloudEvent) -> str | None:
     """`score.changed` carries the tier; a `threshold.crossed` tier crossing carries it as `new`."""
-    tier: object = None
+    tier: str | float | None = None
     if event.type == "score.changed":
-        tier = event.data.get("tier")
-    elif event.type == "threshold.crossed" and event.data.get("kind") in TIER_CROSSINGS:
-        tier = event.data.get("new")
+        tier = parse(event, ScoreChanged).tier
+    elif event.type == "threshold.crossed":
+        crossing = parse(event, ThresholdCrossed)
+        if crossing.kind in TIER_CROSSINGS:
+            tier = crossing.new
     return tier if isinstance(tier, str) and tier else None
 
 
@@ -75,8 +78,8 @@ async def _change_segments(ctx: HandlerContext, events: Sequence[CloudEvent]) ->
     for event in await erasure_guard.admitted(ctx.session, events):
         if event.type != "profile.updated":
             continue
-        entered = [s for s in event.data.get("segments_entered") or [] if isinstance(s, str)]
-        left = [s for s in event.data.get("segments_left") or [] if isinstance(s, str)]
+        profile = parse(event, ProfileUpdated)
+        entered, left = profile.segments_entered, profile.segments_left
         if entered or left:
             changes.append((event.subject, entered, left, event.time))
     if not changes:
