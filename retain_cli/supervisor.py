@@ -109,6 +109,8 @@ class Supervisor:
         links = {
             "RETAIN_UNSUBSCRIBE_BASE_URL": self.url("ingest"),
             "RETAIN_SURVEY_LINK_BASE_URL": self.url("feedback"),
+            # Ingest's key service, from which consumers fetch the data keys of sealed personal data.
+            "RETAIN_KEY_SERVICE_URL": self.url("ingest"),
         }
         if name == "console":
             links |= {f"RETAIN_CONSOLE_{other.upper()}_URL": self.url(other) for other in SERVICES if other != name}
