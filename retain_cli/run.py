@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
-import base64
 import secrets
 import signal
 import sys

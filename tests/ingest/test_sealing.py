@@ -144,7 +144,7 @@ async def test_personal_fields_are_sealed_everywhere_and_open_for_consumers_unti
 
     async def key_destroyed() -> bool:
         async with app.state.ingest.pool.acquire() as conn:
-            return await conn.fetchval("SELECT count(*) FROM ingest.customer_keys WHERE customer_id = 'c-1'") == 0
+            return bool(await conn.fetchval("SELECT count(*) FROM ingest.customer_keys WHERE customer_id = 'c-1'") == 0)
 
     await eventually(key_destroyed, timeout_s=30)
     credential = {"Authorization": f"Bearer {personal.credential_for(MASTER)}"}
