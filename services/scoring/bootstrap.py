@@ -11,6 +11,7 @@ from libs.common.settings import Settings
 from libs.common.topics import CUSTOMER_EVENTS, FEEDBACK_EVENTS, PROFILE_CHANGES
 from services.scoring.adapters.tables import SCHEMA, messaging
 from services.scoring.entrypoints.api import router
+from services.scoring.handlers.due import due_periodically
 from services.scoring.handlers.refit import refit_periodically
 from services.scoring.handlers.rescore import (
     FEEDBACK_EVENT_TYPES,
@@ -25,6 +26,9 @@ def definition(service: ScoringService) -> ServiceDefinition:
     async def scheduled_refit(runtime: Runtime) -> None:
         await refit_periodically(service, runtime.sessions, runtime.outbox)
 
+    async def due_transitions(runtime: Runtime) -> None:
+        await due_periodically(service, runtime.sessions, runtime.outbox)
+
     return ServiceDefinition(
         name=SCHEMA,
         title="Retain scoring",
@@ -38,7 +42,7 @@ def definition(service: ScoringService) -> ServiceDefinition:
             Subscription("purchases", (CUSTOMER_EVENTS,), service.handle_purchases, PURCHASE_EVENT_TYPES),
         ],
         routers=[router],
-        background=[scheduled_refit],
+        background=[scheduled_refit, due_transitions],
     )
 
 

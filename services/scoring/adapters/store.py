@@ -13,6 +13,7 @@ from sqlalchemy import Row, delete, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.scoring.adapters import history
 from services.scoring.adapters.tables import aliases, clock, erasures, facts, models, purchases, scores
 from services.scoring.domain.bgnbd import BgNbdParams
 from services.scoring.domain.customer_score import ScoringModel
@@ -52,6 +53,23 @@ async def lock_customers(session: AsyncSession, customer_ids: Iterable[str]) -> 
             ),
             {"lock_class": _CUSTOMER_LOCK_CLASS, "ids": ids},
         )
+
+
+async def try_lock_customers(session: AsyncSession, customer_ids: Iterable[str]) -> list[str]:
+    """The ids whose lock was free and is now held until the transaction ends. The due-time scheduler holds due
+    rows before it asks, and a consumer holding a customer's lock may be waiting for that row: waiting here
+    could deadlock, and a customer a consumer is busy with gets a fresh due time from it anyway."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return []
+    rows = await session.execute(
+        text(
+            "SELECT id FROM (SELECT unnest(CAST(:ids AS text[])) AS id ORDER BY 1) AS wanted "
+            "WHERE pg_try_advisory_xact_lock(:lock_class, hashtext(id))"
+        ),
+        {"lock_class": _CUSTOMER_LOCK_CLASS, "ids": ids},
+    )
+    return sorted(row.id for row in rows)
 
 
 async def resolve(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, str]:
@@ -311,6 +329,7 @@ async def erase(session: AsyncSession, customer_ids: Iterable[str]) -> None:
         await session.execute(delete(facts).where(facts.c.customer_id.in_(ids)))
         await session.execute(delete(scores).where(scores.c.customer_id.in_(ids)))
         await session.execute(delete(purchases).where(purchases.c.customer_id.in_(ids)))
+        await history.erase(session, ids)
 
 
 async def newest_event_time(session: AsyncSession) -> datetime | None:

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.auth import Principal, require_scope
-from libs.common.envelope import format_time
+from libs.common.envelope import EnvelopeError, format_time, parse_time
 from libs.common.problems import Problem
 from libs.common.runtime import db_session, runtime_of
 from services.scoring.adapters.tables import models, scores
 from services.scoring.domain.lifecycle import Stage
 from services.scoring.domain.purchase_models import TIME_UNIT
 from services.scoring.domain.rfm import Tier
+from services.scoring.handlers.history import score_history_page
 from services.scoring.handlers.refit import RefitInProgress, describe, refit
 from services.scoring.handlers.rescore import ScoringService
 
@@ -60,6 +63,64 @@ async def get_score(customer_id: str, session: Session, _: Reader) -> dict[str, 
     if row is None:
         raise Problem(404, "Not Found", f"no score for customer '{customer_id}'")
     return _view(customer_id, row.score, row.updated_at)
+
+
+def _history_cursor(at: datetime, event_id: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([format_time(at), event_id])).decode().rstrip("=")
+
+
+def _decode_history_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        at, event_id = orjson.loads(_decode_cursor(cursor))
+        return parse_time(at), str(event_id)
+    except (orjson.JSONDecodeError, TypeError, ValueError, EnvelopeError) as exc:
+        raise Problem(
+            422,
+            "Invalid request",
+            "cursor: not a cursor returned by this API",
+            errors=[{"field": "cursor", "message": "not a cursor returned by this API", "code": "invalid_cursor"}],
+        ) from exc
+
+
+def _history_view(row: Any) -> dict[str, Any]:
+    return {
+        "at": format_time(row.at),
+        "as_of": format_time(row.as_of),
+        "trigger": row.trigger,
+        "cause_id": row.cause_id,
+        "event_id": row.event_id,
+        "model_version": row.model_version,
+        "changes": list(row.changes),
+        "tier": row.tier,
+        "stage": row.stage,
+        "churn_risk": row.churn_risk,
+        "clv": row.clv,
+        "previous": row.previous,
+        "reasons": row.reasons,
+    }
+
+
+@router.get(
+    "/customers/{customer_id}/score/history",
+    summary="Every material change of a customer's score, newest first, paged",
+    responses={404: {"description": "no score history for this customer"}},
+)
+async def get_score_history(
+    customer_id: str,
+    session: Session,
+    _: Reader,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    before = _decode_history_cursor(cursor) if cursor else None
+    page, after = await score_history_page(session, customer_id, before, limit)
+    if not page and before is None:
+        raise Problem(404, "Not Found", f"no score history for customer '{customer_id}'")
+    return {
+        "customer_id": customer_id,
+        "items": [_history_view(row) for row in page],
+        "next_cursor": None if after is None else _history_cursor(*after),
+    }
 
 
 @router.get("/scores", summary="Scores filtered by tier, stage and minimum churn risk, paged by customer id")

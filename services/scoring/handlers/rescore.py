@@ -19,7 +19,8 @@ from libs.common.envelope import CloudEvent
 from libs.common.erasures import ERASED_EVENT_TYPE, erased_id
 from libs.common.logs import current_customer_id, current_event_id
 from libs.common.topics import SCORE_CHANGES
-from services.scoring.adapters import store
+from services.scoring.adapters import history, store
+from services.scoring.domain.due import DueConfig, next_due
 from services.scoring.domain.facts import (
     StoredFacts,
     apply_feedback,
@@ -27,6 +28,7 @@ from services.scoring.domain.facts import (
     apply_purchases,
     seen,
 )
+from services.scoring.domain.history import HistoryEntry, history_entry
 from services.scoring.domain.policy import NO_MODEL, ActiveModel, outgoing_events, score, score_document, snapshot_of
 from services.scoring.settings import ScoringSettings
 
@@ -45,12 +47,19 @@ class Rescore:
     cause_id: str
     time: datetime
     as_of: datetime
+    trigger: str = "event"  # event, refit or due: kept with the score history
 
 
 @dataclass
 class BatchResult:
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: list[CloudEvent] = field(default_factory=list)
+    history: list[HistoryEntry] = field(default_factory=list)
+    due: dict[str, datetime | None] = field(default_factory=dict)  # next due time of every customer scored
+
+    async def store_history_and_due(self, session: AsyncSession) -> None:
+        await history.append(session, self.history)
+        await history.set_due(session, self.due)
 
 
 class ScoringService:
@@ -62,6 +71,12 @@ class ScoringService:
         self.config = settings.scoring_config()
         self.change = settings.change_config()
         self.small_base = settings.small_base_config()
+        self.due_config = DueConfig(
+            lifecycle=self.config.lifecycle,
+            churn=self.config.churn,
+            complaint_open_days=settings.scoring_complaint_open_days,
+            sla_breach_days=settings.scoring_sla_breach_days,
+        )
         self._active: ActiveModel = NO_MODEL
 
     # -- model and clock -------------------------------------------------------------------------
@@ -117,6 +132,20 @@ class ScoringService:
                     time=item.time,
                 )
                 result.events.append(event)
+                if out.type == "score.changed":
+                    result.history.append(
+                        history_entry(
+                            item.customer_id,
+                            event.id,
+                            at=item.time,
+                            as_of=item.as_of,
+                            trigger=item.trigger,
+                            cause_id=item.cause_id,
+                            previous=previous,
+                            document=document,
+                        )
+                    )
+            result.due[item.customer_id] = next_due(facts, item.as_of, self.due_config)
             documents[item.customer_id] = document
             result.documents[item.customer_id] = document
         return result
@@ -202,6 +231,7 @@ class ScoringService:
         else:
             result = self.score_batch(work, stored, documents, active)
         await store.save(session, list(fold.changed.values()), result.documents)
+        await result.store_history_and_due(session)
         if result.events:
             await ctx.emit(SCORE_CHANGES, *result.events)
         if fold.watermark is not None:
