@@ -21,7 +21,7 @@ from services.ingest.adapters.event_log import create_pool
 from services.ingest.adapters.tables import SCHEMA, messaging
 from services.ingest.context import IngestContext
 from services.ingest.domain.circuit import Circuit
-from services.ingest.entrypoints import api, imports, keys, openapi, preferences
+from services.ingest.entrypoints import api, export, imports, keys, openapi, preferences
 from services.ingest.entrypoints.fast import SingleEventFastPath
 from services.ingest.handlers.erasure import on_customer_erased, scrub_forever
 from services.ingest.handlers.group_commit import GroupCommitter
@@ -35,7 +35,7 @@ DEFINITION = ServiceDefinition(
     description="The front door: upstream shops and ERPs post events; validated, deduplicated, published.",
     migrations_dir=Path(__file__).parent / "migrations",
     tables=messaging,
-    routers=[api.router, imports.router, preferences.router, keys.router],
+    routers=[api.router, imports.router, preferences.router, keys.router, export.router],
     # Erasure reaches the event log: the customer's past events are deleted and re-posts of them refused.
     subscriptions=[
         Subscription("profile-changes", (PROFILE_CHANGES,), on_customer_erased, frozenset({ERASED_EVENT_TYPE}))

@@ -50,12 +50,13 @@ async def test_sealed_personal_data_is_shown_matched_and_shredded(platform: Supe
         event("s-2", "ticket.opened", "c-eve", ticket_id="t-eve", text="please call me on my mobile"),
         # Another system's id for the same person: profile's identity resolution attaches it by email.
         event("s-3", "customer.upserted", "c-eve-erp", email="eve@example.com", phone="+14155550100"),
+        event("s-4", "purchase", "c-eve", order_id="o-eve", amount=42.0, currency="USD"),
     ]
     async with httpx.AsyncClient(timeout=10, headers=AUTH) as client:
         answer = await client.post(f"{ingest}/v1/events:batch", json={"events": batch})
         assert answer.status_code == 202, answer.text
 
-        topic = await read_events(isolated.stack.broker.bootstrap, f"{isolated.prefix}{CUSTOMER_EVENTS}", expect=3)
+        topic = await read_events(isolated.stack.broker.bootstrap, f"{isolated.prefix}{CUSTOMER_EVENTS}", expect=4)
         assert "eve@example.com" not in repr([e.data for e in topic]).lower()
 
         async def attached() -> dict[str, Any] | None:
@@ -76,6 +77,12 @@ async def test_sealed_personal_data_is_shown_matched_and_shredded(platform: Supe
 
         assert "please call me on my mobile" in repr(await eventually(ticket, timeout_s=30))
 
+        async def scored() -> bool:
+            return (await client.get(f"{platform.url('scoring')}/v1/customers/c-eve/score")).status_code == 200
+
+        await eventually(scored, timeout_s=30)
+        await export_holds_every_services_part(client, profile)
+
         assert (await client.delete(f"{profile}/v1/customers/c-eve")).status_code in (200, 202, 204)
         credential = {"Authorization": f"Bearer {personal.credential_for(MASTER)}"}
 
@@ -87,3 +94,27 @@ async def test_sealed_personal_data_is_shown_matched_and_shredded(platform: Supe
             return codes == [404, 404]
 
         await eventually(shredded, timeout_s=30)
+
+
+async def export_holds_every_services_part(client: httpx.AsyncClient, profile: str) -> None:
+    reader = {"Authorization": "Bearer test-reader-key"}
+    assert (await client.get(f"{profile}/v1/customers/c-eve/export", headers=reader)).status_code == 403
+    assert (await client.get(f"{profile}/v1/customers/c-nobody/export")).status_code == 404
+    response = await client.get(f"{profile}/v1/customers/c-eve-erp/export")
+    assert response.status_code == 200, response.text
+    export = response.json()
+    assert export["customer_id"] == "c-eve" and export["complete"] is True, export["unavailable"]
+    assert sorted(export["known_ids"]) == ["c-eve", "c-eve-erp"]
+    parts = export["services"]
+    assert parts["profile"]["profile"]["identities"]["email"] == "eve@example.com"
+    assert {item["id"] for item in parts["profile"]["timeline"]} >= {"s-1", "s-4"}
+    # Ingest's event log, opened: what was posted under each id, personal fields included.
+    events = parts["ingest"]["events"]
+    eve = events["c-eve"]["body"]["events"]
+    assert {e["id"]: e["data"].get("name") for e in eve}["s-1"] == "Eve Example"
+    assert "sealed" not in repr(eve)
+    assert [e["data"]["phone"] for e in events["c-eve-erp"]["body"]["events"]] == ["+14155550100"]
+    assert parts["scoring"]["score"]["c-eve"]["status"] == 200
+    assert parts["campaign"]["loyalty"]["c-eve"]["status"] == 200
+    tickets = parts["feedback"]["tickets"]["c-eve"]["body"]
+    assert "please call me on my mobile" in repr(tickets)
