@@ -137,7 +137,9 @@ async def test_personal_fields_are_sealed_everywhere_and_open_for_consumers_unti
     publisher = Publisher(isolated.settings("profile"))
     await publisher.start()
     try:
-        erasure = CloudEvent("erased-c-1", "retain/profile", "customer.erased", "c-1", datetime.now(UTC), {})
+        erasure = CloudEvent(
+            "erased-c-1", "retain/profile", "customer.erased", "c-1", datetime.now(UTC), {"customer_id": "c-1"}
+        )
         await publisher.publish(publisher.topic(PROFILE_CHANGES), erasure)
     finally:
         await publisher.stop()

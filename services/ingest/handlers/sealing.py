@@ -66,6 +66,8 @@ async def seal_records(
     """The records with their personal fields sealed; records without any are returned as they are."""
     personal_data: dict[str, dict[str, Any]] = {}
     for record in records:
+        if record.type not in personal.PERSONAL_FIELDS:
+            continue  # purchases, logins, ...: nothing to seal, and no need to look
         data = events[record.event_id].data.model_dump(mode="json", exclude_none=True)
         if personal.needs_key(record.type, data):
             personal_data[record.event_id] = data
