@@ -25,6 +25,7 @@ _REQUIRED: dict[str, dict[str, Any]] = {
     },
     "threshold.crossed": {"old": None, "reasons": []},
     "feedback.received": {"sentiment": "neutral"},
+    "sla.breached": {"tier": "standard", "priority": "normal", "target_s": 3600, "elapsed_s": 3601},
 }
 
 

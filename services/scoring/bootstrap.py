@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from libs.common.clock import wall_clock
 from libs.common.consumer import Subscription
 from libs.common.runtime import Runtime, ServiceDefinition
 from libs.common.runtime import create_app as create_service_app
@@ -46,9 +49,10 @@ def definition(service: ScoringService) -> ServiceDefinition:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = wall_clock) -> FastAPI:
+    """``clock`` is the live clock of the consumers and the due-time scheduler (tests inject theirs)."""
     scoring = scoring_settings(settings)
-    service = ScoringService(scoring)
+    service = ScoringService(scoring, clock)
     app = create_service_app(definition(service), scoring)
     app.state.scoring = service
     return app

@@ -66,6 +66,20 @@ purchases = Table(
     Column("event_id", Text, nullable=False),
 )
 
+# Every refund scoring has seen (one row per refund event; refunds carry no id of their own). An order's net amount
+# is its amount less its refunds, floored at 0; an order refunded in full is no transaction. Whichever of an order and
+# its refund arrives first, the summaries come out the same.
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("event_id", Text, primary_key=True),
+    Column("order_id", Text, nullable=False),
+    Column("refunded_at", DateTime(timezone=True), nullable=False),
+    Column("amount", Double, nullable=False),
+    Index("refunds_order", "customer_id", "order_id"),
+)
+
 # One row: the newest event time ever seen, the replay clock. A watermark of its own rather than
 # max(facts.last_event_at) so that erasing the newest customer does not move the clock backwards.
 clock = Table(

@@ -16,7 +16,6 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.clock import as_of as clock_as_of
-from libs.common.clock import wall_clock
 from libs.common.envelope import format_time, parse_time
 from libs.common.loops import poll_forever
 from libs.common.outbox import Outbox
@@ -35,11 +34,12 @@ async def run_due_pass(
     service: ScoringService,
     sessions: async_sessionmaker[AsyncSession],
     outbox: Outbox,
-    clock: Callable[[], datetime] = wall_clock,
+    clock: Callable[[], datetime] | None = None,
 ) -> int:
     """One transaction: rescores up to the batch size of customers that are due; returns how many."""
     async with sessions() as session, session.begin():
-        now = clock_as_of(service.settings.clock_mode, await store.newest_event_time(session), clock)
+        wall = service.wall if clock is None else clock
+        now = clock_as_of(service.settings.clock_mode, await store.newest_event_time(session), wall)
         claimed = dict(await history.claim_due(session, now, service.settings.scoring_due_batch_size))
         ids = await store.try_lock_customers(session, claimed)
         if not ids:
@@ -63,15 +63,10 @@ async def run_due_pass(
         return len(ids)
 
 
-async def due_periodically(
-    service: ScoringService,
-    sessions: async_sessionmaker[AsyncSession],
-    outbox: Outbox,
-    clock: Callable[[], datetime] = wall_clock,
-) -> None:
+async def due_periodically(service: ScoringService, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
     batch = service.settings.scoring_due_batch_size
 
     async def step() -> int:
-        return await run_due_pass(service, sessions, outbox, clock)
+        return await run_due_pass(service, sessions, outbox)
 
     await poll_forever(step, interval_s=service.settings.scoring_due_interval_s, name="due transitions", busy_at=batch)

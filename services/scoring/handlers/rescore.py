@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,8 +13,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.aliases import JOIN_EVENT_TYPES, joined_ids
 from libs.common.clock import as_of as clock_as_of
+from libs.common.clock import wall_clock
 from libs.common.consumer import HandlerContext
-from libs.common.contracts import Contract, ScoreChanged, ThresholdCrossed, derived
+from libs.common.contracts import (
+    Contract,
+    FeedbackReceived,
+    ProfileUpdated,
+    ScoreChanged,
+    SlaBreached,
+    ThresholdCrossed,
+    derived,
+    parse,
+)
 from libs.common.envelope import CloudEvent
 from libs.common.erasures import ERASED_EVENT_TYPE, erased_id
 from libs.common.logs import current_customer_id, current_event_id
@@ -35,8 +45,10 @@ from services.scoring.settings import ScoringSettings
 SOURCE = "retain/scoring"
 PROFILE_EVENT_TYPES = frozenset({"profile.updated", ERASED_EVENT_TYPE}) | JOIN_EVENT_TYPES
 PURCHASE_EVENT_TYPE = "purchase"
-PURCHASE_EVENT_TYPES = frozenset({PURCHASE_EVENT_TYPE})
-FEEDBACK_EVENT_TYPES = frozenset({"feedback.received", "sla.breached"})
+REFUND_EVENT_TYPE = "refund"
+PURCHASE_EVENT_TYPES = frozenset({PURCHASE_EVENT_TYPE, REFUND_EVENT_TYPE})
+FEEDBACK_CONTRACTS: dict[str, type[Contract]] = {"feedback.received": FeedbackReceived, "sla.breached": SlaBreached}
+FEEDBACK_EVENT_TYPES = frozenset(FEEDBACK_CONTRACTS)
 
 
 @dataclass
@@ -66,8 +78,9 @@ class ScoringService:
     """Holds the configuration and the active model; one per process, shared by consumers, the
     refit task and the API."""
 
-    def __init__(self, settings: ScoringSettings) -> None:
+    def __init__(self, settings: ScoringSettings, wall: Callable[[], datetime] = wall_clock) -> None:
         self.settings = settings
+        self.wall = wall  # the live clock; tests inject their own
         self.config = settings.scoring_config()
         self.change = settings.change_config()
         self.small_base = settings.small_base_config()
@@ -99,7 +112,7 @@ class ScoringService:
         newest = await store.newest_event_time(session)
         if newest_in_batch is not None and (newest is None or newest_in_batch > newest):
             newest = newest_in_batch
-        return clock_as_of(self.settings.clock_mode, newest)
+        return clock_as_of(self.settings.clock_mode, newest, self.wall)
 
     # -- scoring -----------------------------------------------------------------------------------
 
@@ -179,6 +192,7 @@ class ScoringService:
         watermark = await store.newest_event_time(session)
         fold = Fold(watermark=watermark)
         bought: list[store.PurchaseRow] = []
+        refunded: list[store.RefundRow] = []
         for event in admitted:
             current_event_id.set(event.id)
             current_customer_id.set(event.subject)
@@ -201,14 +215,22 @@ class ScoringService:
                 bought.append(row)
                 fold.purchases_changed.add(customer_id)
                 facts = seen(facts, event.time)
+            elif event.type == REFUND_EVENT_TYPE:
+                refund = _refund_row(event, customer_id)
+                if refund is None:
+                    continue
+                refunded.append(refund)
+                fold.purchases_changed.add(customer_id)
+                facts = seen(facts, event.time)
             elif event.type == "profile.updated":
-                metrics = event.data.get("metrics")
+                profile = parse(event, ProfileUpdated)
                 facts = apply_profile_metrics(
-                    facts, metrics if isinstance(metrics, dict) else {}, event.time, _version(event.data)
+                    facts, profile.metrics.model_dump(mode="json"), event.time, _version(profile)
                 )
             elif event.type in FEEDBACK_EVENT_TYPES:
+                feedback = parse(event, FEEDBACK_CONTRACTS[event.type])
                 facts = apply_feedback(
-                    facts, event.type, event.data, event.time, self.settings.scoring_complaint_open_days
+                    facts, event.type, feedback.wire(), event.time, self.settings.scoring_complaint_open_days
                 )
             stored[customer_id] = facts
             fold.changed[customer_id] = facts
@@ -217,13 +239,17 @@ class ScoringService:
         bought = [
             row for row in bought if not (row.customer_id in erased and row.purchased_at <= erased[row.customer_id])
         ]
+        refunded = [
+            row for row in refunded if not (row.customer_id in erased and row.refunded_at <= erased[row.customer_id])
+        ]
         await store.add_purchases(session, bought)
+        await store.add_refunds(session, refunded)
         summaries = await store.purchase_summaries(session, fold.purchases_changed)
         for customer_id in fold.purchases_changed:
             if customer_id in fold.changed:
                 facts = apply_purchases(fold.changed[customer_id], summaries.get(customer_id))
                 stored[customer_id] = fold.changed[customer_id] = facts
-        now = datetime.now(UTC) if self.settings.clock_mode == "live" else clock_as_of("replay", fold.watermark)
+        now = clock_as_of(self.settings.clock_mode, fold.watermark, self.wall)
         work = [Rescore(cid, cause, at, now) for cid, (cause, at) in sorted(fold.causes.items()) if cid in fold.changed]
         if len(work) >= _THREAD_FROM_CUSTOMERS:
             # a full batch is ~1 ms of numpy per customer: off the event loop, so HTTP stays responsive
@@ -331,9 +357,9 @@ def _describes_erased(
     return any(customer_id in erased and event.time <= erased[customer_id] for customer_id in ids)
 
 
-def _version(data: dict[str, Any]) -> int | None:
-    version = data.get("version")
-    return version if isinstance(version, int) and not isinstance(version, bool) else None
+def _version(profile: ProfileUpdated) -> int | None:
+    """The document's version; None for an announcement from before profile sent one."""
+    return profile.version if "version" in profile.model_fields_set else None
 
 
 def _purchase_row(event: CloudEvent, customer_id: str) -> store.PurchaseRow | None:
@@ -345,3 +371,14 @@ def _purchase_row(event: CloudEvent, customer_id: str) -> store.PurchaseRow | No
     if not order_id or not math.isfinite(amount):
         return None
     return store.PurchaseRow(customer_id, str(order_id), event.time, amount, event.id)
+
+
+def _refund_row(event: CloudEvent, customer_id: str) -> store.RefundRow | None:
+    order_id = event.data.get("order_id")
+    try:
+        amount = float(event.data.get("amount"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if not order_id or not math.isfinite(amount) or amount <= 0:
+        return None
+    return store.RefundRow(customer_id, event.id, str(order_id), event.time, amount)
