@@ -38,6 +38,15 @@ async def get_or_create(
     return {row[0]: (row[1], bytes(row[2])) for row in rows}
 
 
+async def find_many(conn: asyncpg.Connection, customer_ids: Iterable[str]) -> dict[str, StoredKey]:
+    """Stored keys only, taking no lock: most customers have one already, and creating waits on concurrent creators."""
+    rows = await conn.fetch(
+        "SELECT customer_id, key_id, wrapped_key FROM ingest.customer_keys WHERE customer_id = ANY($1::text[])",
+        sorted(set(customer_ids)),
+    )
+    return {row[0]: (row[1], bytes(row[2])) for row in rows}
+
+
 async def find(conn: asyncpg.Connection, customer_id: str) -> StoredKey | None:
     row = await conn.fetchrow(
         "SELECT key_id, wrapped_key FROM ingest.customer_keys WHERE customer_id = $1", customer_id
