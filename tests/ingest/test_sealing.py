@@ -3,6 +3,7 @@ with the key service, and erasing the customer makes every copy unreadable."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 from collections.abc import AsyncIterator
@@ -73,10 +74,10 @@ async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
         yield c
 
 
-def opener(app: FastAPI) -> PersonalData:
+def opener(app: FastAPI, ttl_s: float = 0.0) -> PersonalData:
     """A consumer's view: the key service reached over HTTP (in-process here), the master key from configuration."""
     keys = KeyClient(
-        "http://ingest", personal.credential_for(MASTER), MasterKeyWrapper(MASTER), 0.0, ASGITransport(app=app)
+        "http://ingest", personal.credential_for(MASTER), MasterKeyWrapper(MASTER), ttl_s, ASGITransport(app=app)
     )
     return PersonalData(keys)
 
@@ -133,6 +134,8 @@ async def test_personal_fields_are_sealed_everywhere_and_open_for_consumers_unti
     assert (await client.get("/v1/keys/c-1", headers={"Authorization": "Bearer test-admin-key"})).status_code == 401
     assert (await client.get("/v1/keys/c-1")).status_code == 401
 
+    caching = opener(app, ttl_s=60)  # a consumer that remembers the key from before the erasure
+    assert await caching.keys.key("c-1") is not None
     backup = await logged(app, "c-1")  # a copy taken before the erasure, as a database backup would hold it
     publisher = Publisher(isolated.settings("profile"))
     await publisher.start()
@@ -160,8 +163,16 @@ async def test_personal_fields_are_sealed_everywhere_and_open_for_consumers_unti
     assert copies
     for copy in copies:
         assert readable(repr(copy.data)) == [], copy
-    await consumer.keys.aclose()
-    await after.keys.aclose()
+
+    # The customer comes back: a new key; a consumer still holding the old one asks again and opens the new event.
+    comeback = {**events("c-1")[0], "id": "c-1-back", "time": datetime.now(UTC).isoformat()}
+    assert (await client.post("/v1/events", json=comeback, headers=SHOP)).json()["status"] == "accepted"
+    [back] = [event for event in await logged(app, "c-1") if event.id == "c-1-back"]
+    await asyncio.sleep(personal.REFRESH_AFTER_S)
+    await caching.open_events([back])
+    assert back.data["email"] == "eve@example.com"
+    for opened in (consumer, after, caching):
+        await opened.keys.aclose()
 
 
 async def test_a_customer_keeps_one_key_and_customers_do_not_share_one(app: FastAPI, client: AsyncClient) -> None:
