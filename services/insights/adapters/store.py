@@ -79,6 +79,7 @@ async def erase(session: AsyncSession, customer_id: str, at: datetime) -> list[d
     await session.execute(text("DELETE FROM insights.purchases WHERE customer_id = :id"), params)
     await session.execute(text("DELETE FROM insights.customers WHERE customer_id = :id"), params)
     await session.execute(text("DELETE FROM insights.customer_traits WHERE customer_id = :id"), params)
+    await session.execute(text("DELETE FROM insights.cluster_members WHERE customer_id = :id"), params)
     for statement in (
         "DELETE FROM insights.scores WHERE customer_id = :id RETURNING scored_at AS at",
         "DELETE FROM insights.survey_scores WHERE customer_id = :id RETURNING answered_at AS at",
@@ -690,3 +691,73 @@ async def record_report(
         {"g": grain.value, "s": start, "churned": churned, "event_id": event_id, "now": now},
     )
     return inserted is not None
+
+
+# -- behavioural clusters -----------------------------------------------------------------------------------------
+
+# Per customer with purchases: days since the last purchase day, purchase days, spend, and CLV of the last score.
+_CLUSTER_FEATURES_SQL = """
+WITH clv AS (
+    SELECT DISTINCT ON (customer_id) customer_id, clv FROM insights.scores WHERE scored_at <= :now
+    ORDER BY customer_id, scored_at DESC, event_id DESC
+)
+SELECT d.customer_id, :today - max(d.day) AS recency_days, count(*) AS frequency, sum(d.amount) AS monetary,
+       coalesce(max(clv.clv), 0) AS clv
+FROM insights.customer_days d LEFT JOIN clv USING (customer_id)
+WHERE d.day <= :today GROUP BY d.customer_id ORDER BY d.customer_id
+"""
+
+
+async def cluster_features(session: AsyncSession, now: datetime) -> tuple[list[str], list[tuple[float, ...]]]:
+    rows = await session.execute(text(_CLUSTER_FEATURES_SQL), {"now": now, "today": now.date()})
+    ids: list[str] = []
+    features: list[tuple[float, ...]] = []
+    for row in rows:
+        ids.append(row.customer_id)
+        features.append((float(row.recency_days), float(row.frequency), float(row.monetary), float(row.clv)))
+    return ids, features
+
+
+async def lock_clusters(session: AsyncSession) -> None:
+    """Two refits (two replicas) replace the clusters one after the other, each diffing against the last."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(:c, hashtext('clusters'))"), {"c": _LOCK_CLASS})
+
+
+async def cluster_members(session: AsyncSession) -> dict[str, str]:
+    rows = await session.execute(text("SELECT customer_id, segment FROM insights.cluster_members"))
+    return {row.customer_id: row.segment for row in rows}
+
+
+async def replace_clusters(
+    session: AsyncSession, described: Sequence[Mapping[str, Any]], members: Mapping[str, str]
+) -> None:
+    """The new fit replaces the old one whole: its clusters and every customer's membership."""
+    await session.execute(text("DELETE FROM insights.clusters"))
+    await session.execute(text("TRUNCATE insights.cluster_members"))
+    for cluster in described:
+        await session.execute(
+            text(
+                "INSERT INTO insights.clusters (segment, customers, centre, z, description, fit_id, k, silhouette, "
+                "fitted_at) VALUES (:segment, :customers, CAST(:centre AS jsonb), CAST(:z AS jsonb), :description, "
+                ":fit_id, :k, :silhouette, :fitted_at)"
+            ),
+            {**cluster, "centre": orjson.dumps(cluster["centre"]).decode(), "z": orjson.dumps(cluster["z"]).decode()},
+        )
+    ordered = sorted(members.items())
+    await session.execute(
+        text(
+            "INSERT INTO insights.cluster_members (customer_id, segment) "
+            "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:segments AS text[]))"
+        ),
+        {"ids": [c for c, _ in ordered], "segments": [s for _, s in ordered]},
+    )
+
+
+async def stored_clusters(session: AsyncSession) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text(
+            "SELECT segment, customers, centre, z, description, fit_id, k, silhouette, fitted_at "
+            "FROM insights.clusters ORDER BY segment"
+        )
+    )
+    return [dict(row._mapping) for row in rows]
