@@ -13,6 +13,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.insights.adapters.tables import aliases
 from services.insights.domain.churn import BASE_STAGES
 from services.insights.domain.facts import DirtyPeriod, Purchase, Score, SurveyScore, Traits
 from services.insights.domain.kpis import PeriodCounts
@@ -80,6 +81,7 @@ async def erase(session: AsyncSession, customer_id: str, at: datetime) -> list[d
     await session.execute(text("DELETE FROM insights.customers WHERE customer_id = :id"), params)
     await session.execute(text("DELETE FROM insights.customer_traits WHERE customer_id = :id"), params)
     await session.execute(text("DELETE FROM insights.cluster_members WHERE customer_id = :id"), params)
+    await aliases.forget(session, customer_id)
     for statement in (
         "DELETE FROM insights.scores WHERE customer_id = :id RETURNING scored_at AS at",
         "DELETE FROM insights.survey_scores WHERE customer_id = :id RETURNING answered_at AS at",
@@ -93,6 +95,47 @@ async def erase(session: AsyncSession, customer_id: str, at: datetime) -> list[d
         {**params, "at": at},
     )
     return days
+
+
+# -- joined ids ---------------------------------------------------------------------------------------------------
+
+
+async def resolve(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, str]:
+    """The customer each id stands for (itself unless profile joined it to another)."""
+    return await aliases.resolve_many(session, set(customer_ids))
+
+
+async def join(session: AsyncSession, from_id: str, into_id: str) -> tuple[str, list[date], date | None]:
+    """Records that `from_id` is `into_id` and moves what insights holds under it: its orders and survey answers
+    move over, its scores, traits and cluster go (scoring rescores and profile re-announces the joined customer).
+
+    Returns the customer, the purchase days counted under `from_id` before, and the earliest day moved (None when
+    no order moved); the caller re-derives the customer's days from that day.
+    """
+    into_id = await aliases.join(session, from_id, into_id)
+    if into_id == from_id:
+        return into_id, [], None
+    params = {"from": from_id, "into": into_id}
+    days = [
+        row.day
+        for row in await session.execute(
+            text("DELETE FROM insights.customer_days WHERE customer_id = :from RETURNING day"), params
+        )
+    ]
+    await session.execute(text("DELETE FROM insights.customers WHERE customer_id = :from"), params)
+    moved: date | None = await session.scalar(
+        text(
+            "WITH moved AS (UPDATE insights.purchases SET customer_id = :into WHERE customer_id = :from RETURNING day) "
+            "SELECT min(day) FROM moved"
+        ),
+        params,
+    )
+    await session.execute(
+        text("UPDATE insights.survey_scores SET customer_id = :into WHERE customer_id = :from"), params
+    )
+    for table in ("scores", "customer_traits", "cluster_members"):
+        await session.execute(text(f"DELETE FROM insights.{table} WHERE customer_id = :from"), params)
+    return into_id, days, moved
 
 
 # -- purchases ----------------------------------------------------------------------------------------------------

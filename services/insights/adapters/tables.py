@@ -23,11 +23,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from libs.common.aliases import CustomerAliases
 from libs.common.db import MessagingTables
 
 SCHEMA = "insights"
 metadata = MetaData(schema=SCHEMA)
 messaging = MessagingTables(metadata)
+# Ids profile joined to a customer: their events count under that customer.
+aliases = CustomerAliases(metadata)
 
 purchases = Table(
     "purchases",
