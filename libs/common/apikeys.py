@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,8 +26,6 @@ from libs.common.auth_schema.tables import api_keys
 log = logging.getLogger(__name__)
 
 PREFIX = "rk_"
-# A key unknown to the cache may have been created a moment ago: reload, but not more often than this.
-MISS_RELOAD_INTERVAL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -103,9 +102,23 @@ class KeyStore:
         now = self.monotonic()
         if self._loaded_at is None or now - self._loaded_at >= self.ttl_s:
             await self._reload(now)
-        elif key_id not in self._keys and now - self._loaded_at >= MISS_RELOAD_INTERVAL_S:
-            await self._reload(now)
-        return self._keys.get(key_id)
+        key = self._keys.get(key_id)
+        if key is None:
+            # Perhaps created a moment ago on another service: one primary-key lookup, not a reload of the table.
+            key = await self._load_one(key_id)
+        return key
+
+    async def _load_one(self, key_id: str) -> ManagedKey | None:
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(api_keys).where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
+                )
+            ).one_or_none()
+        if row is None:
+            return None
+        key = self._keys[key_id] = _managed(row)
+        return key
 
     async def _reload(self, asked_at: float) -> None:
         async with self._lock:
@@ -120,18 +133,19 @@ class KeyStore:
                 # The database is down: the keys as last read keep working rather than locking everyone out.
                 log.warning("cannot reload the API keys; using the ones last read", exc_info=True)
                 return
-            self._keys = {
-                row.key_id: ManagedKey(
-                    key_id=row.key_id,
-                    secret_sha256=row.secret_sha256,
-                    source=row.source,
-                    scopes=frozenset(row.scopes),
-                    rate_limit_per_s=row.rate_limit_per_s,
-                    expires_at=row.expires_at,
-                )
-                for row in rows
-            }
+            self._keys = {row.key_id: _managed(row) for row in rows}
             self._loaded_at = self.monotonic()
+
+
+def _managed(row: Any) -> ManagedKey:
+    return ManagedKey(
+        key_id=row.key_id,
+        secret_sha256=row.secret_sha256,
+        source=row.source,
+        scopes=frozenset(row.scopes),
+        rate_limit_per_s=row.rate_limit_per_s,
+        expires_at=row.expires_at,
+    )
 
 
 def matches(key: ManagedKey, secret: str) -> bool:

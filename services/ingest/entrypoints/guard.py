@@ -41,6 +41,14 @@ async def authorize(request: Request, scope: Scope = "events:write") -> Principa
     return principal
 
 
+async def events_writer(request: Request) -> Principal:
+    return await authorize(request)
+
+
+async def administrator(request: Request) -> Principal:
+    return await authorize(request, "admin")
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """Enforces the limit on chunked bodies too, which carry no Content-Length to check up front."""
     length = request.headers.get("content-length")

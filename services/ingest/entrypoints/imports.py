@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field
 
+from libs.common.auth import Principal
 from libs.common.events import UPSTREAM_EVENT_TYPES
 from libs.common.problems import Problem
 from services.ingest.context import ingest_of
@@ -17,7 +18,7 @@ from services.ingest.domain.mapping import MappingError, RowMapping
 from services.ingest.domain.rows import Format
 from services.ingest.entrypoints import openapi
 from services.ingest.entrypoints.api import _json
-from services.ingest.entrypoints.guard import authorize, media_type
+from services.ingest.entrypoints.guard import administrator, events_writer, media_type
 from services.ingest.handlers.imports import import_stream
 from services.ingest.handlers.replay import replay
 
@@ -61,13 +62,14 @@ def _format(request: Request, declared: str | None) -> Format:
 )
 async def post_import(
     request: Request,
+    # A dependency, so that the key is checked before the query is validated (a caller without a key gets 401).
+    principal: Annotated[Principal, Depends(events_writer)],
     type: Annotated[str, Query(description="Event type of every row (JSON lines may name their own).")],
     import_id: Annotated[str, Query(min_length=1, max_length=128, description="Stable identity of the file.")],
     map: Annotated[list[str] | None, Query(description="column=field, repeatable")] = None,
     set: Annotated[list[str] | None, Query(description="field=value, repeatable")] = None,
     format: Annotated[str | None, Query(pattern="^(csv|jsonl)$")] = None,
 ) -> Response:
-    principal = await authorize(request)
     if type not in UPSTREAM_EVENT_TYPES:
         raise Problem(422, "Unknown event type", errors=[{"field": "type", "message": f"unknown type '{type}'"}])
     fmt = _format(request, format)
@@ -103,8 +105,9 @@ class ReplayResult(BaseModel):
     summary="Re-publish an event-time range of the event log (admin)",
     description="Safe at any time: every consumer dedupes on ce_id. Needs the broker.",
 )
-async def post_replay(request: Request, body: ReplayRequest) -> Response:
-    await authorize(request, "admin")
+async def post_replay(
+    request: Request, body: ReplayRequest, _: Annotated[Principal, Depends(administrator)]
+) -> Response:
     start: datetime = body.start
     end: datetime = body.end
     if end <= start:

@@ -23,11 +23,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from libs.common.aliases import CustomerAliases
 from libs.common.db import MessagingTables
 
 SCHEMA = "insights"
 metadata = MetaData(schema=SCHEMA)
 messaging = MessagingTables(metadata)
+# Ids profile joined to a customer: their events count under that customer.
+aliases = CustomerAliases(metadata)
 
 purchases = Table(
     "purchases",
@@ -38,6 +41,7 @@ purchases = Table(
     Column("day", Date, nullable=False),
     Column("amount", Numeric, nullable=False),
     Column("event_id", Text, nullable=False),
+    Column("coupon_code", Text),
     Index("purchases_customer_day", "customer_id", "day"),
 )
 
@@ -67,6 +71,34 @@ scores = Table(
     Column("event_id", Text, primary_key=True),
     Column("tier", Text),
     Column("clv", Float),
+    Column("stage", Text),
+    Column("reasons", JSONB),
+)
+
+# Each customer's latest profile (highest `version` of `profile.updated`): the traits the churn report compares.
+customer_traits = Table(
+    "customer_traits",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("favourite_category", Text),
+    Column("region", Text),
+    Column("channel", Text),
+    Column("open_tickets", Integer, nullable=False),
+    Column("last_nps", Integer),
+    Column("last_login_at", DateTime(timezone=True)),
+    Column("last_purchase_at", DateTime(timezone=True)),
+)
+
+# One row per closed period whose churn report was announced: `churn.report_ready` is emitted when it is written.
+churn_reports = Table(
+    "churn_reports",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("churned", Integer, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("announced_at", DateTime(timezone=True), nullable=False),
 )
 
 survey_scores = Table(
@@ -140,4 +172,26 @@ kpi_anomalies = Table(
     Column("deviation", Float, nullable=False),
     Column("event_id", Text, nullable=False),
     Column("detected_at", DateTime(timezone=True), nullable=False),
+)
+
+# The last fit's clusters (centre in the features' units and in standard deviations) and each customer's cluster.
+clusters = Table(
+    "clusters",
+    metadata,
+    Column("segment", Text, primary_key=True),
+    Column("customers", Integer, nullable=False),
+    Column("centre", JSONB, nullable=False),
+    Column("z", JSONB, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("fit_id", Text, nullable=False),
+    Column("k", Integer, nullable=False),
+    Column("silhouette", Float),
+    Column("fitted_at", DateTime(timezone=True), nullable=False),
+)
+
+cluster_members = Table(
+    "cluster_members",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("segment", Text, nullable=False),
 )

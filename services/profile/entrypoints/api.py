@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.common import audit
 from libs.common.auth import Principal, require_scope
 from libs.common.clock import as_of, wall_clock
 from libs.common.envelope import format_time
@@ -62,9 +63,10 @@ async def get_customer(
     customer_id: CustomerId,
     request: Request,
     session: Session,
-    _: Reader,
+    principal: Reader,
 ) -> dict[str, Any]:
     """Follows merges: a merged id answers with the survivor's profile and `merged_into` set."""
+    await audit.record(request, principal, audit.CUSTOMER_VIEWED, customer_id=customer_id)
     survivor = await _survivor(session, customer_id)
     raw = await session.scalar(text(f"SELECT state::text FROM {S}.customers WHERE customer_id = :id"), {"id": survivor})
     if raw is None:
@@ -132,8 +134,9 @@ def _summary(customer_id: str, raw: str) -> dict[str, Any]:
 
 @router.get("/customers", summary="Search customers by email, phone, tag or segment")
 async def search_customers(
+    request: Request,
     session: Session,
-    _: Reader,
+    principal: Reader,
     email: Annotated[str | None, Query(max_length=254)] = None,
     phone: Annotated[str | None, Query(max_length=32)] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
@@ -142,6 +145,11 @@ async def search_customers(
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Filters combine with AND; at least one is required (the whole base is not a page to scroll)."""
+    # Which criteria were used, never their values: an email searched for is personal data.
+    criteria = [
+        name for name, value in (("email", email), ("phone", phone), ("tag", tag), ("segment", segment)) if value
+    ]
+    await audit.record(request, principal, audit.CUSTOMER_SEARCHED, details={"criteria": criteria})
     where: list[str] = []
     params: dict[str, Any] = {"limit": limit + 1}
     if email is not None:
@@ -238,12 +246,13 @@ async def erase_customer(
     customer_id: CustomerId,
     request: Request,
     session: Session,
-    _: Admin,
+    principal: Admin,
 ) -> dict[str, Any]:
     """Erases the customer (`handlers.erasure.erase_customer`) and answers what was erased."""
     now = wall_clock()
     async with session.begin():
         erased = await erasure.erase_customer(session, runtime_of(request).outbox, customer_id, now)
+        await audit.record(request, principal, audit.CUSTOMER_ERASED, customer_id=customer_id, session=session)
     return {
         "customer_id": erased.customer_id,
         "erased_ids": erased.erased_ids,
