@@ -1,4 +1,4 @@
-"""The key and audit administration every service answers: `/v1/keys`, `/v1/audit`, `/v1/auth/whoami`."""
+"""The key and audit administration every service answers: `/v1/api-keys`, `/v1/audit`, `/v1/auth/whoami`."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def _issued_json(issued: apikeys.IssuedKey) -> dict[str, Any]:
     return {**_key_json(issued.info), "token": issued.token}
 
 
-@router.post("/keys", status_code=201, summary="Create an API key (its token is shown only in this answer)")
+@router.post("/api-keys", status_code=201, summary="Create an API key (its token is shown only in this answer)")
 async def create_key(request: Request, body: KeyRequest, principal: Admin) -> dict[str, Any]:
     if body.expires_at is not None and body.expires_at.tzinfo is None:
         raise Problem(
@@ -84,14 +84,14 @@ async def create_key(request: Request, body: KeyRequest, principal: Admin) -> di
     return _issued_json(issued)
 
 
-@router.get("/keys", summary="The API keys (never their secrets)")
+@router.get("/api-keys", summary="The API keys (never their secrets)")
 async def list_keys(request: Request, _: Admin, include_revoked: bool = False) -> dict[str, Any]:
     async with _sessions(request)() as session:
         keys = await apikeys.list_keys(session, include_revoked=include_revoked)
     return {"items": [_key_json(info) for info in keys]}
 
 
-@router.post("/keys/{key_id}/rotate", status_code=201, summary="Replace a key by a new one with the same rights")
+@router.post("/api-keys/{key_id}/rotate", status_code=201, summary="Replace a key by a new one with the same rights")
 async def rotate_key(
     request: Request, key_id: str, principal: Admin, body: RotateRequest | None = None
 ) -> dict[str, Any]:
@@ -113,7 +113,7 @@ async def rotate_key(
     return _issued_json(issued)
 
 
-@router.delete("/keys/{key_id}", status_code=204, summary="Revoke a key: every service refuses it within seconds")
+@router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke a key: every service refuses it within seconds")
 async def revoke_key(request: Request, key_id: str, principal: Admin) -> Response:
     async with _sessions(request)() as session, session.begin():
         info = await apikeys.revoke_key(session, key_id)

@@ -13,6 +13,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from libs.common.auth_schema import MIGRATIONS_DIR as AUTH_MIGRATIONS
+from libs.common.auth_schema import SCHEMA as AUTH_SCHEMA
+
 # One lock id for every service: migrations of different schemas are cheap, and serialising
 # them avoids two replicas of one service racing to create the same schema.
 _MIGRATION_LOCK_ID = 0x5245544149
@@ -32,7 +35,10 @@ def upgrade_to_head(migrations_dir: Path, database_url: str, schema: str) -> Non
 
 
 async def migrate(migrations_dir: Path, database_url: str, schema: str) -> None:
+    """A service's schema, and schema `auth` (API keys and the audit trail) that every service reads and writes."""
     await asyncio.to_thread(upgrade_to_head, migrations_dir, database_url, schema)
+    if schema != AUTH_SCHEMA:
+        await asyncio.to_thread(upgrade_to_head, AUTH_MIGRATIONS, database_url, AUTH_SCHEMA)
 
 
 def run_env(metadata: MetaData) -> None:

@@ -22,8 +22,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from libs.common import metrics
 from libs.common.apikeys import KeyStore
 from libs.common.auth import RateLimiter
-from libs.common.auth_schema import MIGRATIONS_DIR as AUTH_MIGRATIONS
-from libs.common.auth_schema import SCHEMA as AUTH_SCHEMA
 from libs.common.broker_memory import broker_remembers, remember
 from libs.common.consumer import ConsumerLoop, Subscription
 from libs.common.db import MessagingTables, create_engine, session_factory
@@ -120,7 +118,6 @@ class Runtime:
         tune_garbage_collector(self.definition.young_gc_threshold)
         if self.settings.migrate_on_start:
             await migrate(self.definition.migrations_dir, self.settings.database_url, self.definition.name)
-            await migrate(AUTH_MIGRATIONS, self.settings.database_url, AUTH_SCHEMA)
         self._spawn(self._connect_broker(), "connect-broker", graceful=False)
 
     async def _connect_broker(self) -> None:

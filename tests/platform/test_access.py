@@ -27,7 +27,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def create_key(client: httpx.AsyncClient, base: str, **body: Any) -> dict[str, Any]:
-    response = await client.post(f"{base}/v1/keys", json={"source": "access-test", **body}, headers=ADMIN)
+    response = await client.post(f"{base}/v1/api-keys", json={"source": "access-test", **body}, headers=ADMIN)
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
@@ -44,7 +44,7 @@ def operations(spec: dict[str, Any]) -> list[tuple[str, str]]:
 
 async def call(client: httpx.AsyncClient, base: str, method: str, path: str, headers: dict[str, str]) -> int:
     url = base + re.sub(r"\{[^}]+\}", "x", path)
-    body = {} if method in {"POST", "PUT", "PATCH"} else None
+    body: dict[str, Any] | None = {} if method in {"POST", "PUT", "PATCH"} else None
     return (await client.request(method, url, json=body, headers=headers)).status_code
 
 
@@ -91,7 +91,7 @@ async def test_a_revoked_key_is_refused_by_every_service_within_seconds(shared_p
         key = await create_key(client, shared_platform.url("scoring"), scopes=["customers:read"])
         # A key created on one service works on every other one (the miss reloads their cache).
         assert set((await refused_everywhere(client, shared_platform, key["token"])).values()) == {200}
-        revoked = await client.delete(f"{shared_platform.url('campaign')}/v1/keys/{key['key_id']}", headers=ADMIN)
+        revoked = await client.delete(f"{shared_platform.url('campaign')}/v1/api-keys/{key['key_id']}", headers=ADMIN)
         assert revoked.status_code == 204
         deadline = asyncio.get_running_loop().time() + 10
         answers = await refused_everywhere(client, shared_platform, key["token"])
@@ -116,3 +116,30 @@ async def test_an_expired_key_is_refused_by_every_service(shared_platform: Platf
         assert set((await refused_everywhere(client, shared_platform, valid["token"])).values()) == {200}
         # A tampered secret with a real key id is refused too.
         assert set((await refused_everywhere(client, shared_platform, valid["token"] + "x")).values()) == {401}
+
+
+async def test_reads_searches_and_erasures_of_a_customer_are_audited(shared_platform: Platform) -> None:
+    profile = shared_platform.url("profile")
+    async with httpx.AsyncClient(timeout=10) as client:
+        reader = await create_key(client, profile, scopes=["customers:read"])
+        await client.get(f"{profile}/v1/customers/c-audited", headers=bearer(reader["token"]))
+        searched = await client.get(
+            f"{profile}/v1/customers", params={"email": "audited@example.com"}, headers=bearer(reader["token"])
+        )
+        assert searched.status_code == 200
+        assert (await client.delete(f"{profile}/v1/customers/c-audited", headers=ADMIN)).status_code == 200
+        trail = await client.get(f"{profile}/v1/audit", params={"customer_id": "c-audited"}, headers=ADMIN)
+        rows = trail.json()["items"]
+        assert [(r["action"], r["key_id"]) for r in rows] == [
+            ("customer.viewed", reader["key_id"]),
+            ("customer.erased", ADMIN_KEY[:6]),
+        ]
+        assert all(r["address"] and r["service"] == "profile" for r in rows)
+        by_reader = await client.get(f"{profile}/v1/audit", params={"actor": reader["key_id"]}, headers=ADMIN)
+        search = [r for r in by_reader.json()["items"] if r["action"] == "customer.searched"]
+        # The criterion is recorded, never the email searched for.
+        assert search and search[0]["details"] == {"criteria": ["email"]}
+        assert "audited@example.com" not in by_reader.text
+        later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        none_yet = await client.get(f"{profile}/v1/audit", params={"from": later}, headers=ADMIN)
+        assert none_yet.json()["items"] == []
