@@ -20,6 +20,8 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 PUBLIC = re.compile(r"^/(healthz|readyz|metrics|unsubscribe|surveys/)|^/v1/surveys/\{[^}]+\}/responses$")
 # Any valid key may ask who it is.
 ANY_KEY = {"/v1/auth/whoami"}
+# Answer only services holding the master key, with a credential derived from it: every API key is refused.
+SERVICES_ONLY = {"/v1/keys/{customer_id}"}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -71,7 +73,10 @@ async def test_every_route_wants_a_key_and_its_scope(shared_platform: Platform) 
                     await call(client, base, method, path, bearer(reader["token"])),
                 }
                 # Each route needs one scope (or admin): at least one of the two keys lacks it.
-                if 403 not in answers:
+                if path in SERVICES_ONLY:
+                    if answers != {401}:
+                        failures.append(f"{where} accepted an API key: {answers}")
+                elif 403 not in answers:
                     failures.append(f"{where} with keys lacking scopes: {answers}")
         assert failures == [], "\n".join(failures)
         assert walked > 6 * len(SERVICES)
