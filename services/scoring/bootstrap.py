@@ -11,6 +11,7 @@ from libs.common.settings import Settings
 from libs.common.topics import CUSTOMER_EVENTS, FEEDBACK_EVENTS, PROFILE_CHANGES
 from services.scoring.adapters.tables import SCHEMA, messaging
 from services.scoring.entrypoints.api import router
+from services.scoring.handlers.gauges import refresh_grade_gauges
 from services.scoring.handlers.refit import refit_periodically
 from services.scoring.handlers.rescore import (
     FEEDBACK_EVENT_TYPES,
@@ -39,6 +40,7 @@ def definition(service: ScoringService) -> ServiceDefinition:
         ],
         routers=[router],
         background=[scheduled_refit],
+        gauges=[refresh_grade_gauges],
     )
 
 
