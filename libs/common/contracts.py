@@ -326,6 +326,19 @@ class KpiAnomaly(Contract):
     threshold: float
 
 
+class ChurnReportReady(Contract):
+    """The churned-customers report of a closed period is ready (`GET /v1/reports/churned?period=&at=`);
+    subject = "churned", time = the end of the period; once per period."""
+
+    period: Literal["week", "month", "quarter"]
+    period_start: date
+    period_label: str
+    churned: int
+    active_base: int
+    clv_lost: float
+    report: str
+
+
 # --- the registry ---------------------------------------------------------------------------------------------------
 
 
@@ -355,6 +368,7 @@ CONTRACTS: Mapping[str, EventContract] = {
         EventContract("message.sent", CAMPAIGN_ACTIONS, "campaign", MessageSent),
         EventContract("loyalty.level_changed", CAMPAIGN_ACTIONS, "campaign", LoyaltyLevelChanged),
         EventContract("kpi.anomaly", INSIGHTS_EVENTS, "insights", KpiAnomaly),
+        EventContract("churn.report_ready", INSIGHTS_EVENTS, "insights", ChurnReportReady),
     )
 }
 _TYPE_OF: dict[type[Contract], str] = {contract.model: contract.type for contract in CONTRACTS.values()}

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.aliases import CustomerAliases, joined_ids
+from libs.common.contracts import CustomerErased, parse
 from libs.common.envelope import CloudEvent
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,8 @@ ERASED_EVENT_TYPE = "customer.erased"
 
 
 def erased_id(event: CloudEvent) -> str:
-    """The id a `customer.erased` event erases."""
-    return str(event.data.get("customer_id") or event.subject)
+    """The id a `customer.erased` event erases; ContractViolation (dead-lettered) when it names none."""
+    return parse(event, CustomerErased).customer_id
 
 
 class ErasureRecords:

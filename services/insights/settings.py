@@ -22,6 +22,12 @@ class InsightsSettings(Settings):
     # Periods a KPI or cohort query returns when it gives no `from`.
     insights_default_periods: int = Field(default=12, ge=1)
     insights_max_periods: int = Field(default=520, ge=1)
+    # The churned-customers report: its period (one report per closed period, announced by `churn.report_ready`),
+    # how many churned customers it lists by CLV lost, and which trait values it calls over-represented.
+    insights_churn_report_grain: Grain = Grain.WEEK
+    insights_churn_top: int = Field(default=20, ge=1, le=1000)
+    insights_churn_min_lift: float = Field(default=1.2, gt=0)
+    insights_churn_min_customers: int = Field(default=3, ge=1)
     consumer_batch_size: int = 5_000
 
 

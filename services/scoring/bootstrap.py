@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from libs.common.clock import wall_clock
 from libs.common.consumer import Subscription
 from libs.common.runtime import Runtime, ServiceDefinition
 from libs.common.runtime import create_app as create_service_app
@@ -11,6 +14,7 @@ from libs.common.settings import Settings
 from libs.common.topics import CUSTOMER_EVENTS, FEEDBACK_EVENTS, PROFILE_CHANGES
 from services.scoring.adapters.tables import SCHEMA, messaging
 from services.scoring.entrypoints.api import router
+from services.scoring.handlers.due import due_periodically
 from services.scoring.handlers.gauges import refresh_grade_gauges
 from services.scoring.handlers.refit import refit_periodically
 from services.scoring.handlers.rescore import (
@@ -26,6 +30,9 @@ def definition(service: ScoringService) -> ServiceDefinition:
     async def scheduled_refit(runtime: Runtime) -> None:
         await refit_periodically(service, runtime.sessions, runtime.outbox)
 
+    async def due_transitions(runtime: Runtime) -> None:
+        await due_periodically(service, runtime.sessions, runtime.outbox)
+
     return ServiceDefinition(
         name=SCHEMA,
         title="Retain scoring",
@@ -39,14 +46,15 @@ def definition(service: ScoringService) -> ServiceDefinition:
             Subscription("purchases", (CUSTOMER_EVENTS,), service.handle_purchases, PURCHASE_EVENT_TYPES),
         ],
         routers=[router],
-        background=[scheduled_refit],
+        background=[scheduled_refit, due_transitions],
         gauges=[refresh_grade_gauges],
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = wall_clock) -> FastAPI:
+    """``clock`` is the live clock of the consumers and the due-time scheduler (tests inject theirs)."""
     scoring = scoring_settings(settings)
-    service = ScoringService(scoring)
+    service = ScoringService(scoring, clock)
     app = create_service_app(definition(service), scoring)
     app.state.scoring = service
     return app

@@ -43,6 +43,12 @@ class ScoringSettings(Settings):
     # A refit whose chosen model misses the holdout's total repeat purchases by more than this share emits
     # scoring.drift_detected.
     scoring_drift_threshold: float = Field(0.2, gt=0)
+    # Score history older than this (by the time of the change) is dropped at each refit.
+    scoring_history_retention_days: float = Field(730.0, gt=0)
+    # How often the due-time scheduler looks for customers whose stage or no-login threshold is due, and how many
+    # it claims per transaction.
+    scoring_due_interval_s: float = Field(30.0, gt=0)
+    scoring_due_batch_size: int = Field(500, ge=1, le=10_000)
     scoring_rescore_batch_size: int = Field(1000, ge=1, le=10_000)  # ids go into one IN (...) list
 
     @model_validator(mode="after")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from libs.common.clock import wall_clock
+from libs.common.clock import as_of, wall_clock
 from libs.common.outbox import Outbox
 from services.campaign.domain.guards import GuardPolicy
 from services.campaign.domain.loyalty import DEFAULT_POLICY as DEFAULT_LOYALTY
@@ -35,10 +35,8 @@ class CampaignDeps:
         )
 
     def now(self, event_time: datetime | None = None) -> datetime:
-        """The "as of" clock of ARCHITECTURE.md: event time when replaying history, wall time live."""
-        if self.settings.clock_mode == "replay" and event_time is not None:
-            return event_time
-        return self.clock()
+        """The "as of" clock of docs/architecture.md; tests inject `clock`."""
+        return as_of(self.settings.clock_mode, event_time, self.clock)
 
     @property
     def include_builtin(self) -> bool:

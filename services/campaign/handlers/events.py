@@ -8,12 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from libs.common.aliases import joined_ids
 from libs.common.consumer import HandlerContext
-from libs.common.envelope import CloudEvent, EnvelopeError, parse_time
+from libs.common.contracts import (
+    CustomerErased,
+    FeedbackReceived,
+    ProfileUpdated,
+    ScoreChanged,
+    ThresholdCrossed,
+    parse,
+)
+from libs.common.envelope import CloudEvent
 from libs.common.logs import current_customer_id, current_event_id
 from services.campaign.adapters import identities
 from services.campaign.adapters import repository as repo
@@ -26,32 +34,9 @@ from services.campaign.handlers.loyalty import LoyaltyLedger, emit_level_change,
 
 # Profile tags meaning "no marketing at all", whatever the per-channel consents say.
 OPT_OUT_TAGS = frozenset({"opted_out", "opt_out", "do_not_contact", "unsubscribed"})
-# profile.updated metric -> customer_facts column, copied as they are.
-_PLAIN_FACTS = ("name", "email", "phone", "favourite_category", "region", "timezone")
-_TIME_FACTS = {
-    "first_purchase_at": "first_purchase_at",
-    "last_purchase_at": "last_purchase_at",
-}
-
-
-def _time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str) and value:
-        try:
-            return parse_time(value)
-        except EnvelopeError:
-            return None
-    return None
-
-
-def _date(value: Any) -> date | None:
-    if isinstance(value, str) and value:
-        try:
-            return date.fromisoformat(value[:10])
-        except ValueError:
-            return None
-    return value if isinstance(value, date) else None
+# profile.updated metrics copied into customer_facts as they are.
+_PLAIN_FACTS = ("name", "email", "phone", "favourite_category", "region", "timezone", "birthday")
+_TIME_FACTS = ("first_purchase_at", "last_purchase_at")
 
 
 class CampaignHandlers:
@@ -92,27 +77,26 @@ class CampaignHandlers:
         await batch.finish()
 
     async def _score_change(self, batch: Batch, event: CloudEvent) -> None:
-        data = event.data
         if event.type == "score.changed":
-            values: dict[str, Any] = {}
-            for key in ("tier", "stage"):
-                if data.get(key) is not None:
-                    values[key] = str(data[key])
-            if data.get("churn_risk") is not None:
-                values["churn_risk"] = str(data["churn_risk"])
-            if "predicted_next_purchase_at" in data:
-                values["predicted_next_purchase_at"] = _time(data.get("predicted_next_purchase_at"))
-            if values:
-                batch.set(event.subject, values)
+            score = parse(event, ScoreChanged)
+            values: dict[str, Any] = {
+                "tier": score.tier,
+                "stage": score.stage,
+                "predicted_next_purchase_at": score.predicted_next_purchase_at,
+            }
+            if score.churn_risk is not None:
+                values["churn_risk"] = str(score.churn_risk)
+            batch.set(event.subject, values)
             batch.reschedule(event.subject, event.time)
         elif event.type == "threshold.crossed":
+            crossing = parse(event, ThresholdCrossed)
             # Facts first, so an audience filter on the tier sees the tier the customer just reached.
-            column = {"tier_up": "tier", "tier_down": "tier", "stage_changed": "stage"}.get(str(data.get("kind")))
-            if column and data.get("new") is not None:
-                batch.set(event.subject, {column: str(data["new"])})
-            elif str(data.get("kind", "")).startswith("churn_risk") and (data.get("level") or data.get("new")):
-                batch.set(event.subject, {"churn_risk": str(data.get("level") or data.get("new"))})
-            await batch.fire_event_triggers(event.subject, event.type, data, event.time)
+            column = {"tier_up": "tier", "tier_down": "tier", "stage_changed": "stage"}.get(crossing.kind)
+            if column:
+                batch.set(event.subject, {column: str(crossing.new)})
+            elif crossing.kind.startswith("churn_risk") and (crossing.level or crossing.new):
+                batch.set(event.subject, {"churn_risk": str(crossing.level or crossing.new)})
+            await batch.fire_event_triggers(event.subject, event.type, crossing.wire(), event.time)
 
     # --- profile-changes ------------------------------------------------------------------
 
@@ -124,7 +108,7 @@ class CampaignHandlers:
             if joined is not None:
                 subjects.extend(joined)
             if event.type == "customer.erased":
-                subjects.append(str(event.data.get("customer_id") or event.subject))
+                subjects.append(parse(event, CustomerErased).customer_id)
         campaigns = await self.campaigns.active(ctx.session, include_builtin=self.deps.include_builtin)
         batch = Batch(self.deps, ctx, campaigns)
         # Every id first, in one lock order; resolution happens per event, since a join earlier in the batch
@@ -139,7 +123,7 @@ class CampaignHandlers:
 
     async def _profile_change(self, batch: Batch, event: CloudEvent) -> None:
         if event.type == "customer.erased":
-            await self._erase(batch, str(event.data.get("customer_id") or event.subject), event.time)
+            await self._erase(batch, parse(event, CustomerErased).customer_id, event.time)
             return
         joined = joined_ids(event)
         if joined is not None:
@@ -149,30 +133,27 @@ class CampaignHandlers:
             return
         if batch.describes_erased([event.subject], event.time):
             return
+        profile = parse(event, ProfileUpdated)
         await batch.load([event.subject])
-        self._apply_profile(batch, event.subject, event.data)
+        self._apply_profile(batch, event.subject, profile)
         batch.reschedule(event.subject, event.time)
-        await batch.fire_event_triggers(event.subject, event.type, event.data, event.time)
+        await batch.fire_event_triggers(event.subject, event.type, profile.wire(), event.time)
 
     @staticmethod
-    def _apply_profile(batch: Batch, customer_id: str, data: Mapping[str, Any]) -> None:
-        metrics = data.get("metrics") or {}
+    def _apply_profile(batch: Batch, customer_id: str, profile: ProfileUpdated) -> None:
+        metrics = profile.metrics
+        # Only the metrics the announcement carries: one from before a metric existed leaves that fact alone.
+        sent = metrics.model_fields_set
         current = batch.get(customer_id)
-        values: dict[str, Any] = {key: metrics[key] for key in _PLAIN_FACTS if key in metrics}
-        for key, column in _TIME_FACTS.items():
-            if key in metrics:
-                values[column] = _time(metrics[key])
-        if "birthday" in metrics:
-            values["birthday"] = _date(metrics["birthday"])
-        activity = latest(_time(metrics.get("last_login_at")), _time(metrics.get("last_purchase_at")))
+        values: dict[str, Any] = {key: getattr(metrics, key) for key in (*_PLAIN_FACTS, *_TIME_FACTS) if key in sent}
+        activity = latest(metrics.last_login_at, metrics.last_purchase_at)
         if activity is not None:
             values["last_activity_at"] = latest(activity, current.get("last_activity_at"))
-        if isinstance(metrics.get("consents"), Mapping):
-            values["consents"] = {**(current.get("consents") or {}), **metrics["consents"]}
-        if isinstance(metrics.get("tags"), list):
-            values["opted_out"] = bool(OPT_OUT_TAGS & {str(tag) for tag in metrics["tags"]})
-        entered = [str(s) for s in data.get("segments_entered") or []]
-        left = {str(s) for s in data.get("segments_left") or []}
+        if "consents" in sent:
+            values["consents"] = {**(current.get("consents") or {}), **metrics.consents}
+        if "tags" in sent:
+            values["opted_out"] = bool(OPT_OUT_TAGS & set(metrics.tags))
+        entered, left = profile.segments_entered, set(profile.segments_left)
         if entered or left:
             segments = [s for s in dict.fromkeys([*(current.get("segments") or []), *entered]) if s not in left]
             values["segments"] = segments
@@ -230,7 +211,8 @@ class CampaignHandlers:
         batch, resolved = await self.begin(ctx, [event.subject for event in wanted])
         for event in self._each(batch, wanted, resolved):
             _in_context(event)
-            await batch.fire_event_triggers(event.subject, event.type, event.data, event.time)
+            feedback = parse(event, FeedbackReceived)
+            await batch.fire_event_triggers(event.subject, event.type, feedback.wire(), event.time)
         await batch.finish()
 
     # --- customer-events ------------------------------------------------------------------

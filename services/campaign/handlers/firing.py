@@ -17,8 +17,7 @@ from pydantic import TypeAdapter
 
 from libs.common import metrics
 from libs.common.consumer import HandlerContext
-from libs.common.envelope import derived_event
-from libs.common.topics import CAMPAIGN_ACTIONS
+from libs.common.contracts import CouponIssued, derived
 from services.campaign.adapters import repository as repo
 from services.campaign.adapters.repository import StoredCampaign
 from services.campaign.adapters.tables import coupons
@@ -211,16 +210,16 @@ async def _issue_coupon(
         )
     )
     # Storing the coupon is the effect itself, so the event goes out in this same transaction.
+    issued = CouponIssued(
+        campaign_id=campaign.id,
+        code=coupon.code,
+        discount_type=coupon.kind,
+        value=coupon.value,
+        currency=coupon.currency,
+        expires_at=coupon.expires_at,
+    )
     await ctx.emit(
-        CAMPAIGN_ACTIONS,
-        derived_event(
-            cause=base["idempotency_key"],
-            source=SOURCE,
-            type="coupon.issued",
-            subject=base["customer_id"],
-            time=now,
-            data={"campaign_id": campaign.id, **details},
-        ),
+        *derived(issued, cause=base["idempotency_key"], source=SOURCE, subject=base["customer_id"], time=now)
     )
     return True
 

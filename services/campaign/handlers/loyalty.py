@@ -17,14 +17,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.consumer import HandlerContext
-from libs.common.envelope import CloudEvent, derived_event
-from libs.common.topics import CAMPAIGN_ACTIONS
+from libs.common.contracts import LoyaltyLevelChanged, derived
+from libs.common.envelope import CloudEvent
 from services.campaign.adapters import bulk
 from services.campaign.adapters import repository as repo
 from services.campaign.adapters.tables import loyalty_accounts, purchases
 from services.campaign.domain.coupons import normalize_code
 from services.campaign.domain.loyalty import LevelChange, level_change, level_for, rolling_spend, total_points
-from services.campaign.domain.triggers import LOYALTY_LEVEL_CHANGED
 from services.campaign.handlers.deps import SOURCE, CampaignDeps
 
 
@@ -102,16 +101,7 @@ async def recompute_loyalty(deps: CampaignDeps, ctx: HandlerContext, event: Clou
     change = level_change(old_level or "normal", new_level)
     if change is None:
         return None
-    level_event = derived_event(
-        cause=event,
-        source=SOURCE,
-        type=LOYALTY_LEVEL_CHANGED,
-        subject=event.subject,
-        time=event.time,
-        data={"old": change.old, "new": change.new},
-    )
-    await ctx.emit(CAMPAIGN_ACTIONS, level_event)
-    return level_event
+    return await emit_level_change(ctx, event, change)
 
 
 @dataclass
@@ -202,13 +192,12 @@ class LoyaltyLedger:
 
 
 async def emit_level_change(ctx: HandlerContext, event: CloudEvent, change: LevelChange) -> CloudEvent:
-    level_event = derived_event(
+    topic, level_event = derived(
+        LoyaltyLevelChanged(old=change.old, new=change.new),
         cause=event,
         source=SOURCE,
-        type=LOYALTY_LEVEL_CHANGED,
         subject=event.subject,
         time=event.time,
-        data={"old": change.old, "new": change.new},
     )
-    await ctx.emit(CAMPAIGN_ACTIONS, level_event)
+    await ctx.emit(topic, level_event)
     return level_event

@@ -17,9 +17,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.consumer import HandlerContext
-from libs.common.envelope import derived_event
+from libs.common.contracts import AlertRaised, Contract, MessageSent, derived
+from libs.common.envelope import CloudEvent
 from libs.common.loops import poll_forever
-from libs.common.topics import CAMPAIGN_ACTIONS
 from services.campaign.adapters import repository as repo
 from services.campaign.adapters.channels import ChannelNotConfigured, Channels, Delivery
 from services.campaign.adapters.tables import actions
@@ -106,7 +106,7 @@ class Sender:
             row.id,
             {**values, "status": "sent", "reason": None, "attempts": attempts, "sent_at": now, "next_attempt_at": None},
         )
-        await ctx.emit(CAMPAIGN_ACTIONS, self._event(row, payload, now))
+        await ctx.emit(*self._event(row, payload, now))
 
     def _recipient(self, kind: str, payload: dict[str, Any]) -> str | None:
         if kind == "alert":
@@ -161,23 +161,15 @@ class Sender:
         await session.execute(update(actions).where(actions.c.id == row_id).values(**values))
 
     @staticmethod
-    def _event(row: Any, payload: dict[str, Any], now: datetime) -> Any:
+    def _event(row: Any, payload: dict[str, Any], now: datetime) -> tuple[str, CloudEvent]:
+        data: Contract
         if row.kind == "alert":
-            action = payload.get("action", {})
-            type_, data = (
-                "alert.raised",
-                {
-                    "campaign_id": row.campaign_id,
-                    "to": payload.get("to"),
-                    "channel": action.get("channel"),
-                    "message": payload.get("body"),
-                },
+            data = AlertRaised(
+                campaign_id=row.campaign_id,
+                to=payload.get("to"),
+                channel=payload.get("action", {}).get("channel"),
+                message=payload.get("body"),
             )
         else:
-            type_, data = (
-                "message.sent",
-                {"campaign_id": row.campaign_id, "channel": row.channel, "variant": row.variant},
-            )
-        return derived_event(
-            cause=row.idempotency_key, source=SOURCE, type=type_, subject=row.customer_id, time=now, data=data
-        )
+            data = MessageSent(campaign_id=row.campaign_id, channel=row.channel, variant=row.variant)
+        return derived(data, cause=row.idempotency_key, source=SOURCE, subject=row.customer_id, time=now)

@@ -10,6 +10,7 @@ import logging
 
 from libs.common.aliases import joined_ids
 from libs.common.consumer import HandlerContext
+from libs.common.contracts import ProfileUpdated, ScoreChanged, ThresholdCrossed, parse
 from libs.common.envelope import CloudEvent
 from services.feedback.adapters import customers_repo
 from services.feedback.adapters.tables import aliases, erasure_guard
@@ -23,11 +24,13 @@ async def on_score_change(ctx: HandlerContext, event: CloudEvent) -> None:
     """`score.changed` carries the tier; a `threshold.crossed` tier crossing carries it as `new`."""
     if not await erasure_guard.admits(ctx.session, event):
         return
-    tier: object = None
+    tier: str | float | None = None
     if event.type == "score.changed":
-        tier = event.data.get("tier")
-    elif event.type == "threshold.crossed" and event.data.get("kind") in TIER_CROSSINGS:
-        tier = event.data.get("new")
+        tier = parse(event, ScoreChanged).tier
+    elif event.type == "threshold.crossed":
+        crossing = parse(event, ThresholdCrossed)
+        if crossing.kind in TIER_CROSSINGS:
+            tier = crossing.new
     if isinstance(tier, str) and tier:
         await customers_repo.set_tier(ctx.session, event.subject, tier, event.time)
 
@@ -48,7 +51,7 @@ async def on_profile_change(ctx: HandlerContext, event: CloudEvent) -> None:
         log.info("customer erased", extra={"deleted": deleted})
         return
     if event.type == "profile.updated":
-        entered = [s for s in event.data.get("segments_entered") or [] if isinstance(s, str)]
-        left = [s for s in event.data.get("segments_left") or [] if isinstance(s, str)]
+        profile = parse(event, ProfileUpdated)
+        entered, left = profile.segments_entered, profile.segments_left
         if entered or left:
             await customers_repo.change_segments(ctx.session, event.subject, entered, left, event.time)

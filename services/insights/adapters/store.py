@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -13,7 +13,8 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.insights.domain.facts import DirtyPeriod, Purchase, Score, SurveyScore
+from services.insights.domain.churn import BASE_STAGES
+from services.insights.domain.facts import DirtyPeriod, Purchase, Score, SurveyScore, Traits
 from services.insights.domain.kpis import PeriodCounts
 from services.insights.domain.periods import Grain, midnight, period_end, shift
 
@@ -77,6 +78,7 @@ async def erase(session: AsyncSession, customer_id: str, at: datetime) -> list[d
     ]
     await session.execute(text("DELETE FROM insights.purchases WHERE customer_id = :id"), params)
     await session.execute(text("DELETE FROM insights.customers WHERE customer_id = :id"), params)
+    await session.execute(text("DELETE FROM insights.customer_traits WHERE customer_id = :id"), params)
     for statement in (
         "DELETE FROM insights.scores WHERE customer_id = :id RETURNING scored_at AS at",
         "DELETE FROM insights.survey_scores WHERE customer_id = :id RETURNING answered_at AS at",
@@ -115,13 +117,13 @@ async def write_purchases(session: AsyncSession, purchases: Sequence[Purchase]) 
     ordered = sorted(purchases, key=lambda p: p.order_id)
     await session.execute(
         text(
-            "INSERT INTO insights.purchases (order_id, customer_id, purchased_at, day, amount, event_id) "
+            "INSERT INTO insights.purchases (order_id, customer_id, purchased_at, day, amount, event_id, coupon_code) "
             "SELECT * FROM unnest(CAST(:orders AS text[]), CAST(:customers AS text[]), "
             "CAST(:ats AS timestamptz[]), CAST(:days AS date[]), CAST(:amounts AS numeric[]), "
-            "CAST(:events AS text[])) "
+            "CAST(:events AS text[]), CAST(:coupons AS text[])) "
             "ON CONFLICT (order_id) DO UPDATE SET customer_id = excluded.customer_id, "
             "purchased_at = excluded.purchased_at, day = excluded.day, amount = excluded.amount, "
-            "event_id = excluded.event_id"
+            "event_id = excluded.event_id, coupon_code = excluded.coupon_code"
         ),
         {
             "orders": [p.order_id for p in ordered],
@@ -130,6 +132,7 @@ async def write_purchases(session: AsyncSession, purchases: Sequence[Purchase]) 
             "days": [p.day for p in ordered],
             "amounts": [p.amount for p in ordered],
             "events": [p.event_id for p in ordered],
+            "coupons": [p.coupon_code for p in ordered],
         },
     )
 
@@ -225,9 +228,10 @@ async def write_scores(session: AsyncSession, scores: Sequence[Score]) -> None:
     ordered = sorted(scores, key=lambda s: (s.customer_id, s.at, s.event_id))
     await session.execute(
         text(
-            "INSERT INTO insights.scores (customer_id, scored_at, event_id, tier, clv) "
+            "INSERT INTO insights.scores (customer_id, scored_at, event_id, tier, clv, stage, reasons) "
             "SELECT * FROM unnest(CAST(:customers AS text[]), CAST(:ats AS timestamptz[]), CAST(:events AS text[]), "
-            "CAST(:tiers AS text[]), CAST(:clvs AS float8[])) ON CONFLICT DO NOTHING"
+            "CAST(:tiers AS text[]), CAST(:clvs AS float8[]), CAST(:stages AS text[]), CAST(:reasons AS jsonb[])) "
+            "ON CONFLICT DO NOTHING"
         ),
         {
             "customers": [s.customer_id for s in ordered],
@@ -235,6 +239,8 @@ async def write_scores(session: AsyncSession, scores: Sequence[Score]) -> None:
             "events": [s.event_id for s in ordered],
             "tiers": [s.tier for s in ordered],
             "clvs": [s.clv for s in ordered],
+            "stages": [s.stage for s in ordered],
+            "reasons": [orjson.dumps(list(s.reasons)).decode() for s in ordered],
         },
     )
 
@@ -533,3 +539,154 @@ async def anomalies_between(session: AsyncSession, grain: Grain, first: date, la
 async def dirty_count(session: AsyncSession) -> int:
     count: int = await session.scalar(text("SELECT count(*) FROM insights.dirty_periods")) or 0
     return count
+
+
+# -- profile traits and the churned-customers report --------------------------------------------------------------
+
+
+async def write_traits(session: AsyncSession, traits: Sequence[Traits]) -> None:
+    """Keeps each customer's traits of the highest profile version seen (a late announcement is older)."""
+    newest: dict[str, Traits] = {}
+    for t in traits:
+        if t.customer_id not in newest or t.version > newest[t.customer_id].version:
+            newest[t.customer_id] = t
+    ordered = [newest[c] for c in sorted(newest)]
+    await session.execute(
+        text(
+            "INSERT INTO insights.customer_traits (customer_id, version, favourite_category, region, channel, "
+            "open_tickets, last_nps, last_login_at, last_purchase_at) "
+            "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:versions AS int[]), CAST(:categories AS text[]), "
+            "CAST(:regions AS text[]), CAST(:channels AS text[]), CAST(:tickets AS int[]), CAST(:nps AS int[]), "
+            "CAST(:logins AS timestamptz[]), CAST(:purchases AS timestamptz[])) "
+            "ON CONFLICT (customer_id) DO UPDATE SET version = excluded.version, "
+            "favourite_category = excluded.favourite_category, region = excluded.region, channel = excluded.channel, "
+            "open_tickets = excluded.open_tickets, last_nps = excluded.last_nps, "
+            "last_login_at = excluded.last_login_at, last_purchase_at = excluded.last_purchase_at "
+            "WHERE customer_traits.version < excluded.version"
+        ),
+        {
+            "ids": [t.customer_id for t in ordered],
+            "versions": [t.version for t in ordered],
+            "categories": [t.favourite_category for t in ordered],
+            "regions": [t.region for t in ordered],
+            "channels": [t.channel for t in ordered],
+            "tickets": [t.open_tickets for t in ordered],
+            "nps": [t.last_nps for t in ordered],
+            "logins": [t.last_login_at for t in ordered],
+            "purchases": [t.last_purchase_at for t in ordered],
+        },
+    )
+
+
+# The customers the report compares: those whose stage became churned within the period (churned at its end, not at
+# its start) and the active base (a base stage at its end), each with their last score before the end.
+_REPORT_CUSTOMERS_SQL = """
+CREATE TEMPORARY TABLE report_customers ON COMMIT DROP AS
+WITH at_end AS (
+    SELECT DISTINCT ON (customer_id) customer_id, stage, tier, clv, reasons FROM insights.scores
+    WHERE scored_at < :end_at AND stage IS NOT NULL ORDER BY customer_id, scored_at DESC, event_id DESC
+), at_start AS (
+    SELECT DISTINCT ON (customer_id) customer_id, stage FROM insights.scores
+    WHERE scored_at < :start_at AND stage IS NOT NULL ORDER BY customer_id, scored_at DESC, event_id DESC
+)
+SELECT e.customer_id, e.tier, e.clv, e.reasons, e.stage = 'churned' AS churned
+FROM at_end e LEFT JOIN at_start s USING (customer_id)
+WHERE (e.stage = 'churned' AND s.stage IS DISTINCT FROM 'churned') OR e.stage = ANY(CAST(:base AS text[]))
+"""
+
+# One value per customer and trait (the buckets of the report); traits are the customer's latest profile.
+_TRAIT_COUNTS_SQL = """
+SELECT r.churned, t.trait, t.value, count(*) AS customers
+FROM report_customers r LEFT JOIN insights.customer_traits c USING (customer_id)
+CROSS JOIN LATERAL (VALUES
+    ('favourite_category', coalesce(c.favourite_category, 'unknown')),
+    ('region', coalesce(c.region, 'unknown')),
+    ('channel', coalesce(c.channel, 'no logins')),
+    ('tier', coalesce(r.tier, 'unscored')),
+    ('complaints', CASE WHEN coalesce(c.open_tickets, 0) > 0 THEN 'open' ELSE 'none open' END),
+    ('nps_band', CASE WHEN c.last_nps IS NULL THEN 'no answer' WHEN c.last_nps >= 9 THEN 'promoter'
+                      WHEN c.last_nps >= 7 THEN 'passive' ELSE 'detractor' END),
+    ('coupon_use', CASE WHEN EXISTS (
+        SELECT 1 FROM insights.purchases p
+        WHERE p.customer_id = r.customer_id AND p.coupon_code IS NOT NULL AND p.purchased_at < :end_at
+    ) THEN 'used' ELSE 'never' END),
+    ('days_since_last_login', CASE WHEN c.last_login_at IS NULL THEN 'never'
+        WHEN c.last_login_at > :end_at - interval '8 days' THEN '0-7'
+        WHEN c.last_login_at > :end_at - interval '31 days' THEN '8-30'
+        WHEN c.last_login_at > :end_at - interval '91 days' THEN '31-90' ELSE '91+' END)
+) AS t(trait, value)
+GROUP BY 1, 2, 3
+"""
+
+_TOP_CHURNED_SQL = """
+SELECT r.customer_id, r.tier, r.clv, r.reasons, c.region, c.favourite_category, c.channel, c.open_tickets,
+       c.last_nps, c.last_login_at,
+       (SELECT min(scored_at) FROM insights.scores s WHERE s.customer_id = r.customer_id AND s.stage = 'churned'
+          AND s.scored_at >= :start_at AND s.scored_at < :end_at) AS churned_at,
+       (SELECT max(day) FROM insights.customer_days d WHERE d.customer_id = r.customer_id AND d.day < :end)
+          AS last_purchase_day,
+       (SELECT max(answered_at) FROM insights.survey_scores a WHERE a.customer_id = r.customer_id
+          AND a.answered_at < :end_at) AS last_answer_at
+FROM report_customers r LEFT JOIN insights.customer_traits c USING (customer_id)
+WHERE r.churned ORDER BY r.clv DESC NULLS LAST, r.customer_id LIMIT :top
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnCounts:
+    churned: int
+    base: int
+    clv_lost: float
+    churned_traits: dict[tuple[str, str], int]
+    base_traits: dict[tuple[str, str], int]
+    top: list[dict[str, Any]]
+
+
+async def churn_counts(session: AsyncSession, grain: Grain, start: date, *, top: int) -> ChurnCounts:
+    """Who became churned in the period, the traits of them and of the active base, and the `top` by CLV."""
+    end = period_end(start, grain)
+    bounds = {"start_at": midnight(start), "end_at": midnight(end), "end": end}
+    await session.execute(text("DROP TABLE IF EXISTS report_customers"))
+    await session.execute(text(_REPORT_CUSTOMERS_SQL), {**bounds, "base": list(BASE_STAGES)})
+    totals = (
+        await session.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE churned) AS churned, count(*) FILTER (WHERE NOT churned) AS base, "
+                "coalesce(sum(clv) FILTER (WHERE churned), 0) AS clv_lost FROM report_customers"
+            )
+        )
+    ).one()
+    churned: dict[tuple[str, str], int] = {}
+    base: dict[tuple[str, str], int] = {}
+    for row in await session.execute(text(_TRAIT_COUNTS_SQL), bounds):
+        (churned if row.churned else base)[(row.trait, row.value)] = row.customers
+    rows = await session.execute(text(_TOP_CHURNED_SQL), {**bounds, "top": top})
+    return ChurnCounts(
+        totals.churned, totals.base, float(totals.clv_lost), churned, base, [dict(r._mapping) for r in rows]
+    )
+
+
+async def first_score_at(session: AsyncSession) -> datetime | None:
+    result: datetime | None = await session.scalar(text("SELECT min(scored_at) FROM insights.scores"))
+    return result
+
+
+async def announced_reports(session: AsyncSession, grain: Grain) -> set[date]:
+    rows = await session.execute(
+        text("SELECT period_start FROM insights.churn_reports WHERE grain = :g"), {"g": grain.value}
+    )
+    return {row.period_start for row in rows}
+
+
+async def record_report(
+    session: AsyncSession, grain: Grain, start: date, churned: int, event_id: str, now: datetime
+) -> bool:
+    """True when the period's report had not been announced (the caller then emits the event)."""
+    inserted = await session.scalar(
+        text(
+            "INSERT INTO insights.churn_reports (grain, period_start, churned, event_id, announced_at) "
+            "VALUES (:g, :s, :churned, :event_id, :now) ON CONFLICT DO NOTHING RETURNING 1"
+        ),
+        {"g": grain.value, "s": start, "churned": churned, "event_id": event_id, "now": now},
+    )
+    return inserted is not None

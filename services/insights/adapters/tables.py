@@ -38,6 +38,7 @@ purchases = Table(
     Column("day", Date, nullable=False),
     Column("amount", Numeric, nullable=False),
     Column("event_id", Text, nullable=False),
+    Column("coupon_code", Text),
     Index("purchases_customer_day", "customer_id", "day"),
 )
 
@@ -67,6 +68,34 @@ scores = Table(
     Column("event_id", Text, primary_key=True),
     Column("tier", Text),
     Column("clv", Float),
+    Column("stage", Text),
+    Column("reasons", JSONB),
+)
+
+# Each customer's latest profile (highest `version` of `profile.updated`): the traits the churn report compares.
+customer_traits = Table(
+    "customer_traits",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("favourite_category", Text),
+    Column("region", Text),
+    Column("channel", Text),
+    Column("open_tickets", Integer, nullable=False),
+    Column("last_nps", Integer),
+    Column("last_login_at", DateTime(timezone=True)),
+    Column("last_purchase_at", DateTime(timezone=True)),
+)
+
+# One row per closed period whose churn report was announced: `churn.report_ready` is emitted when it is written.
+churn_reports = Table(
+    "churn_reports",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("churned", Integer, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("announced_at", DateTime(timezone=True), nullable=False),
 )
 
 survey_scores = Table(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,6 +23,7 @@ class Purchase:
     at: datetime
     amount: Decimal
     event_id: str
+    coupon_code: str | None = None
 
     @property
     def day(self) -> date:
@@ -40,6 +42,24 @@ class Score:
     event_id: str
     tier: str | None
     clv: float | None
+    stage: str | None = None
+    # The churn reasons of the score (code, message, contribution), for the churned-customers report.
+    reasons: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Traits:
+    """What the churned-customers report compares of a customer, from their latest `profile.updated`."""
+
+    customer_id: str
+    version: int
+    favourite_category: str | None
+    region: str | None
+    channel: str | None
+    open_tickets: int
+    last_nps: int | None
+    last_login_at: datetime | None
+    last_purchase_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,19 +81,89 @@ def purchase_of(event_id: str, customer_id: str, at: datetime, data: Mapping[str
         raise InvalidFact("data.amount: not a number") from exc
     if not amount.is_finite():
         raise InvalidFact("data.amount: not a number")
-    return Purchase(order_id, customer_id, at, amount, event_id)
+    coupon = data.get("coupon_code")
+    return Purchase(order_id, customer_id, at, amount, event_id, coupon if isinstance(coupon, str) else None)
 
 
 def score_of(event_id: str, customer_id: str, at: datetime, data: Mapping[str, Any]) -> Score:
     tier = data.get("tier")
-    clv = data.get("clv")
+    stage = data.get("stage")
+    reasons = data.get("reasons")
     return Score(
         customer_id,
         at,
         event_id,
         tier if isinstance(tier, str) else None,
-        float(clv) if isinstance(clv, int | float) and not isinstance(clv, bool) else None,
+        _number(data.get("clv")),
+        stage if isinstance(stage, str) else None,
+        tuple(_reason(r) for r in reasons if isinstance(r, Mapping)) if isinstance(reasons, list) else (),
     )
+
+
+def _number(value: Any) -> float | None:
+    """CLV arrives as a decimal string (money) or, from producers before that, a JSON number."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _reason(reason: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: reason.get(k) for k in ("code", "message", "contribution")}
+
+
+def traits_of(data: Mapping[str, Any]) -> Traits | None:
+    """The traits in a `profile.updated`'s metrics; None when it names no customer."""
+    metrics = data.get("metrics")
+    if not isinstance(metrics, Mapping) or not isinstance(metrics.get("customer_id"), str):
+        return None
+    version = data.get("version")
+    logins = metrics.get("logins_90d_by_channel")
+    return Traits(
+        customer_id=metrics["customer_id"],
+        version=version if isinstance(version, int) and not isinstance(version, bool) else 0,
+        favourite_category=_text(metrics.get("favourite_category")),
+        region=_text(metrics.get("region")),
+        channel=main_channel(logins if isinstance(logins, Mapping) else {}),
+        open_tickets=_count(metrics.get("open_tickets")),
+        last_nps=_int(metrics.get("last_nps")),
+        last_login_at=_time(metrics.get("last_login_at")),
+        last_purchase_at=_time(metrics.get("last_purchase_at")),
+    )
+
+
+def main_channel(logins_by_channel: Mapping[str, Any]) -> str | None:
+    """The channel a customer logged in on most (ties: the first name), None without logins."""
+    counts = [(-_count(n), str(c)) for c, n in logins_by_channel.items() if _count(n) > 0]
+    return min(counts)[1] if counts else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _count(value: Any) -> int:
+    number = _int(value)
+    return number if number is not None and number > 0 else 0
+
+
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 def survey_score_of(event_id: str, customer_id: str, at: datetime, data: Mapping[str, Any]) -> SurveyScore | None:

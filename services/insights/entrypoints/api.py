@@ -11,6 +11,7 @@ from libs.common.auth import Principal, require_scope
 from libs.common.problems import Problem
 from libs.common.runtime import runtime_of
 from services.insights.domain.periods import Grain, periods_apart
+from services.insights.handlers.churn import ChurnReports
 from services.insights.handlers.figures import Figures, RangeTooLong
 from services.insights.settings import InsightsSettings
 
@@ -81,3 +82,25 @@ async def get_anomalies(
         return await figures_of(request).anomaly_rows(period, first, last)
     except RangeTooLong as exc:  # the defaults of `from` / `to` made it too long (a 500 before, found by fuzzing)
         raise _invalid("from", str(exc), "range_too_long") from exc
+
+
+ReportPeriodQuery = Annotated[
+    Grain | None, Query(description="Period of the report: week, month or quarter; default: the configured one.")
+]
+AtQuery = Annotated[
+    date | None, Query(description="A day in the reported period (YYYY-MM-DD); default: the last closed period.")
+]
+
+
+@router.get(
+    "/reports/churned",
+    summary="Customers who became churned in a period, why, and the traits over-represented among them",
+)
+async def get_churned_report(
+    request: Request, _: Reader, period: ReportPeriodQuery = None, at: AtQuery = None
+) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    assert isinstance(settings, InsightsSettings)
+    reports = ChurnReports(settings, runtime.sessions, runtime.outbox)
+    return await reports.report(period or settings.insights_churn_report_grain, at)

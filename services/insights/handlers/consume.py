@@ -24,13 +24,16 @@ from services.insights.domain.facts import (
     purchase_of,
     score_of,
     survey_score_of,
+    traits_of,
 )
 from services.insights.domain.periods import utc_day
 
 PURCHASE_TYPES = frozenset({"purchase"})
 SCORE_TYPES = frozenset({"score.changed"})
 FEEDBACK_TYPES = frozenset({"feedback.received"})
-PROFILE_TYPES = frozenset({"customer.erased"})
+PROFILE_UPDATED = "profile.updated"
+CUSTOMER_ERASED = "customer.erased"
+PROFILE_TYPES = frozenset({PROFILE_UPDATED, CUSTOMER_ERASED})
 
 
 async def _kept(ctx: HandlerContext, events: Sequence[CloudEvent]) -> list[CloudEvent]:
@@ -114,13 +117,21 @@ async def on_feedback(ctx: HandlerContext, events: Sequence[CloudEvent]) -> None
 
 
 async def on_profile_changes(ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
-    await store.lock_for_erasure(ctx.session)
-    for event in events:
+    erasures = [e for e in events if e.type == CUSTOMER_ERASED]
+    if erasures:
+        # Only a batch that erases takes the exclusive lock: profile updates count alongside purchases.
+        await store.lock_for_erasure(ctx.session)
+    for event in erasures:
         customer_id = str(event.data.get("customer_id") or event.subject)
         days = await store.erase(ctx.session, customer_id, event.time)
         if days:
             # Removing a customer's first day moves nothing else, but every later period counted them.
             await store.mark_dirty(ctx.session, periods_touched(days, since=min(days)))
+    # Erasures first: a profile announced before its customer's erasure in the same batch is then dropped.
+    updates = await _kept(ctx, [e for e in events if e.type == PROFILE_UPDATED])
+    traits = [t for t in (traits_of(e.data) for e in updates) if t is not None]
+    if traits:
+        await store.write_traits(ctx.session, traits)
 
 
 async def _today(ctx: HandlerContext) -> date:

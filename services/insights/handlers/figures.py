@@ -31,6 +31,7 @@ from services.insights.domain.periods import (
     shift,
     utc_day,
 )
+from services.insights.handlers.churn import ChurnReports
 from services.insights.settings import InsightsSettings
 
 log = logging.getLogger(__name__)
@@ -234,6 +235,7 @@ class Figures:
     async def refresh_once(self) -> None:
         await self.refresh_dirty()
         await self.check_anomalies()
+        await ChurnReports(self.settings, self.sessions, self.outbox).announce()
         await self.update_gauges()
 
     async def run(self) -> None:

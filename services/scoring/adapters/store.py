@@ -13,7 +13,8 @@ from sqlalchemy import Row, delete, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scoring.adapters.tables import aliases, clock, erasures, facts, models, purchases, scores
+from services.scoring.adapters import history
+from services.scoring.adapters.tables import aliases, clock, erasures, facts, models, purchases, refunds, scores
 from services.scoring.domain.bgnbd import BgNbdParams
 from services.scoring.domain.customer_score import ScoringModel
 from services.scoring.domain.facts import PurchaseSummary, StoredFacts
@@ -52,6 +53,23 @@ async def lock_customers(session: AsyncSession, customer_ids: Iterable[str]) -> 
             ),
             {"lock_class": _CUSTOMER_LOCK_CLASS, "ids": ids},
         )
+
+
+async def try_lock_customers(session: AsyncSession, customer_ids: Iterable[str]) -> list[str]:
+    """The ids whose lock was free and is now held until the transaction ends. The due-time scheduler holds due
+    rows before it asks, and a consumer holding a customer's lock may be waiting for that row: waiting here
+    could deadlock, and a customer a consumer is busy with gets a fresh due time from it anyway."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return []
+    rows = await session.execute(
+        text(
+            "SELECT id FROM (SELECT unnest(CAST(:ids AS text[])) AS id ORDER BY 1) AS wanted "
+            "WHERE pg_try_advisory_xact_lock(:lock_class, hashtext(id))"
+        ),
+        {"lock_class": _CUSTOMER_LOCK_CLASS, "ids": ids},
+    )
+    return sorted(row.id for row in rows)
 
 
 async def resolve(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, str]:
@@ -105,7 +123,31 @@ async def join(session: AsyncSession, from_id: str, into_id: str) -> None:
         ),
         {"into_id": into_id, "from_id": from_id},
     )
+    await session.execute(
+        text(
+            f"INSERT INTO {refunds.fullname} (customer_id, event_id, order_id, refunded_at, amount) "
+            f"SELECT :into_id, event_id, order_id, refunded_at, amount FROM {refunds.fullname} "
+            "WHERE customer_id = :from_id ORDER BY event_id ON CONFLICT DO NOTHING"
+        ),
+        {"into_id": into_id, "from_id": from_id},
+    )
     await erase(session, [from_id])
+
+
+@dataclass(frozen=True)
+class RefundRow:
+    customer_id: str
+    event_id: str
+    order_id: str
+    refunded_at: datetime
+    amount: float
+
+
+async def add_refunds(session: AsyncSession, rows: Sequence[RefundRow]) -> None:
+    """One row per refund event; a redelivered one changes nothing."""
+    values = [asdict(row) for row in sorted(rows, key=lambda row: (row.customer_id, row.event_id))]
+    for chunk in _chunks(values):
+        await session.execute(pg_insert(refunds).values(chunk).on_conflict_do_nothing())
 
 
 @dataclass(frozen=True)
@@ -140,6 +182,20 @@ async def add_purchases(session: AsyncSession, rows: Sequence[PurchaseRow]) -> N
         )
 
 
+def _net_orders(only_ids: bool) -> str:
+    """The orders with their refunds netted off (floored at 0), without those refunded in full: a returned order is
+    no transaction and no spend. ``only_ids`` restricts both sides to ``:ids``."""
+    some = "WHERE customer_id = ANY(CAST(:ids AS text[]))" if only_ids else ""
+    also = "AND p.customer_id = ANY(CAST(:ids AS text[]))" if only_ids else ""
+    return f"""(
+    SELECT p.customer_id, p.purchased_at, greatest(p.amount - coalesce(r.refunded, 0), 0) AS amount
+    FROM {purchases.fullname} AS p
+    LEFT JOIN (SELECT customer_id, order_id, sum(amount) AS refunded FROM {refunds.fullname} {some}
+               GROUP BY customer_id, order_id) AS r ON r.customer_id = p.customer_id AND r.order_id = p.order_id
+    WHERE NOT (p.amount > 0 AND coalesce(r.refunded, 0) >= p.amount) {also}
+) AS orders"""
+
+
 _SUMMARY_SQL = f"""
 WITH days AS (
     SELECT customer_id, floor(extract(epoch FROM purchased_at) / {_SECONDS_PER_DAY}) AS day,
@@ -159,7 +215,7 @@ async def purchase_summaries(session: AsyncSession, customer_ids: Iterable[str])
     ids = sorted(set(customer_ids))
     if not ids:
         return {}
-    rows = await session.execute(text(_SUMMARY_SQL.format(table=purchases.fullname)), {"ids": ids})
+    rows = await session.execute(text(_SUMMARY_SQL.format(table=_net_orders(only_ids=True))), {"ids": ids})
     return {
         row.customer_id: PurchaseSummary(
             orders=int(row.orders),
@@ -204,7 +260,7 @@ async def load_buyers(session: AsyncSession, as_of: datetime, cut_day: float) ->
     objects), and the number of customers scoring knows."""
     n_customers = int(await session.scalar(select(func.count()).select_from(facts)) or 0)
     today = float(np.floor(as_of.timestamp() / _SECONDS_PER_DAY))
-    statement = text(_BUYERS_SQL.format(purchases=purchases.fullname))
+    statement = text(_BUYERS_SQL.format(purchases=_net_orders(only_ids=False)))
     rows = (await session.execute(statement, {"cut": cut_day, "today": today})).all()
     width = len(BUYER_COLUMNS)
     matrix = np.array(rows, dtype=np.float64) if rows else np.empty((0, width))
@@ -311,6 +367,8 @@ async def erase(session: AsyncSession, customer_ids: Iterable[str]) -> None:
         await session.execute(delete(facts).where(facts.c.customer_id.in_(ids)))
         await session.execute(delete(scores).where(scores.c.customer_id.in_(ids)))
         await session.execute(delete(purchases).where(purchases.c.customer_id.in_(ids)))
+        await session.execute(delete(refunds).where(refunds.c.customer_id.in_(ids)))
+        await history.erase(session, ids)
 
 
 async def newest_event_time(session: AsyncSession) -> datetime | None:

@@ -66,6 +66,20 @@ purchases = Table(
     Column("event_id", Text, nullable=False),
 )
 
+# Every refund scoring has seen (one row per refund event; refunds carry no id of their own). An order's net amount
+# is its amount less its refunds, floored at 0; an order refunded in full is no transaction. Whichever of an order and
+# its refund arrives first, the summaries come out the same.
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("event_id", Text, primary_key=True),
+    Column("order_id", Text, nullable=False),
+    Column("refunded_at", DateTime(timezone=True), nullable=False),
+    Column("amount", Double, nullable=False),
+    Index("refunds_order", "customer_id", "order_id"),
+)
+
 # One row: the newest event time ever seen, the replay clock. A watermark of its own rather than
 # max(facts.last_event_at) so that erasing the newest customer does not move the clock backwards.
 clock = Table(
@@ -112,4 +126,38 @@ models = Table(
     Column("chosen_model", Text),  # the purchase model that drives P(alive), expected purchases and CLV
     Column("candidates", JSONB),  # every purchase model fitted: params, log-likelihood, holdout error
     Column("holdout", JSONB),  # calibration/holdout split and predicted vs actual repeat purchases
+)
+
+# Append-only: one row per material change of a customer's score, keyed by the id of the score.changed event it
+# went out as, so a reprocessed cause adds nothing. Erasure deletes a customer's rows with the rest.
+score_history = Table(
+    "score_history",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("event_id", Text, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),  # the cause's time: event, due time or refit clock
+    Column("as_of", DateTime(timezone=True), nullable=False),
+    Column("trigger", Text, nullable=False),  # event, refit or due
+    Column("cause_id", Text, nullable=False),
+    Column("model_version", BigInteger),
+    Column("changes", ARRAY(Text), nullable=False),
+    Column("tier", Text, nullable=False),
+    Column("stage", Text, nullable=False),
+    Column("churn_risk", Double, nullable=False),
+    Column("clv", Double),
+    Column("previous", JSONB),  # tier, stage, churn_risk, clv before the change; null on a first score
+    Column("reasons", JSONB, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("score_history_page", "customer_id", "at", "event_id"),
+    Index("score_history_at", "at"),
+)
+
+# The next instant each customer's score changes with no event at all (a lifecycle boundary, the no-login
+# threshold, a complaint or SLA breach leaving its window); the due-time scheduler claims rows that are due.
+due_times = Table(
+    "due_times",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Index("due_times_due_at", "due_at"),
 )

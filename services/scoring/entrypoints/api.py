@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.auth import Principal, require_scope
-from libs.common.envelope import format_time
+from libs.common.envelope import EnvelopeError, format_time, parse_time
 from libs.common.problems import Problem
 from libs.common.runtime import db_session, runtime_of
-from services.scoring.adapters.tables import models, scores
 from services.scoring.domain.lifecycle import Stage
 from services.scoring.domain.purchase_models import TIME_UNIT
 from services.scoring.domain.rfm import Tier
+from services.scoring.handlers import reads
+from services.scoring.handlers.history import score_history_page
 from services.scoring.handlers.refit import RefitInProgress, describe, refit
 from services.scoring.handlers.rescore import ScoringService
 
@@ -54,12 +56,68 @@ def _view(customer_id: str, document: dict[str, Any], updated_at: Any) -> dict[s
 
 @router.get("/customers/{customer_id}/score", summary="A customer's current score")
 async def get_score(customer_id: str, session: Session, _: Reader) -> dict[str, Any]:
-    row = (
-        await session.execute(select(scores.c.score, scores.c.updated_at).where(scores.c.customer_id == customer_id))
-    ).first()
+    row = await reads.current_score(session, customer_id)
     if row is None:
         raise Problem(404, "Not Found", f"no score for customer '{customer_id}'")
     return _view(customer_id, row.score, row.updated_at)
+
+
+def _history_cursor(at: datetime, event_id: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([format_time(at), event_id])).decode().rstrip("=")
+
+
+def _decode_history_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        at, event_id = orjson.loads(_decode_cursor(cursor))
+        return parse_time(at), str(event_id)
+    except (orjson.JSONDecodeError, TypeError, ValueError, EnvelopeError) as exc:
+        raise Problem(
+            422,
+            "Invalid request",
+            "cursor: not a cursor returned by this API",
+            errors=[{"field": "cursor", "message": "not a cursor returned by this API", "code": "invalid_cursor"}],
+        ) from exc
+
+
+def _history_view(row: Any) -> dict[str, Any]:
+    return {
+        "at": format_time(row.at),
+        "as_of": format_time(row.as_of),
+        "trigger": row.trigger,
+        "cause_id": row.cause_id,
+        "event_id": row.event_id,
+        "model_version": row.model_version,
+        "changes": list(row.changes),
+        "tier": row.tier,
+        "stage": row.stage,
+        "churn_risk": row.churn_risk,
+        "clv": row.clv,
+        "previous": row.previous,
+        "reasons": row.reasons,
+    }
+
+
+@router.get(
+    "/customers/{customer_id}/score/history",
+    summary="Every material change of a customer's score, newest first, paged",
+    responses={404: {"description": "no score history for this customer"}},
+)
+async def get_score_history(
+    customer_id: str,
+    session: Session,
+    _: Reader,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    before = _decode_history_cursor(cursor) if cursor else None
+    page, after = await score_history_page(session, customer_id, before, limit)
+    if not page and before is None:
+        raise Problem(404, "Not Found", f"no score history for customer '{customer_id}'")
+    return {
+        "customer_id": customer_id,
+        "items": [_history_view(row) for row in page],
+        "next_cursor": None if after is None else _history_cursor(*after),
+    }
 
 
 @router.get("/scores", summary="Scores filtered by tier, stage and minimum churn risk, paged by customer id")
@@ -72,21 +130,17 @@ async def list_scores(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    query = select(scores.c.customer_id, scores.c.score, scores.c.updated_at).order_by(scores.c.customer_id)
-    if tier is not None:
-        query = query.where(scores.c.tier == tier.value)
-    if stage is not None:
-        query = query.where(scores.c.stage == stage.value)
-    if min_risk is not None:
-        query = query.where(scores.c.churn_risk >= min_risk)
-    if cursor:
-        query = query.where(scores.c.customer_id > _decode_cursor(cursor))
-    # one row more than asked tells whether a next page exists without a count(*)
-    rows = (await session.execute(query.limit(limit + 1))).all()
-    page = rows[:limit]
+    page, after = await reads.scores_page(
+        session,
+        tier=None if tier is None else tier.value,
+        stage=None if stage is None else stage.value,
+        min_risk=min_risk,
+        after=_decode_cursor(cursor) if cursor else None,
+        limit=limit,
+    )
     return {
         "items": [_view(row.customer_id, row.score, row.updated_at) for row in page],
-        "next_cursor": _encode_cursor(page[-1].customer_id) if len(rows) > limit else None,
+        "next_cursor": None if after is None else _encode_cursor(after),
     }
 
 
@@ -113,9 +167,7 @@ def _model_view(row: Any) -> dict[str, Any]:
 
 @router.get("/models", summary="Fitted model versions with their parameters, newest first")
 async def list_models(session: Session, _: Reader, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
-    columns = [c for c in models.c if c.name not in ("rfm_rank", "clv_rank")]  # rank samples are bulky
-    rows = (await session.execute(select(*columns).order_by(models.c.version.desc()).limit(limit))).all()
-    return {"items": [_model_view(row) for row in rows]}
+    return {"items": [_model_view(row) for row in await reads.models(session, limit)]}
 
 
 @router.post(

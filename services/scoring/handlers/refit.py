@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ from libs.common.contracts import DriftDetected, derived
 from libs.common.envelope import CloudEvent, format_time
 from libs.common.outbox import Outbox
 from libs.common.topics import SCORE_CHANGES
-from services.scoring.adapters import store
+from services.scoring.adapters import history, store
 from services.scoring.domain.bgnbd import FloatArray
 from services.scoring.domain.customer_score import ScoringConfig, ScoringModel, build_scoring_model_from_arrays
 from services.scoring.domain.model_selection import Selection, Summaries, full_triples, select_model
@@ -259,6 +259,9 @@ async def _refit(
         active = ActiveModel(version=int(version), model=model, small_base=fitted.small_base)
         service.use_model(active)
         rescored, emitted = await rescore_base(service, sessions, outbox, active, as_of)
+        async with sessions() as session, session.begin():
+            retention = timedelta(days=settings.scoring_history_retention_days)
+            await history.purge_before(session, as_of - retention)
     result = RefitResult(
         version=int(version),
         as_of=as_of,
@@ -290,9 +293,10 @@ async def rescore_base(
             if not ids:
                 return rescored, emitted
             stored, documents = await store.lock_and_load(session, ids, create_missing=False)
-            work = [Rescore(cid, cause, as_of, as_of) for cid in ids if cid in stored]  # erased meanwhile: skip
+            work = [Rescore(cid, cause, as_of, as_of, "refit") for cid in ids if cid in stored]  # erased: skip
             batch = await asyncio.to_thread(service.score_batch, work, stored, documents, active)
             await store.save(session, [], batch.documents)
+            await batch.store_history_and_due(session)
             if batch.events:
                 await outbox.add(session, SCORE_CHANGES, *batch.events)
             rescored += len(work)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,13 +13,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.aliases import JOIN_EVENT_TYPES, joined_ids
 from libs.common.clock import as_of as clock_as_of
+from libs.common.clock import wall_clock
 from libs.common.consumer import HandlerContext
-from libs.common.contracts import Contract, ScoreChanged, ThresholdCrossed, derived
+from libs.common.contracts import (
+    Contract,
+    FeedbackReceived,
+    ProfileUpdated,
+    ScoreChanged,
+    SlaBreached,
+    ThresholdCrossed,
+    derived,
+    parse,
+)
 from libs.common.envelope import CloudEvent
 from libs.common.erasures import ERASED_EVENT_TYPE, erased_id
 from libs.common.logs import current_customer_id, current_event_id
 from libs.common.topics import SCORE_CHANGES
-from services.scoring.adapters import store
+from services.scoring.adapters import history, store
+from services.scoring.domain.due import DueConfig, next_due
 from services.scoring.domain.facts import (
     StoredFacts,
     apply_feedback,
@@ -27,14 +38,17 @@ from services.scoring.domain.facts import (
     apply_purchases,
     seen,
 )
+from services.scoring.domain.history import HistoryEntry, history_entry
 from services.scoring.domain.policy import NO_MODEL, ActiveModel, outgoing_events, score, score_document, snapshot_of
 from services.scoring.settings import ScoringSettings
 
 SOURCE = "retain/scoring"
 PROFILE_EVENT_TYPES = frozenset({"profile.updated", ERASED_EVENT_TYPE}) | JOIN_EVENT_TYPES
 PURCHASE_EVENT_TYPE = "purchase"
-PURCHASE_EVENT_TYPES = frozenset({PURCHASE_EVENT_TYPE})
-FEEDBACK_EVENT_TYPES = frozenset({"feedback.received", "sla.breached"})
+REFUND_EVENT_TYPE = "refund"
+PURCHASE_EVENT_TYPES = frozenset({PURCHASE_EVENT_TYPE, REFUND_EVENT_TYPE})
+FEEDBACK_CONTRACTS: dict[str, type[Contract]] = {"feedback.received": FeedbackReceived, "sla.breached": SlaBreached}
+FEEDBACK_EVENT_TYPES = frozenset(FEEDBACK_CONTRACTS)
 
 
 @dataclass
@@ -45,23 +59,37 @@ class Rescore:
     cause_id: str
     time: datetime
     as_of: datetime
+    trigger: str = "event"  # event, refit or due: kept with the score history
 
 
 @dataclass
 class BatchResult:
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: list[CloudEvent] = field(default_factory=list)
+    history: list[HistoryEntry] = field(default_factory=list)
+    due: dict[str, datetime | None] = field(default_factory=dict)  # next due time of every customer scored
+
+    async def store_history_and_due(self, session: AsyncSession) -> None:
+        await history.append(session, self.history)
+        await history.set_due(session, self.due)
 
 
 class ScoringService:
     """Holds the configuration and the active model; one per process, shared by consumers, the
     refit task and the API."""
 
-    def __init__(self, settings: ScoringSettings) -> None:
+    def __init__(self, settings: ScoringSettings, wall: Callable[[], datetime] = wall_clock) -> None:
         self.settings = settings
+        self.wall = wall  # the live clock; tests inject their own
         self.config = settings.scoring_config()
         self.change = settings.change_config()
         self.small_base = settings.small_base_config()
+        self.due_config = DueConfig(
+            lifecycle=self.config.lifecycle,
+            churn=self.config.churn,
+            complaint_open_days=settings.scoring_complaint_open_days,
+            sla_breach_days=settings.scoring_sla_breach_days,
+        )
         self._active: ActiveModel = NO_MODEL
 
     # -- model and clock -------------------------------------------------------------------------
@@ -84,7 +112,7 @@ class ScoringService:
         newest = await store.newest_event_time(session)
         if newest_in_batch is not None and (newest is None or newest_in_batch > newest):
             newest = newest_in_batch
-        return clock_as_of(self.settings.clock_mode, newest)
+        return clock_as_of(self.settings.clock_mode, newest, self.wall)
 
     # -- scoring -----------------------------------------------------------------------------------
 
@@ -117,6 +145,20 @@ class ScoringService:
                     time=item.time,
                 )
                 result.events.append(event)
+                if out.type == "score.changed":
+                    result.history.append(
+                        history_entry(
+                            item.customer_id,
+                            event.id,
+                            at=item.time,
+                            as_of=item.as_of,
+                            trigger=item.trigger,
+                            cause_id=item.cause_id,
+                            previous=previous,
+                            document=document,
+                        )
+                    )
+            result.due[item.customer_id] = next_due(facts, item.as_of, self.due_config)
             documents[item.customer_id] = document
             result.documents[item.customer_id] = document
         return result
@@ -150,6 +192,7 @@ class ScoringService:
         watermark = await store.newest_event_time(session)
         fold = Fold(watermark=watermark)
         bought: list[store.PurchaseRow] = []
+        refunded: list[store.RefundRow] = []
         for event in admitted:
             current_event_id.set(event.id)
             current_customer_id.set(event.subject)
@@ -172,14 +215,22 @@ class ScoringService:
                 bought.append(row)
                 fold.purchases_changed.add(customer_id)
                 facts = seen(facts, event.time)
+            elif event.type == REFUND_EVENT_TYPE:
+                refund = _refund_row(event, customer_id)
+                if refund is None:
+                    continue
+                refunded.append(refund)
+                fold.purchases_changed.add(customer_id)
+                facts = seen(facts, event.time)
             elif event.type == "profile.updated":
-                metrics = event.data.get("metrics")
+                profile = parse(event, ProfileUpdated)
                 facts = apply_profile_metrics(
-                    facts, metrics if isinstance(metrics, dict) else {}, event.time, _version(event.data)
+                    facts, profile.metrics.model_dump(mode="json"), event.time, _version(profile)
                 )
             elif event.type in FEEDBACK_EVENT_TYPES:
+                feedback = parse(event, FEEDBACK_CONTRACTS[event.type])
                 facts = apply_feedback(
-                    facts, event.type, event.data, event.time, self.settings.scoring_complaint_open_days
+                    facts, event.type, feedback.wire(), event.time, self.settings.scoring_complaint_open_days
                 )
             stored[customer_id] = facts
             fold.changed[customer_id] = facts
@@ -188,13 +239,17 @@ class ScoringService:
         bought = [
             row for row in bought if not (row.customer_id in erased and row.purchased_at <= erased[row.customer_id])
         ]
+        refunded = [
+            row for row in refunded if not (row.customer_id in erased and row.refunded_at <= erased[row.customer_id])
+        ]
         await store.add_purchases(session, bought)
+        await store.add_refunds(session, refunded)
         summaries = await store.purchase_summaries(session, fold.purchases_changed)
         for customer_id in fold.purchases_changed:
             if customer_id in fold.changed:
                 facts = apply_purchases(fold.changed[customer_id], summaries.get(customer_id))
                 stored[customer_id] = fold.changed[customer_id] = facts
-        now = datetime.now(UTC) if self.settings.clock_mode == "live" else clock_as_of("replay", fold.watermark)
+        now = clock_as_of(self.settings.clock_mode, fold.watermark, self.wall)
         work = [Rescore(cid, cause, at, now) for cid, (cause, at) in sorted(fold.causes.items()) if cid in fold.changed]
         if len(work) >= _THREAD_FROM_CUSTOMERS:
             # a full batch is ~1 ms of numpy per customer: off the event loop, so HTTP stays responsive
@@ -202,6 +257,7 @@ class ScoringService:
         else:
             result = self.score_batch(work, stored, documents, active)
         await store.save(session, list(fold.changed.values()), result.documents)
+        await result.store_history_and_due(session)
         if result.events:
             await ctx.emit(SCORE_CHANGES, *result.events)
         if fold.watermark is not None:
@@ -301,9 +357,9 @@ def _describes_erased(
     return any(customer_id in erased and event.time <= erased[customer_id] for customer_id in ids)
 
 
-def _version(data: dict[str, Any]) -> int | None:
-    version = data.get("version")
-    return version if isinstance(version, int) and not isinstance(version, bool) else None
+def _version(profile: ProfileUpdated) -> int | None:
+    """The document's version; None for an announcement from before profile sent one."""
+    return profile.version if "version" in profile.model_fields_set else None
 
 
 def _purchase_row(event: CloudEvent, customer_id: str) -> store.PurchaseRow | None:
@@ -315,3 +371,14 @@ def _purchase_row(event: CloudEvent, customer_id: str) -> store.PurchaseRow | No
     if not order_id or not math.isfinite(amount):
         return None
     return store.PurchaseRow(customer_id, str(order_id), event.time, amount, event.id)
+
+
+def _refund_row(event: CloudEvent, customer_id: str) -> store.RefundRow | None:
+    order_id = event.data.get("order_id")
+    try:
+        amount = float(event.data.get("amount"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if not order_id or not math.isfinite(amount) or amount <= 0:
+        return None
+    return store.RefundRow(customer_id, event.id, str(order_id), event.time, amount)

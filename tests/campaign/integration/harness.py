@@ -40,6 +40,7 @@ from services.campaign.handlers.scheduler import Scheduler
 from services.campaign.handlers.sender import Sender
 from services.campaign.settings import CampaignSettings
 from tests.conftest import Isolation
+from tests.derived import complete
 
 # Tuesday noon UTC: outside quiet hours in UTC, so only tests that want quiet hours meet them.
 NOON = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -58,7 +59,12 @@ def event(
     type_: str, customer: str, data: dict[str, Any], at: datetime = NOON, event_id: str | None = None
 ) -> CloudEvent:
     return CloudEvent(
-        id=event_id or f"ev-{next(_ids)}", source="test", type=type_, subject=customer, time=at, data=data
+        id=event_id or f"ev-{next(_ids)}",
+        source="test",
+        type=type_,
+        subject=customer,
+        time=at,
+        data=complete(type_, data),
     )
 
 

@@ -18,6 +18,7 @@ from services.campaign.adapters.tables import assignments, customer_facts, purch
 from services.campaign.bootstrap import campaign_settings, create_app
 from tests.campaign.integration.harness import WebhookServer
 from tests.conftest import Isolation, running
+from tests.derived import complete
 from tests.waiting import eventually
 
 serve = asynccontextmanager(running)
@@ -130,7 +131,8 @@ async def test_events_in_coupons_and_messages_out(isolated: Isolation, auth: dic
                 ]
                 for n, (topic, type_, subject, data) in enumerate(events):
                     await publisher.publish(
-                        publisher.topic(topic), CloudEvent(f"api-{n}", "test", type_, subject, now, data)
+                        publisher.topic(topic),
+                        CloudEvent(f"api-{n}", "test", type_, subject, now, complete(type_, data)),
                     )
 
                 async def coupons() -> list[dict[str, Any]]:
@@ -169,7 +171,9 @@ async def test_events_in_coupons_and_messages_out(isolated: Isolation, auth: dic
                 crossing = {"kind": "stage_changed", "old": "active", "new": "at_risk"}
                 await publisher.publish(
                     publisher.topic(SCORE_CHANGES),
-                    CloudEvent("api-9", "test", "threshold.crossed", "c-9", now, crossing),
+                    CloudEvent(
+                        "api-9", "test", "threshold.crossed", "c-9", now, complete("threshold.crossed", crossing)
+                    ),
                 )
                 await eventually(lambda: asyncio.sleep(0, result=gateway.calls))
                 await asyncio.sleep(0.5)  # time for a (wrong) second send

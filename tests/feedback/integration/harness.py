@@ -26,6 +26,7 @@ from services.feedback.bootstrap import MIGRATIONS
 from services.feedback.handlers.deps import FeedbackDeps
 from services.feedback.settings import FeedbackSettings
 from tests.conftest import Isolation
+from tests.derived import complete
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 _ids = itertools.count()
@@ -43,7 +44,12 @@ def event(
     type_: str, customer: str, data: dict[str, Any], at: datetime = T0, event_id: str | None = None
 ) -> CloudEvent:
     return CloudEvent(
-        id=event_id or f"ev-{next(_ids)}", source="test", type=type_, subject=customer, time=at, data=data
+        id=event_id or f"ev-{next(_ids)}",
+        source="test",
+        type=type_,
+        subject=customer,
+        time=at,
+        data=complete(type_, data),
     )
 
 

@@ -21,6 +21,7 @@ from services.scoring.adapters.tables import SCHEMA, messaging, scores
 from services.scoring.handlers.rescore import ScoringService
 from services.scoring.settings import ScoringSettings
 from tests.conftest import Isolation
+from tests.derived import complete
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "scoring" / "migrations"
 
@@ -86,7 +87,12 @@ def profile_updated(
     if version is not None:
         data["version"] = version
     return CloudEvent(
-        id=event_id, source="retain/profile", type="profile.updated", subject=customer, time=at, data=data
+        id=event_id,
+        source="retain/profile",
+        type="profile.updated",
+        subject=customer,
+        time=at,
+        data=complete("profile.updated", data),
     )
 
 
@@ -103,7 +109,9 @@ def purchase(event_id: str, customer: str, at: datetime, amount: float, order_id
 
 
 def feedback_event(event_id: str, customer: str, at: datetime, type_: str, data: dict[str, Any]) -> CloudEvent:
-    return CloudEvent(id=event_id, source="retain/feedback", type=type_, subject=customer, time=at, data=data)
+    return CloudEvent(
+        id=event_id, source="retain/feedback", type=type_, subject=customer, time=at, data=complete(type_, data)
+    )
 
 
 def of_type(emitted: Sequence[tuple[str, str, dict[str, Any]]], type_: str) -> list[dict[str, Any]]:

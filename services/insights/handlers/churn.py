@@ -1,0 +1,121 @@
+"""The churned-customers report of a period, and its announcement (`churn.report_ready`) once the period closed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from libs.common.clock import as_of, wall_clock
+from libs.common.contracts import ChurnReportReady, derived
+from libs.common.outbox import Outbox
+from services.insights.adapters import store
+from services.insights.domain.churn import lifts, over_represented
+from services.insights.domain.periods import Grain, label, midnight, period_end, period_start, shift, utc_day
+from services.insights.settings import InsightsSettings
+
+SOURCE = "retain/insights"
+REPORT_SUBJECT = "churned"
+
+
+@dataclass
+class ChurnReports:
+    settings: InsightsSettings
+    sessions: async_sessionmaker[AsyncSession]
+    outbox: Outbox
+
+    async def now(self) -> datetime:
+        async with self.sessions() as session:
+            return as_of(self.settings.clock_mode, await store.newest_event_at(session))
+
+    async def last_closed(self, grain: Grain) -> date:
+        """Start of the newest period that has ended as of the clock."""
+        return shift(period_start(utc_day(await self.now()), grain), grain, -1)
+
+    async def report(self, grain: Grain, at: date | None) -> dict[str, Any]:
+        """The report of the period holding `at` (default: the last closed one)."""
+        moment = await self.now()
+        start = period_start(at, grain) if at is not None else await self.last_closed(grain)
+        end = period_end(start, grain)
+        async with self.sessions() as session, session.begin():
+            counts = await store.churn_counts(session, grain, start, top=self.settings.insights_churn_top)
+        rows = lifts(counts.churned_traits, counts.base_traits, counts.churned, counts.base)
+        strongest = over_represented(
+            rows, min_lift=self.settings.insights_churn_min_lift, min_churned=self.settings.insights_churn_min_customers
+        )
+        return {
+            "period": grain.value,
+            "label": label(start, grain),
+            "start": start,
+            "end": end,
+            "complete": midnight(end) <= moment,
+            "as_of": moment,
+            "churned": counts.churned,
+            "active_base": counts.base,
+            "clv_lost": counts.clv_lost,
+            "over_represented": [r.as_dict() for r in strongest],
+            "traits": [r.as_dict() for r in rows],
+            "top_clv_lost": [_customer(row) for row in counts.top],
+        }
+
+    async def announce(self) -> int:
+        """Emits `churn.report_ready` once for each closed period since scores began (a few per call)."""
+        grain = self.settings.insights_churn_report_grain
+        async with self.sessions() as session:
+            first = await store.first_score_at(session)
+            done = await store.announced_reports(session, grain)
+        if first is None:
+            return 0
+        last = await self.last_closed(grain)
+        pending: list[date] = []
+        start = period_start(utc_day(first), grain)
+        while start <= last and len(pending) < self.settings.insights_refresh_batch:
+            if start not in done:
+                pending.append(start)
+            start = shift(start, grain, 1)
+        for start in pending:
+            await self._announce(grain, start)
+        return len(pending)
+
+    async def _announce(self, grain: Grain, start: date) -> None:
+        report = await self.report(grain, start)
+        topic, event = derived(
+            ChurnReportReady(
+                period=grain.value,
+                period_start=start,
+                period_label=report["label"],
+                churned=report["churned"],
+                active_base=report["active_base"],
+                clv_lost=report["clv_lost"],
+                report=f"/v1/reports/churned?period={grain.value}&at={start.isoformat()}",
+            ),
+            cause=f"churn-report:{grain.value}:{start.isoformat()}",
+            source=SOURCE,
+            subject=REPORT_SUBJECT,
+            time=midnight(period_end(start, grain)),
+        )
+        async with self.sessions() as session, session.begin():
+            if await store.record_report(session, grain, start, report["churned"], event.id, wall_clock()):
+                await self.outbox.add(session, topic, event)
+
+
+def _customer(row: dict[str, Any]) -> dict[str, Any]:
+    """A churned customer with why (the churn reasons of their score) and their last interactions."""
+    reasons = row.get("reasons") or []
+    return {
+        "customer_id": row["customer_id"],
+        "clv": row["clv"],
+        "tier": row["tier"],
+        "churned_at": row["churned_at"],
+        "reasons": [r for r in reasons if isinstance(r, dict)],
+        "region": row["region"],
+        "favourite_category": row["favourite_category"],
+        "channel": row["channel"],
+        "open_tickets": row["open_tickets"] or 0,
+        "last_nps": row["last_nps"],
+        "last_purchase_day": row["last_purchase_day"],
+        "last_login_at": row["last_login_at"],
+        "last_survey_answer_at": row["last_answer_at"],
+    }
