@@ -91,9 +91,9 @@ def stream(people: list[Customer]) -> list[dict[str, Any]]:
 async def open_accounts(client: httpx.AsyncClient, ingest_url: str, urls: Urls, people: list[Customer]) -> None:
     """Posts every customer's first purchase and waits until scoring has graded it (below the top tier).
 
-    A coupon rewards crossing into the top tier: a customer whose very first score is already top tier (all their
-    purchases in one consumer batch) never crosses, so the truth would depend on batching. With a first grade in
-    place, every later path to the top tier is one crossing.
+    A coupon rewards crossing into the top tier. A first score already in the top tier crosses into it too
+    (tests/scoring/integration/test_tier_crossing_once.py), so this is not needed for one coupon per crossing; it
+    gives every fault a known state to start from: every customer graded, the rest of the stream in flight.
     """
     await post_until_accepted(client, ingest_url, stream(people)[: len(people)])
 

@@ -64,9 +64,13 @@ def detect_changes(
     old: ScoreSnapshot | None, new: ScoreSnapshot, config: ChangeConfig | None = None
 ) -> ChangeAssessment:
     """Crossings between snapshots. A first score (old None) is always material; it reports churn
-    levels crossed from 0 but no tier/stage change (there is nothing to change from)."""
+    levels crossed from 0 and a tier above the lowest as a tier_up from none, so reaching a tier gives one
+    crossing whether the events that led there arrived in one batch (first score already high) or several
+    (first score low, then high); no stage change (a first stage is not a change)."""
     cfg = config or ChangeConfig()
     crossings: list[ThresholdCrossing] = []
+    if old is None and TIER_ORDER[new.tier] > min(TIER_ORDER.values()):
+        crossings.append(ThresholdCrossing(CrossingKind.TIER_UP, None, new.tier.value))
     if old is not None:
         if new.tier != old.tier:
             up = TIER_ORDER[new.tier] > TIER_ORDER[old.tier]

@@ -66,10 +66,15 @@ def test_material_without_crossing() -> None:
     assert not detect_changes(snap(clv=0.01), snap(clv=0.02)).material
 
 
-def test_first_score_is_material_and_reports_only_risk_levels() -> None:
+def test_first_score_is_material_and_reports_risk_levels_and_a_tier_above_the_lowest() -> None:
     result = detect_changes(None, snap(tier=Tier.HIGH, stage=Stage.NEW, risk=0.6))
     assert result.material
-    assert [(c.kind, c.level, c.old) for c in result.crossings] == [(CrossingKind.CHURN_RISK_UP, 0.5, None)]
+    assert [(c.kind, c.level, c.old, c.new) for c in result.crossings] == [
+        (CrossingKind.TIER_UP, None, None, "high"),
+        (CrossingKind.CHURN_RISK_UP, 0.5, None, "0.6000"),
+    ]
+    lowest = detect_changes(None, snap(tier=Tier.LOW, stage=Stage.NEW, risk=0.6))
+    assert [(c.kind, c.level) for c in lowest.crossings] == [(CrossingKind.CHURN_RISK_UP, 0.5)]
 
 
 def test_config_levels_and_deltas() -> None:
