@@ -97,6 +97,10 @@ class Clusters:
         }
 
     async def run(self) -> None:
+        async with self.sessions() as session:
+            fitted = bool(await store.stored_clusters(session))
+        if fitted:  # a restart does not refit: the clusters are as fresh as the interval says
+            await asyncio.sleep(self.settings.insights_cluster_interval_s)
         while True:
             try:
                 await self.refit()
