@@ -339,6 +339,15 @@ class ChurnReportReady(Contract):
     report: str
 
 
+class SegmentsChanged(Contract):
+    """A customer entered or left segments computed outside profile (insights' behavioural clusters); campaign
+    applies it to the customer's segments as it does those of `profile.updated`."""
+
+    segments_entered: list[str]
+    segments_left: list[str]
+    fit_id: str
+
+
 # --- the registry ---------------------------------------------------------------------------------------------------
 
 
@@ -369,6 +378,7 @@ CONTRACTS: Mapping[str, EventContract] = {
         EventContract("loyalty.level_changed", CAMPAIGN_ACTIONS, "campaign", LoyaltyLevelChanged),
         EventContract("kpi.anomaly", INSIGHTS_EVENTS, "insights", KpiAnomaly),
         EventContract("churn.report_ready", INSIGHTS_EVENTS, "insights", ChurnReportReady),
+        EventContract("segments.changed", INSIGHTS_EVENTS, "insights", SegmentsChanged),
     )
 }
 _TYPE_OF: dict[type[Contract], str] = {contract.model: contract.type for contract in CONTRACTS.values()}

@@ -27,6 +27,7 @@ from libs.common.kafka import Publisher, ensure_topics, ping
 from libs.common.logs import configure_logging
 from libs.common.migrations import migrate
 from libs.common.outbox import Outbox, OutboxRelay
+from libs.common.personal import PersonalData
 from libs.common.problems import install_problem_handlers, invalid_request, nul_in_url, problem_response
 from libs.common.settings import Settings
 
@@ -89,8 +90,10 @@ class Runtime:
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
         self.publisher = Publisher(settings)
         self.outbox = Outbox(definition.tables, settings.topic_prefix)
+        # Opens sealed personal data before handlers see it; None without a master key (nothing is sealed then).
+        self.personal = PersonalData.from_settings(settings)
         self.consumers = [
-            ConsumerLoop(sub, settings, self.sessions, definition.tables, self.publisher, self.outbox)
+            ConsumerLoop(sub, settings, self.sessions, definition.tables, self.publisher, self.outbox, self.personal)
             for sub in definition.subscriptions
         ]
         self.relay = OutboxRelay(
@@ -229,6 +232,8 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._cancellable, *pending, return_exceptions=True)
         await self.publisher.stop()
+        if self.personal is not None:
+            await self.personal.keys.aclose()
         await self.engine.dispose()
 
     async def database_ok(self) -> bool:

@@ -86,6 +86,16 @@ class Settings(BaseSettings):
     # Long-lived on purpose: a customer may unsubscribe from an old message (RFC 8058 and the law expect it).
     unsubscribe_link_ttl_days: int = Field(default=400, gt=0, le=3650)
 
+    # Crypto-shredding (libs/common/personal.py): the master key wrapping every customer's data key, base64 of 32
+    # bytes, given inline or in a file (`retain run` generates one under .data/). Unset: personal data is not sealed.
+    master_key: SecretStr | None = None
+    master_key_file: str | None = None
+    # Ingest seals personal fields only while this is on (off: the baseline of the benchmarks).
+    personal_data_encryption: bool = True
+    # Ingest's key service, from which consumers fetch the (wrapped) data keys of sealed events.
+    key_service_url: str = "http://127.0.0.1:8001"
+    key_cache_ttl_s: float = Field(default=60.0, ge=0)
+
     log_level: str = "INFO"
     # "replay" makes "now" the newest event time seen, so replayed history is scored as it was lived.
     clock_mode: Literal["live", "replay"] = "live"

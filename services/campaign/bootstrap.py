@@ -12,13 +12,13 @@ from libs.common.outbox import Outbox
 from libs.common.runtime import Runtime, ServiceDefinition
 from libs.common.runtime import create_app as create_service_app
 from libs.common.settings import Settings, service_settings
-from libs.common.topics import CUSTOMER_EVENTS, FEEDBACK_EVENTS, PROFILE_CHANGES, SCORE_CHANGES
+from libs.common.topics import CUSTOMER_EVENTS, FEEDBACK_EVENTS, INSIGHTS_EVENTS, PROFILE_CHANGES, SCORE_CHANGES
 from services.campaign.adapters.channels import Channels
 from services.campaign.adapters.tables import SCHEMA, messaging
 from services.campaign.entrypoints import outcomes
 from services.campaign.entrypoints.api import router
 from services.campaign.handlers.deps import CampaignDeps
-from services.campaign.handlers.events import CampaignHandlers
+from services.campaign.handlers.events import SEGMENT_EVENT_TYPES, CampaignHandlers
 from services.campaign.handlers.kpi_alerts import kpi_alert_subscription
 from services.campaign.handlers.scheduler import Scheduler
 from services.campaign.handlers.sender import Sender
@@ -52,6 +52,8 @@ def subscriptions(handlers: CampaignHandlers) -> list[Subscription]:
             handlers.handle_customer_events,
             frozenset({"purchase", "refund", "consent.changed", "login"}),
         ),
+        # Behavioural clusters published by insights as segments, usable in audiences like profile's.
+        Subscription("insights-segments", (INSIGHTS_EVENTS,), handlers.handle_segment_changes, SEGMENT_EVENT_TYPES),
     ]
 
 

@@ -50,13 +50,13 @@ def subscriptions(deps: FeedbackDeps) -> list[Subscription]:
         Subscription(
             "score-changes",
             (SCORE_CHANGES,),
-            one_by_one(customers.on_score_change),
+            customers.on_score_changes,
             types_on(SCORE_CHANGES),
         ),
         Subscription(
             "profile-changes",
             (PROFILE_CHANGES,),
-            one_by_one(customers.on_profile_change),
+            customers.on_profile_changes,
             types_on(PROFILE_CHANGES),
         ),
     ]

@@ -14,6 +14,7 @@ from libs.common.topics import CUSTOMER_EVENTS, FEEDBACK_EVENTS, PROFILE_CHANGES
 from services.insights.adapters.tables import SCHEMA, messaging
 from services.insights.entrypoints.api import router
 from services.insights.handlers import consume
+from services.insights.handlers.clusters import Clusters
 from services.insights.handlers.figures import Figures
 from services.insights.settings import InsightsSettings, insights_settings
 
@@ -29,6 +30,9 @@ def definition(settings: InsightsSettings) -> ServiceDefinition:
     async def refresh(runtime: Runtime) -> None:
         await Figures(settings, runtime.sessions, runtime.outbox).run()
 
+    async def clusters(runtime: Runtime) -> None:
+        await Clusters(settings, runtime.sessions, runtime.outbox).run()
+
     return ServiceDefinition(
         name=SCHEMA,
         title="Retain insights",
@@ -37,7 +41,7 @@ def definition(settings: InsightsSettings) -> ServiceDefinition:
         tables=messaging,
         subscriptions=SUBSCRIPTIONS,
         routers=[router],
-        background=[refresh],
+        background=[refresh, clusters],
         openapi_tags=[{"name": "kpis", "description": "Period KPIs, cohorts and anomalies."}],
     )
 

@@ -28,6 +28,12 @@ class InsightsSettings(Settings):
     insights_churn_top: int = Field(default=20, ge=1, le=1000)
     insights_churn_min_lift: float = Field(default=1.2, gt=0)
     insights_churn_min_customers: int = Field(default=3, ge=1)
+    # Behavioural clusters: k (0: chosen by silhouette within the range), refit interval, seed of k-means++.
+    insights_cluster_k: int = Field(default=0, ge=0, le=50)
+    insights_cluster_k_min: int = Field(default=2, ge=1)
+    insights_cluster_k_max: int = Field(default=8, ge=1, le=50)
+    insights_cluster_interval_s: float = Field(default=86_400.0, gt=0)
+    insights_cluster_seed: int = 7
     consumer_batch_size: int = 5_000
 
 

@@ -69,7 +69,7 @@ def test_each_topic_declares_its_types_once() -> None:
     assert types_on(PROFILE_CHANGES) == {"profile.updated", "profile.merged", "profile.aliased", "customer.erased"}
     assert types_on(FEEDBACK_EVENTS) == {"feedback.received", "feedback.contacted", "sla.breached"}
     assert types_on(CUSTOMER_EVENTS) == frozenset()
-    assert types_on(INSIGHTS_EVENTS) == {"kpi.anomaly", "churn.report_ready"}
+    assert types_on(INSIGHTS_EVENTS) == {"kpi.anomaly", "churn.report_ready", "segments.changed"}
     assert {contract.topic for contract in CONTRACTS.values()} == set(ALL_TOPICS) - {CUSTOMER_EVENTS}
     assert sum(len(types_on(topic)) for topic in ALL_TOPICS) == len(CONTRACTS)
 

@@ -18,6 +18,7 @@ from libs.common.contracts import (
     FeedbackReceived,
     ProfileUpdated,
     ScoreChanged,
+    SegmentsChanged,
     ThresholdCrossed,
     parse,
 )
@@ -37,6 +38,18 @@ OPT_OUT_TAGS = frozenset({"opted_out", "opt_out", "do_not_contact", "unsubscribe
 # profile.updated metrics copied into customer_facts as they are.
 _PLAIN_FACTS = ("name", "email", "phone", "favourite_category", "region", "timezone", "birthday")
 _TIME_FACTS = ("first_purchase_at", "last_purchase_at")
+
+
+def _segments_after(current: Mapping[str, Any], entered: Sequence[str], left: Sequence[str]) -> list[str] | None:
+    """The customer's segments once `entered` and `left` apply; None when neither names any."""
+    if not entered and not left:
+        return None
+    gone = set(left)
+    return [s for s in dict.fromkeys([*(current.get("segments") or []), *entered]) if s not in gone]
+
+
+SEGMENTS_CHANGED = "segments.changed"
+SEGMENT_EVENT_TYPES = frozenset({SEGMENTS_CHANGED})
 
 
 class CampaignHandlers:
@@ -153,12 +166,23 @@ class CampaignHandlers:
             values["consents"] = {**(current.get("consents") or {}), **metrics.consents}
         if "tags" in sent:
             values["opted_out"] = bool(OPT_OUT_TAGS & set(metrics.tags))
-        entered, left = profile.segments_entered, set(profile.segments_left)
-        if entered or left:
-            segments = [s for s in dict.fromkeys([*(current.get("segments") or []), *entered]) if s not in left]
+        segments = _segments_after(current, profile.segments_entered, profile.segments_left)
+        if segments is not None:
             values["segments"] = segments
         if values:
             batch.set(customer_id, values)
+
+    # --- insights-events: segments computed by insights (behavioural clusters) -------------------
+
+    async def handle_segment_changes(self, ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
+        batch, resolved = await self.begin(ctx, [event.subject for event in events])
+        for event in self._each(batch, events, resolved):
+            _in_context(event)
+            change = parse(event, SegmentsChanged)
+            segments = _segments_after(batch.get(event.subject), change.segments_entered, change.segments_left)
+            if segments is not None:
+                batch.set(event.subject, {"segments": segments})
+        await batch.finish()
 
     async def _join(self, batch: Batch, event: CloudEvent, from_id: str, into_id: str) -> None:
         """profile.merged / profile.aliased: `from_id` is the customer `into_id` from now on.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import RowMapping, func, select
+from typing import Any
+
+from sqlalchemy import RowMapping, delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.feedback.adapters.tables import agents, tickets
@@ -38,3 +41,24 @@ def to_domain(row: RowMapping, load: int) -> Agent:
         current_load=load,
         online=row["online"],
     )
+
+
+async def get(session: AsyncSession, agent_id: str) -> RowMapping | None:
+    return (await session.execute(select(agents).where(agents.c.agent_id == agent_id))).mappings().first()
+
+
+async def all_agents(session: AsyncSession) -> list[RowMapping]:
+    return list((await session.execute(select(agents).order_by(agents.c.agent_id))).mappings().all())
+
+
+async def upsert(session: AsyncSession, agent_id: str, values: dict[str, Any]) -> None:
+    stmt = pg_insert(agents).values(agent_id=agent_id, **values)
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=[agents.c.agent_id], set_={**values, "updated_at": func.now()})
+    )
+
+
+async def delete_agent(session: AsyncSession, agent_id: str) -> bool:
+    """False when there was no such agent."""
+    result = await session.execute(delete(agents).where(agents.c.agent_id == agent_id))
+    return bool(getattr(result, "rowcount", 0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, select, update
+from sqlalchemy import RowMapping, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +14,24 @@ from services.feedback.adapters.tables import survey_responses, survey_tokens, s
 
 async def get_survey(session: AsyncSession, survey_id: str) -> RowMapping | None:
     return (await session.execute(select(surveys).where(surveys.c.survey_id == survey_id))).mappings().first()
+
+
+async def all_surveys(session: AsyncSession) -> list[RowMapping]:
+    return list((await session.execute(select(surveys).order_by(surveys.c.created_at))).mappings().all())
+
+
+async def insert_survey(session: AsyncSession, survey_id: str, values: dict[str, Any]) -> None:
+    await session.execute(surveys.insert().values(survey_id=survey_id, **values))
+
+
+async def update_survey(session: AsyncSession, survey_id: str, values: dict[str, Any]) -> None:
+    await session.execute(
+        update(surveys).where(surveys.c.survey_id == survey_id).values(**values, updated_at=func.now())
+    )
+
+
+async def delete_survey(session: AsyncSession, survey_id: str) -> None:
+    await session.execute(delete(surveys).where(surveys.c.survey_id == survey_id))
 
 
 async def add_token(

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.envelope import format_time, parse_time
-from services.feedback.adapters.tables import tickets
+from services.feedback.adapters.tables import sla_breaches, tickets
 from services.feedback.domain.sla import StatusChange, parse_priority
 from services.feedback.domain.tickets import Ticket, TimelineEntry, parse_status
 
@@ -104,3 +104,23 @@ async def update(session: AsyncSession, ticket: Ticket, **extra: Any) -> None:
 
 async def set_sla_due(session: AsyncSession, ticket_id: str, due_at: datetime | None) -> None:
     await session.execute(tickets.update().where(tickets.c.ticket_id == ticket_id).values(sla_due_at=due_at))
+
+
+async def breaches_of(session: AsyncSession, ticket_id: str) -> dict[str, datetime]:
+    """When each SLA clock of the ticket was breached."""
+    rows = (await session.execute(select(sla_breaches).where(sla_breaches.c.ticket_id == ticket_id))).mappings()
+    return {row["clock"]: row["breached_at"] for row in rows}
+
+
+async def find(
+    session: AsyncSession, *, equal: Mapping[str, str | None], done: bool | None, limit: int
+) -> list[RowMapping]:
+    """Newest first: tickets whose columns equal every non-None value of `equal`, resolved/closed or not (`done`)."""
+    query = select(tickets).order_by(tickets.c.opened_at.desc()).limit(limit)
+    for column, value in equal.items():
+        if value is not None:
+            query = query.where(tickets.c[column] == value)
+    if done is not None:
+        finished = tickets.c.status.in_(("resolved", "closed"))
+        query = query.where(finished if done else ~finished)
+    return list((await session.execute(query)).mappings().all())

@@ -9,13 +9,11 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import RowMapping, delete, func, select, update
 
 from libs.common.events import Identifier, LongText, ShortText
 from libs.common.problems import Problem
-from services.feedback.adapters import surveys_repo
-from services.feedback.adapters.tables import surveys
 from services.feedback.entrypoints.common import Deps, Reader, Session, Writer
+from services.feedback.handlers import survey_definitions as definitions
 from services.feedback.handlers.surveys import issue_link, respond_with_token
 
 router = APIRouter(prefix="/v1", tags=["surveys"])
@@ -50,63 +48,48 @@ class ResponseIn(BaseModel):
     comment: LongText | None = None
 
 
-def _view(row: RowMapping) -> dict[str, Any]:
-    return {
-        "survey_id": row["survey_id"],
-        "name": row["name"],
-        "kind": row["kind"],
-        "question": row["question"],
-        "active": row["active"],
-        "created_at": row["created_at"].isoformat(),
-        "updated_at": row["updated_at"].isoformat(),
-    }
-
-
-async def _get(session: Session, survey_id: str) -> RowMapping:
-    row = await surveys_repo.get_survey(session, survey_id)
-    if row is None:
-        raise Problem(404, "Not Found", f"no survey '{survey_id}'")
-    return row
+def _not_found(survey_id: str) -> Problem:
+    return Problem(404, "Not Found", f"no survey '{survey_id}'")
 
 
 @router.post("/surveys", status_code=201, summary="Define a survey")
 async def create_survey(body: SurveyCreate, session: Session, _: Writer) -> dict[str, Any]:
     survey_id = body.survey_id or f"sv-{uuid.uuid4().hex[:12]}"
-    async with session.begin():
-        if await surveys_repo.get_survey(session, survey_id) is not None:
-            raise Problem(
-                409, "Conflict", f"survey '{survey_id}' exists", errors=[{"field": "survey_id", "message": "exists"}]
-            )
-        await session.execute(surveys.insert().values(survey_id=survey_id, **body.model_dump(exclude={"survey_id"})))
-        return _view(await _get(session, survey_id))
+    try:
+        return await definitions.create_survey(session, survey_id, body.model_dump(exclude={"survey_id"}))
+    except definitions.SurveyExists as exc:
+        raise Problem(
+            409, "Conflict", f"survey '{survey_id}' exists", errors=[{"field": "survey_id", "message": "exists"}]
+        ) from exc
 
 
 @router.get("/surveys", summary="Survey definitions")
 async def list_surveys(session: Session, _: Reader) -> dict[str, Any]:
-    rows = (await session.execute(select(surveys).order_by(surveys.c.created_at))).mappings().all()
-    return {"items": [_view(row) for row in rows]}
+    return {"items": await definitions.list_surveys(session)}
 
 
 @router.get("/surveys/{survey_id}", summary="One survey definition")
 async def get_survey(survey_id: str, session: Session, _: Reader) -> dict[str, Any]:
-    return _view(await _get(session, survey_id))
+    try:
+        return await definitions.get_survey(session, survey_id)
+    except definitions.NoSuchSurvey as exc:
+        raise _not_found(survey_id) from exc
 
 
 @router.put("/surveys/{survey_id}", summary="Replace a survey definition")
 async def put_survey(survey_id: str, body: SurveyIn, session: Session, _: Writer) -> dict[str, Any]:
-    async with session.begin():
-        await _get(session, survey_id)
-        await session.execute(
-            update(surveys).where(surveys.c.survey_id == survey_id).values(**body.model_dump(), updated_at=func.now())
-        )
-        return _view(await _get(session, survey_id))
+    try:
+        return await definitions.put_survey(session, survey_id, body.model_dump())
+    except definitions.NoSuchSurvey as exc:
+        raise _not_found(survey_id) from exc
 
 
 @router.delete("/surveys/{survey_id}", status_code=204, summary="Delete a survey (its responses stay in reports)")
 async def delete_survey(survey_id: str, session: Session, _: Writer) -> Response:
-    async with session.begin():
-        await _get(session, survey_id)
-        await session.execute(delete(surveys).where(surveys.c.survey_id == survey_id))
+    try:
+        await definitions.delete_survey(session, survey_id)
+    except definitions.NoSuchSurvey as exc:
+        raise _not_found(survey_id) from exc
     return Response(status_code=204)
 
 

@@ -13,6 +13,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.insights.adapters.tables import aliases
 from services.insights.domain.churn import BASE_STAGES
 from services.insights.domain.facts import DirtyPeriod, Purchase, Score, SurveyScore, Traits
 from services.insights.domain.kpis import PeriodCounts
@@ -79,6 +80,8 @@ async def erase(session: AsyncSession, customer_id: str, at: datetime) -> list[d
     await session.execute(text("DELETE FROM insights.purchases WHERE customer_id = :id"), params)
     await session.execute(text("DELETE FROM insights.customers WHERE customer_id = :id"), params)
     await session.execute(text("DELETE FROM insights.customer_traits WHERE customer_id = :id"), params)
+    await session.execute(text("DELETE FROM insights.cluster_members WHERE customer_id = :id"), params)
+    await aliases.forget(session, customer_id)
     for statement in (
         "DELETE FROM insights.scores WHERE customer_id = :id RETURNING scored_at AS at",
         "DELETE FROM insights.survey_scores WHERE customer_id = :id RETURNING answered_at AS at",
@@ -92,6 +95,47 @@ async def erase(session: AsyncSession, customer_id: str, at: datetime) -> list[d
         {**params, "at": at},
     )
     return days
+
+
+# -- joined ids ---------------------------------------------------------------------------------------------------
+
+
+async def resolve(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, str]:
+    """The customer each id stands for (itself unless profile joined it to another)."""
+    return await aliases.resolve_many(session, set(customer_ids))
+
+
+async def join(session: AsyncSession, from_id: str, into_id: str) -> tuple[str, list[date], date | None]:
+    """Records that `from_id` is `into_id` and moves what insights holds under it: its orders and survey answers
+    move over, its scores, traits and cluster go (scoring rescores and profile re-announces the joined customer).
+
+    Returns the customer, the purchase days counted under `from_id` before, and the earliest day moved (None when
+    no order moved); the caller re-derives the customer's days from that day.
+    """
+    into_id = await aliases.join(session, from_id, into_id)
+    if into_id == from_id:
+        return into_id, [], None
+    params = {"from": from_id, "into": into_id}
+    days = [
+        row.day
+        for row in await session.execute(
+            text("DELETE FROM insights.customer_days WHERE customer_id = :from RETURNING day"), params
+        )
+    ]
+    await session.execute(text("DELETE FROM insights.customers WHERE customer_id = :from"), params)
+    moved: date | None = await session.scalar(
+        text(
+            "WITH moved AS (UPDATE insights.purchases SET customer_id = :into WHERE customer_id = :from RETURNING day) "
+            "SELECT min(day) FROM moved"
+        ),
+        params,
+    )
+    await session.execute(
+        text("UPDATE insights.survey_scores SET customer_id = :into WHERE customer_id = :from"), params
+    )
+    for table in ("scores", "customer_traits", "cluster_members"):
+        await session.execute(text(f"DELETE FROM insights.{table} WHERE customer_id = :from"), params)
+    return into_id, days, moved
 
 
 # -- purchases ----------------------------------------------------------------------------------------------------
@@ -690,3 +734,73 @@ async def record_report(
         {"g": grain.value, "s": start, "churned": churned, "event_id": event_id, "now": now},
     )
     return inserted is not None
+
+
+# -- behavioural clusters -----------------------------------------------------------------------------------------
+
+# Per customer with purchases: days since the last purchase day, purchase days, spend, and CLV of the last score.
+_CLUSTER_FEATURES_SQL = """
+WITH clv AS (
+    SELECT DISTINCT ON (customer_id) customer_id, clv FROM insights.scores WHERE scored_at <= :now
+    ORDER BY customer_id, scored_at DESC, event_id DESC
+)
+SELECT d.customer_id, :today - max(d.day) AS recency_days, count(*) AS frequency, sum(d.amount) AS monetary,
+       coalesce(max(clv.clv), 0) AS clv
+FROM insights.customer_days d LEFT JOIN clv USING (customer_id)
+WHERE d.day <= :today GROUP BY d.customer_id ORDER BY d.customer_id
+"""
+
+
+async def cluster_features(session: AsyncSession, now: datetime) -> tuple[list[str], list[tuple[float, ...]]]:
+    rows = await session.execute(text(_CLUSTER_FEATURES_SQL), {"now": now, "today": now.date()})
+    ids: list[str] = []
+    features: list[tuple[float, ...]] = []
+    for row in rows:
+        ids.append(row.customer_id)
+        features.append((float(row.recency_days), float(row.frequency), float(row.monetary), float(row.clv)))
+    return ids, features
+
+
+async def lock_clusters(session: AsyncSession) -> None:
+    """Two refits (two replicas) replace the clusters one after the other, each diffing against the last."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(:c, hashtext('clusters'))"), {"c": _LOCK_CLASS})
+
+
+async def cluster_members(session: AsyncSession) -> dict[str, str]:
+    rows = await session.execute(text("SELECT customer_id, segment FROM insights.cluster_members"))
+    return {row.customer_id: row.segment for row in rows}
+
+
+async def replace_clusters(
+    session: AsyncSession, described: Sequence[Mapping[str, Any]], members: Mapping[str, str]
+) -> None:
+    """The new fit replaces the old one whole: its clusters and every customer's membership."""
+    await session.execute(text("DELETE FROM insights.clusters"))
+    await session.execute(text("TRUNCATE insights.cluster_members"))
+    for cluster in described:
+        await session.execute(
+            text(
+                "INSERT INTO insights.clusters (segment, customers, centre, z, description, fit_id, k, silhouette, "
+                "fitted_at) VALUES (:segment, :customers, CAST(:centre AS jsonb), CAST(:z AS jsonb), :description, "
+                ":fit_id, :k, :silhouette, :fitted_at)"
+            ),
+            {**cluster, "centre": orjson.dumps(cluster["centre"]).decode(), "z": orjson.dumps(cluster["z"]).decode()},
+        )
+    ordered = sorted(members.items())
+    await session.execute(
+        text(
+            "INSERT INTO insights.cluster_members (customer_id, segment) "
+            "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:segments AS text[]))"
+        ),
+        {"ids": [c for c, _ in ordered], "segments": [s for _, s in ordered]},
+    )
+
+
+async def stored_clusters(session: AsyncSession) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text(
+            "SELECT segment, customers, centre, z, description, fit_id, k, silhouette, fitted_at "
+            "FROM insights.clusters ORDER BY segment"
+        )
+    )
+    return [dict(row._mapping) for row in rows]

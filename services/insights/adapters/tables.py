@@ -23,11 +23,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from libs.common.aliases import CustomerAliases
 from libs.common.db import MessagingTables
 
 SCHEMA = "insights"
 metadata = MetaData(schema=SCHEMA)
 messaging = MessagingTables(metadata)
+# Ids profile joined to a customer: their events count under that customer.
+aliases = CustomerAliases(metadata)
 
 purchases = Table(
     "purchases",
@@ -169,4 +172,26 @@ kpi_anomalies = Table(
     Column("deviation", Float, nullable=False),
     Column("event_id", Text, nullable=False),
     Column("detected_at", DateTime(timezone=True), nullable=False),
+)
+
+# The last fit's clusters (centre in the features' units and in standard deviations) and each customer's cluster.
+clusters = Table(
+    "clusters",
+    metadata,
+    Column("segment", Text, primary_key=True),
+    Column("customers", Integer, nullable=False),
+    Column("centre", JSONB, nullable=False),
+    Column("z", JSONB, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("fit_id", Text, nullable=False),
+    Column("k", Integer, nullable=False),
+    Column("silhouette", Float),
+    Column("fitted_at", DateTime(timezone=True), nullable=False),
+)
+
+cluster_members = Table(
+    "cluster_members",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("segment", Text, nullable=False),
 )

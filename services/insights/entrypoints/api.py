@@ -12,6 +12,7 @@ from libs.common.problems import Problem
 from libs.common.runtime import runtime_of
 from services.insights.domain.periods import Grain, periods_apart
 from services.insights.handlers.churn import ChurnReports
+from services.insights.handlers.clusters import Clusters
 from services.insights.handlers.figures import Figures, RangeTooLong
 from services.insights.settings import InsightsSettings
 
@@ -104,3 +105,20 @@ async def get_churned_report(
     assert isinstance(settings, InsightsSettings)
     reports = ChurnReports(settings, runtime.sessions, runtime.outbox)
     return await reports.report(period or settings.insights_churn_report_grain, at)
+
+
+def clusters_of(request: Request) -> Clusters:
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    assert isinstance(settings, InsightsSettings)
+    return Clusters(settings, runtime.sessions, runtime.outbox)
+
+
+@router.get("/clusters", summary="Behavioural clusters of the last fit: size, centre, and the centre in words")
+async def get_clusters(request: Request, _: Reader) -> dict[str, Any]:
+    return await clusters_of(request).described()
+
+
+@router.post("/clusters/refit", summary="Refit the clusters now and publish the memberships that changed")
+async def refit_clusters(request: Request, _: Annotated[Principal, Depends(require_scope("admin"))]) -> dict[str, Any]:
+    return await clusters_of(request).refit()

@@ -8,8 +8,10 @@ is newer (event time, then event id), so the figures are the same whatever the a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime
 
+from libs.common.aliases import JOIN_EVENT_TYPES, joined_ids
 from libs.common.consumer import HandlerContext, PoisonEvent
 from libs.common.envelope import CloudEvent
 from services.insights.adapters import store
@@ -33,17 +35,25 @@ SCORE_TYPES = frozenset({"score.changed"})
 FEEDBACK_TYPES = frozenset({"feedback.received"})
 PROFILE_UPDATED = "profile.updated"
 CUSTOMER_ERASED = "customer.erased"
-PROFILE_TYPES = frozenset({PROFILE_UPDATED, CUSTOMER_ERASED})
+PROFILE_TYPES = frozenset({PROFILE_UPDATED, CUSTOMER_ERASED}) | JOIN_EVENT_TYPES
 
 
 async def _kept(ctx: HandlerContext, events: Sequence[CloudEvent]) -> list[CloudEvent]:
-    """Events not describing a customer erased after the event happened; advances the replay clock."""
+    """Events not describing a customer erased after the event happened, each under the customer its subject
+    stands for (profile's joins); advances the replay clock."""
     await store.lock_for_counting(ctx.session)
     if not events:
         return []
     await store.advance_clock(ctx.session, max(event.time for event in events))
-    erased = await store.erased_at(ctx.session, sorted({event.subject for event in events}))
-    return [e for e in events if e.subject not in erased or e.time > erased[e.subject]]
+    resolved = await store.resolve(ctx.session, {event.subject for event in events})
+    erased = await store.erased_at(ctx.session, sorted({*resolved, *resolved.values()}))
+    kept = []
+    for event in events:
+        customer = resolved[event.subject]
+        if any(i in erased and event.time <= erased[i] for i in (event.subject, customer)):
+            continue
+        kept.append(event if customer == event.subject else replace(event, subject=customer))
+    return kept
 
 
 def _newest_per_order(purchases: Sequence[Purchase]) -> dict[str, Purchase]:
@@ -117,11 +127,16 @@ async def on_feedback(ctx: HandlerContext, events: Sequence[CloudEvent]) -> None
 
 
 async def on_profile_changes(ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
-    erasures = [e for e in events if e.type == CUSTOMER_ERASED]
-    if erasures:
-        # Only a batch that erases takes the exclusive lock: profile updates count alongside purchases.
+    changes = [e for e in events if e.type == CUSTOMER_ERASED or joined_ids(e) is not None]
+    if changes:
+        # Only a batch that erases or joins takes the exclusive lock (counting batches hold it shared, so none is
+        # halfway through writing under an id being moved); profile updates count alongside purchases.
         await store.lock_for_erasure(ctx.session)
-    for event in erasures:
+    for event in changes:
+        joined = joined_ids(event)
+        if joined is not None:
+            await _join(ctx, *joined)
+            continue
         customer_id = str(event.data.get("customer_id") or event.subject)
         days = await store.erase(ctx.session, customer_id, event.time)
         if days:
@@ -132,6 +147,16 @@ async def on_profile_changes(ctx: HandlerContext, events: Sequence[CloudEvent]) 
     traits = [t for t in (traits_of(e.data) for e in updates) if t is not None]
     if traits:
         await store.write_traits(ctx.session, traits)
+
+
+async def _join(ctx: HandlerContext, from_id: str, into_id: str) -> None:
+    """Two ids are one customer: counted once, from the earliest day either of them bought on."""
+    customer, old_days, moved = await store.join(ctx.session, from_id, into_id)
+    if moved is None and not old_days:
+        return
+    since = min([*old_days, *([moved] if moved else [])])
+    days = await store.rederive_customers(ctx.session, {customer: since})
+    await store.mark_dirty(ctx.session, periods_touched([*old_days, *days.get(customer, ())], since=since))
 
 
 async def _today(ctx: HandlerContext) -> date:

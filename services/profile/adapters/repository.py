@@ -361,3 +361,20 @@ async def add_segment_members(session: AsyncSession, segment_id: str, customer_i
 async def remove_segment_members(session: AsyncSession, segment_id: str, customer_ids: Sequence[str]) -> None:
     if customer_ids:
         await session.execute(_REMOVE_MEMBERS, {"segment": segment_id, "ids": list(customer_ids)})
+
+
+async def export_of(session: AsyncSession, survivor: str) -> tuple[str | None, list[dict[str, Any]], list[str]]:
+    """Everything profile keeps of a customer: the document, the timeline rows, the segments (the export)."""
+    state = await session.scalar(
+        text(f"SELECT state::text FROM {S}.customers WHERE customer_id = :id"), {"id": survivor}
+    )
+    rows = await session.execute(
+        text(
+            f"SELECT event_time, event_id, type, summary FROM {S}.timeline WHERE customer_id = :id "
+            "ORDER BY event_time, event_id"
+        ),
+        {"id": survivor},
+    )
+    timeline = [{"time": row[0].isoformat(), "id": row[1], "type": row[2], "summary": row[3]} for row in rows.all()]
+    segments = sorted((await memberships(session, [survivor])).get(survivor, set()))
+    return state, timeline, segments

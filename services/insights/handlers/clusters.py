@@ -1,0 +1,107 @@
+"""Refitting the behavioural clusters and publishing each customer's cluster as a segment (`segments.changed`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from libs.common.clock import as_of, wall_clock
+from libs.common.contracts import SegmentsChanged, derived
+from libs.common.outbox import Outbox
+from services.insights.adapters import store
+from services.insights.domain.clusters import FEATURES, fit
+from services.insights.settings import InsightsSettings
+
+log = logging.getLogger(__name__)
+
+SOURCE = "retain/insights"
+
+
+@dataclass
+class Clusters:
+    settings: InsightsSettings
+    sessions: async_sessionmaker[AsyncSession]
+    outbox: Outbox
+
+    async def refit(self) -> dict[str, Any]:
+        """Fits the clusters on every customer with purchases, as of the clock; emits `segments.changed` for each
+        customer whose cluster changed (entered the new one, left the old one)."""
+        async with self.sessions() as session:
+            moment = as_of(self.settings.clock_mode, await store.newest_event_at(session))
+            ids, features = await store.cluster_features(session, moment)
+        if not ids:
+            return {"k": 0, "customers": 0, "changed": 0, "clusters": []}
+        s = self.settings
+        result = await asyncio.to_thread(
+            fit,
+            np.array(features, dtype=np.float64),
+            k=s.insights_cluster_k or None,
+            k_range=(s.insights_cluster_k_min, max(s.insights_cluster_k_min, s.insights_cluster_k_max)),
+            seed=s.insights_cluster_seed,
+        )
+        fit_id = f"{moment.isoformat()}:{len(ids)}"
+        members = dict(zip(ids, result.labels, strict=True))
+        described = [
+            {
+                "segment": c.segment,
+                "customers": c.customers,
+                "centre": c.centre,
+                "z": c.z,
+                "description": c.description,
+                "fit_id": fit_id,
+                "k": result.k,
+                "silhouette": result.silhouette,
+                "fitted_at": wall_clock(),
+            }
+            for c in result.clusters
+        ]
+        async with self.sessions() as session, session.begin():
+            await store.lock_clusters(session)
+            before = await store.cluster_members(session)
+            await store.replace_clusters(session, described, members)
+            changed = 0
+            for customer in sorted(set(before) | set(members)):
+                old, new = before.get(customer), members.get(customer)
+                if old == new:
+                    continue
+                topic, event = derived(
+                    SegmentsChanged(
+                        segments_entered=[new] if new else [], segments_left=[old] if old else [], fit_id=fit_id
+                    ),
+                    cause=f"clusters:{fit_id}:{customer}",
+                    source=SOURCE,
+                    subject=customer,
+                    time=moment,
+                )
+                await self.outbox.add(session, topic, event)
+                changed += 1
+        log.info("clusters refitted", extra={"k": result.k, "customers": len(ids), "changed": changed})
+        return {"k": result.k, "silhouette": result.silhouette, "customers": len(ids), "changed": changed}
+
+    async def described(self) -> dict[str, Any]:
+        async with self.sessions() as session:
+            rows = await store.stored_clusters(session)
+        return {
+            "features": list(FEATURES),
+            "k": rows[0]["k"] if rows else 0,
+            "silhouette": rows[0]["silhouette"] if rows else None,
+            "fitted_at": rows[0]["fitted_at"] if rows else None,
+            "clusters": [
+                {key: row[key] for key in ("segment", "customers", "centre", "z", "description")} for row in rows
+            ],
+        }
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.refit()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("refitting clusters failed; retrying at the next interval")
+            await asyncio.sleep(self.settings.insights_cluster_interval_s)
