@@ -46,7 +46,7 @@ lint: install
 bench: bench-ingest bench-profile bench-scoring bench-kpis
 
 bench-ingest: install
-	$(BIN)/python -m bench.bench_ingest
+	$(BIN)/python -m bench.bench_ingest $(ARGS)
 
 bench-profile: install
 	$(BIN)/python -m bench.bench_profile

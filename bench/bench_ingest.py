@@ -50,8 +50,28 @@ KEEP_ALIVE_S = 4.0  # below uvicorn's timeout_keep_alive (5 s)
 WARM_UP_CONNECTIONS = 64
 
 
+# Every PERSONAL_EVERY-th event is a customer.upserted with name, email, phone and birthday, so that sealing personal
+# data (RETAIN_MASTER_KEY set; RETAIN_PERSONAL_DATA_ENCRYPTION=false for the baseline) has something to seal.
+PERSONAL_EVERY = 0
+
+
 def purchase(n: int, run: str) -> dict[str, Any]:
     at = (datetime.now(UTC) - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    if PERSONAL_EVERY and n % PERSONAL_EVERY == 0:
+        customer = f"c-{n % 5000}"
+        return {
+            "id": f"{run}-{n}",
+            "type": "customer.upserted",
+            "customer_id": customer,
+            "time": at,
+            "data": {
+                "name": f"Customer {n}",
+                "email": f"{customer}@example.com",
+                "phone": f"+1415555{n % 10000:04d}",
+                "birthday": "1990-04-01",
+                "region": "CA",
+            },
+        }
     amount = 10 + n % 90
     return {
         "id": f"{run}-{n}",
@@ -300,6 +320,11 @@ def start_ingest(env: dict[str, str], port: int, workers: int, log: Path) -> sub
 
 
 async def main_async(args: argparse.Namespace) -> None:
+    global PERSONAL_EVERY
+    PERSONAL_EVERY = args.personal_every
+    sealing = "off" if os.environ.get("RETAIN_PERSONAL_DATA_ENCRYPTION", "").lower() == "false" else "on"
+    if os.environ.get("RETAIN_MASTER_KEY") or os.environ.get("RETAIN_MASTER_KEY_FILE"):
+        print(f"personal data sealing {sealing}; every {args.personal_every or 'no'}th event is a customer.upserted")
     base = scratch_directory("bench-ingest-")
     postgres = start_postgres(base / "postgres")
     broker = start_broker(free_port(), base / "broker.log")
@@ -374,6 +399,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--workers", type=int, default=2, help="ingest worker processes (RETAIN_HTTP_WORKERS)")
+    parser.add_argument(
+        "--personal-every", type=int, default=0, help="every Nth event a customer.upserted with personal data (0: none)"
+    )
     # The event loop ingest runs on (uvicorn picks uvloop): (a) is then the producer's limit on the same loop,
     # and the load generator spends a fifth less CPU per request than on asyncio's own loop.
     uvloop.run(main_async(parser.parse_args()))

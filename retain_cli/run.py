@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import secrets
@@ -41,6 +42,15 @@ def dev_secret(data_dir: Path, name: str) -> str:
     path.write_text(secret)
     path.chmod(0o600)
     return secret
+
+
+def dev_master_key_file(data_dir: Path) -> str:
+    """The master key of crypto-shredding, kept under .data/: without it every sealed event is unreadable."""
+    path = data_dir / "master.key"
+    if not path.exists():
+        path.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
+        path.chmod(0o600)
+    return str(path)
 
 
 @dataclass
@@ -93,6 +103,8 @@ def platform_env(data_dir: Path, embedded: Embedded, pid_files: PidFiles) -> tup
         ("RETAIN_CONSOLE_SESSION_SECRET", "console-session-secret"),
     ):
         env.setdefault(variable, dev_secret(data_dir, name))
+    if "RETAIN_MASTER_KEY" not in env:
+        env.setdefault("RETAIN_MASTER_KEY_FILE", dev_master_key_file(data_dir))
     key = None
     if "RETAIN_API_KEYS" not in env:
         key = dev_api_key(data_dir)

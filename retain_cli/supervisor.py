@@ -109,7 +109,15 @@ class Supervisor:
         links = {
             "RETAIN_UNSUBSCRIBE_BASE_URL": self.url("ingest"),
             "RETAIN_SURVEY_LINK_BASE_URL": self.url("feedback"),
+            # Ingest's key service, from which consumers fetch the data keys of sealed personal data.
+            "RETAIN_KEY_SERVICE_URL": self.url("ingest"),
         }
+        if name == "profile":
+            # The data subject's export gathers every service's part.
+            links |= {
+                f"RETAIN_EXPORT_{other.upper()}_URL": self.url(other)
+                for other in ("ingest", "scoring", "campaign", "feedback")
+            }
         if name == "console":
             links |= {f"RETAIN_CONSOLE_{other.upper()}_URL": self.url(other) for other in SERVICES if other != name}
         # What the environment sets explicitly (a public hostname in front of the pages) wins.

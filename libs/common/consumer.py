@@ -31,6 +31,7 @@ from libs.common.envelope import PoisonEvent as PoisonEvent  # handlers raise it
 from libs.common.kafka import Publisher, client_options
 from libs.common.logs import current_customer_id, current_event_id
 from libs.common.outbox import Outbox
+from libs.common.personal import PersonalData
 from libs.common.settings import Settings
 from libs.common.topics import dlq_of, qualified
 
@@ -104,8 +105,10 @@ class ConsumerLoop:
         tables: MessagingTables,
         publisher: Publisher,
         outbox: Outbox,
+        personal: PersonalData | None = None,
     ) -> None:
         self.subscription = subscription
+        self.personal = personal
         self.settings = settings
         self.sessions = sessions
         self.inbox = tables.inbox
@@ -218,6 +221,8 @@ class ConsumerLoop:
             events.append((record, event))
         if not events:
             return
+        if self.personal is not None:
+            await self.personal.open_events([event for _, event in events])
         try:
             await self._handle_in_one_transaction(events)
         except INFRASTRUCTURE_ERRORS:

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # Processes serving one port side by side (uvicorn workers), each with its own pools, producer, consumers
     # and background loops; /metrics merges all of them. On Kubernetes keep 1 and scale with replicas.
     http_workers: int = Field(default=1, ge=1, le=64)
+    # Gauges counted from the database (customers per tier, actions per outcome) are recounted on a scrape when
+    # older than this, so several scrapers (Prometheus pairs, `retain status`) cost one count.
+    metrics_refresh_min_interval_s: float = Field(default=5.0, ge=0)
     api_keys: dict[str, ApiKey] = Field(default_factory=dict)
     max_body_bytes: int = 5 * 1024 * 1024
 
@@ -85,6 +88,16 @@ class Settings(BaseSettings):
     unsubscribe_base_url: str = "http://127.0.0.1:8001"
     # Long-lived on purpose: a customer may unsubscribe from an old message (RFC 8058 and the law expect it).
     unsubscribe_link_ttl_days: int = Field(default=400, gt=0, le=3650)
+
+    # Crypto-shredding (libs/common/personal.py): the master key wrapping every customer's data key, base64 of 32
+    # bytes, given inline or in a file (`retain run` generates one under .data/). Unset: personal data is not sealed.
+    master_key: SecretStr | None = None
+    master_key_file: str | None = None
+    # Ingest seals personal fields only while this is on (off: the baseline of the benchmarks).
+    personal_data_encryption: bool = True
+    # Ingest's key service, from which consumers fetch the (wrapped) data keys of sealed events.
+    key_service_url: str = "http://127.0.0.1:8001"
+    key_cache_ttl_s: float = Field(default=60.0, ge=0)
 
     log_level: str = "INFO"
     # "replay" makes "now" the newest event time seen, so replayed history is scored as it was lived.

@@ -21,11 +21,12 @@ from services.ingest.adapters.event_log import create_pool
 from services.ingest.adapters.tables import SCHEMA, messaging
 from services.ingest.context import IngestContext
 from services.ingest.domain.circuit import Circuit
-from services.ingest.entrypoints import api, imports, openapi, preferences
+from services.ingest.entrypoints import api, export, imports, keys, openapi, preferences
 from services.ingest.entrypoints.fast import SingleEventFastPath
 from services.ingest.handlers.erasure import on_customer_erased, scrub_forever
 from services.ingest.handlers.group_commit import GroupCommitter
 from services.ingest.handlers.relay import redeliver, relay_forever
+from services.ingest.handlers.sealing import Sealer
 from services.ingest.settings import IngestSettings
 
 DEFINITION = ServiceDefinition(
@@ -34,7 +35,7 @@ DEFINITION = ServiceDefinition(
     description="The front door: upstream shops and ERPs post events; validated, deduplicated, published.",
     migrations_dir=Path(__file__).parent / "migrations",
     tables=messaging,
-    routers=[api.router, imports.router, preferences.router],
+    routers=[api.router, imports.router, preferences.router, keys.router, export.router],
     # Erasure reaches the event log: the customer's past events are deleted and re-posts of them refused.
     subscriptions=[
         Subscription("profile-changes", (PROFILE_CHANGES,), on_customer_erased, frozenset({ERASED_EVENT_TYPE}))
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings=runtime.settings,
                 pool=pool,
                 circuit=Circuit(open_for_s=runtime.settings.ingest_circuit_open_s),
+                sealer=Sealer.from_settings(runtime.settings),
             )
             ctx.committer = GroupCommitter(
                 ctx,

@@ -18,6 +18,7 @@ from services.ingest.domain.acceptance import Acceptance
 from services.ingest.domain.circuit import Circuit
 from services.ingest.domain.incoming import ValidEvent
 from services.ingest.domain.ratelimit import TokenBucket
+from services.ingest.handlers.sealing import Sealer
 from services.ingest.metrics import BROKER_CIRCUIT_OPEN
 from services.ingest.settings import IngestSettings
 
@@ -43,6 +44,8 @@ class IngestContext:
     in_doubt: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
     # Set at start-up: coalesces concurrent small requests into one insert, publish and commit.
     committer: Committer | None = None
+    # Seals personal data with per-customer keys (handlers/sealing.py); None without a master key.
+    sealer: Sealer | None = None
 
     @property
     def publisher(self) -> Publisher:

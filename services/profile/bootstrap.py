@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -10,8 +13,10 @@ from libs.common.runtime import ServiceDefinition
 from libs.common.runtime import create_app as create_service_app
 from libs.common.settings import Settings
 from libs.common.topics import CUSTOMER_EVENTS
+from services.profile.adapters.peers import Peers
 from services.profile.adapters.tables import SCHEMA, messaging
 from services.profile.entrypoints.api import router
+from services.profile.entrypoints.export import router as export_router
 from services.profile.entrypoints.segments import router as segments_router
 from services.profile.handlers.apply_events import ProfileConsumer
 from services.profile.settings import profile_settings
@@ -23,7 +28,7 @@ DEFINITION = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     tables=messaging,
     subscriptions=[Subscription("customer-events", (CUSTOMER_EVENTS,), ProfileConsumer())],
-    routers=[router, segments_router],
+    routers=[router, segments_router, export_router],
     openapi_tags=[
         {"name": "customers", "description": "Profiles, timelines, search and tags."},
         {"name": "segments", "description": "Segments defined by conditions over profile fields."},
@@ -41,4 +46,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The handler carries per-process configuration (clock mode, state cache), so each app gets its own.
     consumer = ProfileConsumer(clock_mode=config.clock_mode, state_cache_size=config.profile_state_cache_size)
     definition = replace(DEFINITION, subscriptions=[Subscription("customer-events", (CUSTOMER_EVENTS,), consumer)])
-    return create_service_app(definition, config)
+    app = create_service_app(definition, config)
+    shared_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        app.state.peers = Peers(
+            {
+                "ingest": config.export_ingest_url,
+                "scoring": config.export_scoring_url,
+                "campaign": config.export_campaign_url,
+                "feedback": config.export_feedback_url,
+            },
+            config.export_timeout_s,
+        )
+        try:
+            async with shared_lifespan(app) as state:
+                yield state
+        finally:
+            await app.state.peers.aclose()
+
+    app.router.lifespan_context = lifespan
+    return app

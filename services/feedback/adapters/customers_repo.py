@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ARRAY, Text, any_, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,35 +40,48 @@ async def facts(session: AsyncSession, customer_id: str) -> CustomerFacts:
     return CustomerFacts() if row is None else CustomerFacts(row.tier, list(row.segments))
 
 
-async def set_tier(session: AsyncSession, customer_id: str, tier: str, at: datetime) -> None:
-    """Newest event time wins: a late, older score must not overwrite a newer tier."""
-    stmt = pg_insert(customers).values(customer_id=customer_id, tier=tier, tier_at=at)
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[customers.c.customer_id],
-            set_={"tier": stmt.excluded.tier, "tier_at": stmt.excluded.tier_at},
-            where=(customers.c.tier_at.is_(None)) | (customers.c.tier_at <= stmt.excluded.tier_at),
-        )
-    )
+_upsert_tier = pg_insert(customers)
+_upsert_tier = _upsert_tier.on_conflict_do_update(
+    index_elements=[customers.c.customer_id],
+    set_={"tier": _upsert_tier.excluded.tier, "tier_at": _upsert_tier.excluded.tier_at},
+    # Newest event time wins: a late, older score must not overwrite a newer tier.
+    where=(customers.c.tier_at.is_(None)) | (customers.c.tier_at <= _upsert_tier.excluded.tier_at),
+)
+_upsert_segments = pg_insert(customers)
+_upsert_segments = _upsert_segments.on_conflict_do_update(
+    index_elements=[customers.c.customer_id],
+    set_={"segments": _upsert_segments.excluded.segments, "segments_at": _upsert_segments.excluded.segments_at},
+)
 
 
-async def change_segments(
-    session: AsyncSession, customer_id: str, entered: Iterable[str], left: Iterable[str], at: datetime
-) -> None:
-    row = (
-        await session.execute(
-            select(customers.c.segments).where(customers.c.customer_id == customer_id).with_for_update()
-        )
-    ).first()
-    current = set(row.segments) if row is not None else set()
-    updated = sorted((current | set(entered)) - set(left))
-    stmt = pg_insert(customers).values(customer_id=customer_id, segments=updated, segments_at=at)
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[customers.c.customer_id],
-            set_={"segments": stmt.excluded.segments, "segments_at": stmt.excluded.segments_at},
-        )
+async def set_tiers(session: AsyncSession, tiers: Mapping[str, tuple[str, datetime]]) -> None:
+    """customer → (tier, event time), in one statement; rows in key order, so writers lock them in one order."""
+    rows = [
+        {"customer_id": customer_id, "tier": tier, "tier_at": at} for customer_id, (tier, at) in sorted(tiers.items())
+    ]
+    if rows:
+        await session.execute(_upsert_tier, rows)
+
+
+async def segments_for_update(session: AsyncSession, customer_ids: Collection[str]) -> dict[str, set[str]]:
+    """The customers' segments, their rows locked (in key order) until the transaction ends."""
+    rows = await session.execute(
+        select(customers.c.customer_id, customers.c.segments)
+        .where(customers.c.customer_id == any_(bindparam(None, sorted(customer_ids), type_=ARRAY(Text))))
+        .order_by(customers.c.customer_id)
+        .with_for_update()
     )
+    return {row.customer_id: set(row.segments) for row in rows}
+
+
+async def set_segments(session: AsyncSession, segments: Mapping[str, tuple[list[str], datetime]]) -> None:
+    """customer → (segments, time of the change), in one statement."""
+    rows = [
+        {"customer_id": customer_id, "segments": names, "segments_at": at}
+        for customer_id, (names, at) in sorted(segments.items())
+    ]
+    if rows:
+        await session.execute(_upsert_segments, rows)
 
 
 async def erase(session: AsyncSession, customer_ids: Sequence[str]) -> dict[str, int]:

@@ -186,3 +186,13 @@ async def events_between(
             if not rows:
                 return
             yield [_record(row) for row in rows]
+
+
+async def events_of(conn: asyncpg.Connection, customer_id: str, limit: int) -> list[EventRecord]:
+    """A customer's events in the log, oldest first (the data subject's export)."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM ingest.event_log WHERE customer_id = $1 ORDER BY event_time, event_id LIMIT $2",
+        customer_id,
+        limit,
+    )
+    return [_record(row) for row in rows]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Index, MetaData, Table, Text, func, text
+from sqlalchemy import JSON, Boolean, Column, DateTime, Index, Integer, LargeBinary, MetaData, Table, Text, func, text
 
 from libs.common.db import MessagingTables
 from libs.common.erasures import ErasureRecords
@@ -34,4 +34,16 @@ erasure_scrubs = Table(
     metadata,
     Column("customer_id", Text, primary_key=True),
     Column("erased_at", DateTime(timezone=True), nullable=False),
+)
+
+# The key store (libs.common.personal): each customer's data key wrapped by the master key. Deleting a row is the
+# crypto-shredding of that customer (handlers.erasure).
+customer_keys = Table(
+    "customer_keys",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("key_id", Text, nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("scheme_version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

@@ -21,6 +21,7 @@ from services.ingest.context import IngestContext
 from services.ingest.domain.acceptance import Acceptance as Acceptance
 from services.ingest.domain.acceptance import Status as Status
 from services.ingest.domain.incoming import ValidEvent
+from services.ingest.handlers.sealing import seal_records
 from services.ingest.metrics import EVENTS, PUBLISH_LATENCY
 
 
@@ -40,9 +41,11 @@ async def accept_items(
     if not items:
         return []
     first: dict[str, EventRecord] = {}
+    by_id: dict[str, ValidEvent] = {}
     for event, source in items:
         if event.id not in first:
             first[event.id] = EventRecord.of(event, source)
+            by_id[event.id] = event
     records = list(first.values())
     use_broker = ctx.broker_usable()
     failed: set[str] = set()
@@ -52,6 +55,8 @@ async def accept_items(
         if erased_at:
             past = {r.event_id for r in records if r.customer_id in erased_at and r.time <= erased_at[r.customer_id]}
             records = [record for record in records if record.event_id not in past]
+        if ctx.sealer is not None and ctx.settings.personal_data_encryption and records:
+            records = await seal_records(conn, ctx.sealer, records, by_id)
         fresh_ids = (
             await event_log.insert_fresh(
                 conn, records, published=use_broker, dedupe_window_s=ctx.settings.ingest_dedupe_window_s

@@ -17,7 +17,7 @@ from libs.common.envelope import CloudEvent
 from libs.common.erasures import erased_id
 from libs.common.loops import poll_forever
 from libs.common.runtime import Runtime
-from services.ingest.adapters import erasures
+from services.ingest.adapters import erasures, key_store
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ async def on_customer_erased(ctx: HandlerContext, events: Sequence[CloudEvent]) 
         customer_id = erased_id(event)
         erased[customer_id] = max(event.time, erased.get(customer_id, event.time))
     await erasures.record(ctx.session, erased)
+    # Crypto-shredding: every sealed copy of their personal data (event log, topics, backups) is unreadable now.
+    await key_store.destroy(ctx.session, erased)
     log.info("erasures recorded; event log scrub queued", extra={"count": len(erased)})
 
 

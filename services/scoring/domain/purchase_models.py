@@ -310,10 +310,57 @@ def _mbg_ll_and_grad(log_params: FloatArray, h: Histories, penalizer: float) -> 
     return value, -grad * params + 2.0 * penalizer * params * params
 
 
+class MbgObjective:
+    """``_mbg_ll_and_grad`` rearranged for speed, the way BG/NBD's objective is: the special functions depend on x
+    alone and the logarithms on T or recency alone, so they are evaluated on the distinct values (a few hundred)
+    and only the softplus and its sigmoid run per distinct triple."""
+
+    def __init__(self, h: Histories, penalizer: float) -> None:
+        w = h.weights / h.weights.sum()
+        self.w, self.x = w, h.frequency
+        self.x_u, self.x_idx = np.unique(h.frequency, return_inverse=True)
+        self.T_u, self.T_idx = np.unique(h.T, return_inverse=True)
+        self.rec_u, self.rec_idx = np.unique(h.recency, return_inverse=True)
+        self.w_x = np.bincount(self.x_idx, weights=w, minlength=self.x_u.size)
+        self.w_T = np.bincount(self.T_idx, weights=w, minlength=self.T_u.size)
+        self.wx_T = np.bincount(self.T_idx, weights=w * h.frequency, minlength=self.T_u.size)
+        self.penalizer = penalizer
+
+    def __call__(self, log_params: FloatArray) -> tuple[float, FloatArray]:
+        r, alpha, a, b = np.exp(log_params)
+        xu = self.x_u
+        by_x = gammaln(r + xu) - gammaln(r) + r * np.log(alpha) + gammaln(a + b)
+        by_x += gammaln(b + xu + 1.0) - gammaln(b) - gammaln(a + b + xu + 1.0)
+        log_at, log_arec = np.log(alpha + self.T_u), np.log(alpha + self.rec_u)
+        by_t = r * self.w_T + self.wx_T  # sum of w (r + x) per distinct T
+        gap = log_at[self.T_idx] - log_arec[self.rec_idx]
+        rx = r + self.x
+        d = (np.log(a) - np.log(b + xu))[self.x_idx] + rx * gap
+        ll = float(self.w_x @ by_x - by_t @ log_at + self.w @ np.logaddexp(0.0, d))
+
+        ws = self.w * expit(d)
+        wsrx = ws * rx
+        inv_at, inv_arec = 1.0 / (alpha + self.T_u), 1.0 / (alpha + self.rec_u)
+        psi_ab, psi_abx = digamma(a + b), digamma(a + b + xu + 1.0)
+        d_r = self.w_x @ (digamma(r + xu) - digamma(r) + np.log(alpha)) - self.w_T @ log_at + float(ws @ gap)
+        d_alpha = (
+            r / alpha
+            - by_t @ inv_at
+            + np.bincount(self.T_idx, weights=wsrx, minlength=self.T_u.size) @ inv_at
+            - np.bincount(self.rec_idx, weights=wsrx, minlength=self.rec_u.size) @ inv_arec
+        )
+        d_a = self.w_x @ (psi_ab - psi_abx) + float(ws.sum()) / a
+        d_b = self.w_x @ (psi_ab + digamma(b + xu + 1.0) - digamma(b) - psi_abx) - np.bincount(
+            self.x_idx, weights=ws, minlength=xu.size
+        ) @ (1.0 / (b + xu))
+        params = np.array([r, alpha, a, b])
+        grad = np.array([d_r, d_alpha, d_a, d_b])
+        value = -ll + self.penalizer * float(params @ params)
+        return value, -grad * params + 2.0 * self.penalizer * params * params
+
+
 def fit_mbg_nbd(h: Histories, penalizer: float = 0.0, tol: float = 1e-10, max_iter: int = 1000) -> CandidateFit:
-    x, converged, iterations = _minimise(
-        lambda lp: _mbg_ll_and_grad(lp, h, penalizer), _INITIAL_LOG_PARAMS, True, tol, max_iter
-    )
+    x, converged, iterations = _minimise(MbgObjective(h, penalizer), _INITIAL_LOG_PARAMS, True, tol, max_iter)
     r, alpha, a, b = (float(v) for v in np.exp(x))
     model = MbgNbd(MbgNbdParams(r=r, alpha=alpha / h.scale, a=a, b=b))
     p = model.p

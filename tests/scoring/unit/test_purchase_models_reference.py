@@ -133,3 +133,21 @@ def test_the_model_that_predicts_the_holdout_best_is_chosen(cdnow_weeks: pd.Data
         "calibration_frequency"
     ] == "7+"
     assert sum(b["customers"] for b in buckets) == f.size
+
+
+def test_the_fast_mbg_objective_is_the_reference_formula() -> None:
+    """MbgObjective (distinct x / T / recency values) gives the value and gradient of _mbg_ll_and_grad."""
+    from services.scoring.domain.purchase_models import MbgObjective, _mbg_ll_and_grad, histories
+
+    rng = np.random.default_rng(7)
+    n = 5000
+    age = rng.integers(1, 400, n).astype(float)
+    rec = np.floor(age * rng.random(n))
+    freq = np.where(rec > 0, rng.integers(1, 12, n), 0).astype(float)
+    h = histories(freq, rec, age)
+    fast = MbgObjective(h, 0.01)
+    for log_params in rng.normal(0.0, 1.0, (5, 4)):
+        value, grad = fast(log_params)
+        ref_value, ref_grad = _mbg_ll_and_grad(log_params, h, 0.01)
+        assert value == pytest.approx(ref_value, rel=1e-12)
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-9, atol=1e-12)

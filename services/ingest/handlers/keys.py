@@ -1,0 +1,23 @@
+"""The key service: consumers fetch a customer's data key, still wrapped, to open sealed events."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+
+from services.ingest.adapters import key_store
+from services.ingest.context import IngestContext
+
+
+def credential_valid(ctx: IngestContext, presented: str) -> bool:
+    return ctx.sealer is not None and hmac.compare_digest(presented.encode(), ctx.sealer.credential.encode())
+
+
+async def wrapped_key(ctx: IngestContext, customer_id: str) -> dict[str, str] | None:
+    """None for a customer without a key: never sealed for, or erased (the key destroyed)."""
+    async with ctx.pool.acquire() as conn:
+        found = await key_store.find(conn, customer_id)
+    if found is None:
+        return None
+    key_id, wrapped = found
+    return {"customer_id": customer_id, "key_id": key_id, "wrapped_key": base64.b64encode(wrapped).decode()}

@@ -1,0 +1,31 @@
+"""`GET /v1/customers/{customer_id}/export` (admin): the data subject access export."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from libs.common.auth import Principal, require_scope
+from libs.common.problems import Problem
+from libs.common.runtime import db_session
+from services.profile.handlers.export import export_customer
+
+router = APIRouter(prefix="/v1", tags=["customers"])
+Admin = Annotated[Principal, Depends(require_scope("admin"))]
+Session = Annotated[AsyncSession, Depends(db_session)]
+
+
+@router.get(
+    "/customers/{customer_id}/export",
+    summary="Everything every service holds about a customer, as one document (data subject access)",
+)
+async def export(customer_id: str, request: Request, session: Session, _: Admin) -> dict[str, Any]:
+    # An audit record of this read belongs here once the audit trail lands (issue 21, privkeys).
+    document = await export_customer(
+        session, request.app.state.peers, customer_id, request.headers.get("authorization", "")
+    )
+    if document is None:
+        raise Problem(404, "Not Found", f"no customer '{customer_id}'", customer_id=customer_id)
+    return document
