@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # Processes serving one port side by side (uvicorn workers), each with its own pools, producer, consumers
     # and background loops; /metrics merges all of them. On Kubernetes keep 1 and scale with replicas.
     http_workers: int = Field(default=1, ge=1, le=64)
+    # Gauges counted from the database (customers per tier, actions per outcome) are recounted on a scrape when
+    # older than this, so several scrapers (Prometheus pairs, `retain status`) cost one count.
+    metrics_refresh_min_interval_s: float = Field(default=5.0, ge=0)
     api_keys: dict[str, ApiKey] = Field(default_factory=dict)
     max_body_bytes: int = 5 * 1024 * 1024
 

@@ -89,6 +89,12 @@ async def load_campaign_rows(session: AsyncSession, ids: Collection[str]) -> lis
     return list((await session.execute(query)).all())
 
 
+async def customer_ids(session: AsyncSession) -> list[str]:
+    """Every customer campaign holds facts of, sorted."""
+    rows = await session.execute(select(customer_facts.c.customer_id).order_by(customer_facts.c.customer_id))
+    return list(rows.scalars())
+
+
 async def load_facts(session: AsyncSession, customer_ids: Collection[str]) -> dict[str, dict[str, Any]]:
     if not customer_ids:
         return {}

@@ -15,15 +15,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.consumer import HandlerContext
 from libs.common.loops import poll_forever
+from services.campaign.adapters import bulk
 from services.campaign.adapters import repository as repo
 from services.campaign.adapters.repository import StoredCampaign
-from services.campaign.adapters.tables import aliases, customer_facts, scheduled_triggers
+from services.campaign.adapters.tables import aliases, scheduled_triggers
 from services.campaign.domain.definitions import TIME_TRIGGER_KINDS
 from services.campaign.domain.triggers import CustomerFacts, TriggerMatch, due_dates, trigger_window
 from services.campaign.handlers.deps import CampaignDeps
@@ -107,14 +108,24 @@ async def reschedule(
             )
 
 
+# Customers read and rescheduled at a time when a campaign is created: bounded memory, few round trips.
+EVERYONE_CHUNK = 1000
+
+
 async def schedule_campaign_for_everyone(deps: CampaignDeps, session: AsyncSession, campaign: StoredCampaign) -> int:
-    """A new or re-activated time-triggered campaign covers customers already known."""
+    """A new or re-activated time-triggered campaign covers customers already known, a chunk of them at a time."""
+    from services.campaign.handlers.batch import empty_facts, schedule_rows
+
     if not time_triggered([campaign]):
         return 0
-    today = deps.now().date()
-    ids = list((await session.execute(select(customer_facts.c.customer_id))).scalars())
-    for customer_id in ids:
-        await reschedule(deps, session, customer_id, [campaign], today)
+    now = deps.now()
+    ids = await bulk.customer_ids(session)
+    for start in range(0, len(ids), EVERYONE_CHUNK):
+        chunk = ids[start : start + EVERYONE_CHUNK]
+        found = await bulk.load_facts(session, chunk)
+        facts = {customer_id: found.get(customer_id) or empty_facts(customer_id) for customer_id in chunk}
+        keep, due = schedule_rows(deps, [campaign], facts, dict.fromkeys(chunk, now))
+        await bulk.reschedule(session, keep, due)
     return len(ids)
 
 

@@ -6,8 +6,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from services.campaign.adapters import repository as repo
+from services.campaign.adapters.tables import scheduled_triggers
 from services.campaign.domain.coupons import is_valid_code
+from services.campaign.domain.definitions import CampaignDefinition
+from services.campaign.handlers import admin
+from services.campaign.handlers.scheduler import schedule_campaign_for_everyone
 from tests.campaign.integration.harness import NOON, Harness, event
 
 EMAIL = {"type": "message", "channel": "email", "subject": "Hi {name}", "body": "Enjoy {favourite_category}"}
@@ -177,3 +183,28 @@ async def test_new_purchase_moves_a_pending_days_after_purchase_trigger(harness:
     assert await h.scheduler().run_once() == 0  # the first date was replaced by the second
     h.clock.now = later + timedelta(days=3)
     assert await h.scheduler().run_once() == 1
+
+
+async def test_a_time_triggered_campaign_created_later_covers_every_known_customer_once(harness: Harness) -> None:
+    h = harness
+    for customer in ("c-1", "c-2"):
+        await h.handle(
+            h.handlers.on_customer_event,
+            event("purchase", customer, {"order_id": f"o-{customer}", "amount": 5, "currency": "USD"}),
+        )
+    await known_customer(h, "c-3")  # known, but never bought: no date after a purchase
+    trigger = {"kind": "days_after_purchase", "anchor": "last", "days": 3}
+    definition = CampaignDefinition.model_validate({"name": "later", "trigger": trigger, "actions": [COUPON]})
+    async with h.sessions() as session:
+        created = await admin.create_campaign(h.deps, session, definition)
+    async with h.sessions() as session, session.begin():  # saved again: the same rows, none twice
+        stored = await repo.load_campaign(session, created["id"])
+        assert stored is not None
+        await schedule_campaign_for_everyone(h.deps, session, stored)
+    async with h.sessions() as session:
+        rows = (await session.execute(select(scheduled_triggers.c.customer_id, scheduled_triggers.c.status))).all()
+    assert sorted(rows) == [("c-1", "pending"), ("c-2", "pending")]
+
+    h.clock.now = NOON + timedelta(days=3)
+    assert await h.scheduler().run_once() == 2
+    assert sorted(row.customer_id for row in await h.actions(campaign=created["id"])) == ["c-1", "c-2"]
