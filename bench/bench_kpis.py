@@ -8,7 +8,10 @@
    quarter from the first purchase to the clock computed (KPIs and cohort columns), as after a rebuild.
 3. One more day: a day's worth of purchases (purchases / days) delivered through the consumer handler in batches of
    the consumer batch size, then the touched periods recomputed.
-4. API: GET /v1/kpis and GET /v1/cohorts for the last 24 months over HTTP in-process (ASGI), p50 / p99.
+4. Churn and clusters: the churned-customers report of the last closed week, the announcement of every closed
+   week's report, and a refit of the behavioural clusters (k by silhouette) with its segments published.
+5. API: GET /v1/kpis and GET /v1/cohorts for the last 24 months, and GET /v1/reports/churned for the last closed
+   week, over HTTP in-process (ASGI), p50 / p99.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from services.insights.bootstrap import create_app
 from services.insights.domain.facts import periods_from
 from services.insights.domain.periods import GRAINS, Grain, period_start
 from services.insights.handlers import consume
+from services.insights.handlers.churn import ChurnReports
+from services.insights.handlers.clusters import Clusters
 from services.insights.handlers.figures import Figures
 from services.insights.settings import InsightsSettings, insights_settings
 
@@ -94,6 +99,29 @@ async def load(settings: InsightsSettings, customers: int, purchases: int, days:
                 "round(CAST(sum(amount) * 1.5 AS numeric), 2) FROM insights.purchases GROUP BY customer_id"
             )
         )
+        # A churned score 120 days after the last purchase (when that is before the clock), and profile traits.
+        await connection.execute(
+            text(
+                "INSERT INTO insights.scores (customer_id, scored_at, event_id, tier, clv, stage, reasons) "
+                "SELECT customer_id, max(purchased_at) + interval '120 days', 'z' || customer_id, 'low', "
+                "round(CAST(sum(amount) AS numeric), 2), 'churned', "
+                'CAST(\'[{"code": "recency", "message": "no purchase", "contribution": 0.8}]\' AS jsonb) '
+                "FROM insights.purchases GROUP BY customer_id "
+                "HAVING max(purchased_at) + interval '120 days' < (SELECT max(purchased_at) FROM insights.purchases)"
+            )
+        )
+        await connection.execute(text("UPDATE insights.scores SET stage = 'active' WHERE stage IS NULL"))
+        await connection.execute(
+            text(
+                "INSERT INTO insights.customer_traits (customer_id, version, favourite_category, region, channel, "
+                "open_tickets, last_nps, last_login_at) "
+                "SELECT customer_id, 1, (ARRAY['books', 'music', 'video'])[1 + abs(hashtext(customer_id)) % 3], "
+                "(ARRAY['north', 'south', 'east', 'west'])[1 + abs(hashtext(customer_id || 'r')) % 4], "
+                "(ARRAY['app', 'web'])[1 + abs(hashtext(customer_id || 'c')) % 2], abs(hashtext(customer_id)) % 2, "
+                "abs(hashtext(customer_id || 'n')) % 11, max(purchased_at) "
+                "FROM insights.purchases GROUP BY customer_id"
+            )
+        )
         await connection.execute(
             text(
                 "INSERT INTO insights.survey_scores (event_id, customer_id, answered_at, kind, score) "
@@ -114,7 +142,7 @@ async def load(settings: InsightsSettings, customers: int, purchases: int, days:
         await connection.execute(
             text("INSERT INTO insights.clock (id, newest_event_at) VALUES (1, :at)"), {"at": newest}
         )
-        for table in ("purchases", "scores", "survey_scores"):
+        for table in ("purchases", "scores", "survey_scores", "customer_traits"):
             await connection.execute(text(f"ANALYZE insights.{table}"))
     await engine.dispose()
     report("load purchases, scores, answers (bulk SQL)", time.perf_counter() - started, f"{purchases:,} purchases")
@@ -181,6 +209,25 @@ async def one_more_day(figures: Figures, customers: int, per_day: int) -> None:
     report("one more day, total", time.perf_counter() - started)
 
 
+async def churn_and_clusters(figures: Figures) -> None:
+    reports = ChurnReports(figures.settings, figures.sessions, figures.outbox)
+    began = time.perf_counter()
+    one = await reports.report(figures.settings.insights_churn_report_grain, None)
+    report("churned report of the last closed week", time.perf_counter() - began, f"{one['churned']:,} churned")
+    began, announced = time.perf_counter(), 0
+    while count := await reports.announce():
+        announced += count
+    report("churn reports of every closed week", time.perf_counter() - began, f"{announced} weeks announced")
+    clusters = Clusters(figures.settings, figures.sessions, figures.outbox)
+    began = time.perf_counter()
+    fitted = await clusters.refit()
+    report(
+        "cluster refit (k by silhouette) + segments",
+        time.perf_counter() - began,
+        f"{fitted['customers']:,} customers, k={fitted['k']}, {fitted['changed']:,} published",
+    )
+
+
 async def api_latency(settings: InsightsSettings, requests: int, months: int) -> None:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -195,9 +242,11 @@ async def api_latency(settings: InsightsSettings, requests: int, months: int) ->
             now = await figures.now()
             first = (now.date().replace(day=1) - timedelta(days=31 * (months - 1))).replace(day=1)
             params = {"period": "month", "from": first.isoformat(), "to": now.date().isoformat()}
-            for path in ("/v1/kpis", "/v1/cohorts"):
+            for path, count in (("/v1/kpis", requests), ("/v1/cohorts", requests), ("/v1/reports/churned", 20)):
                 timings = []
-                for _ in range(requests):
+                if path == "/v1/reports/churned":
+                    params = {"period": "week"}
+                for _ in range(count):
                     began = time.perf_counter()
                     response = await client.get(path, params=params)
                     timings.append(time.perf_counter() - began)
@@ -205,9 +254,7 @@ async def api_latency(settings: InsightsSettings, requests: int, months: int) ->
                 timings.sort()
                 p50 = statistics.median(timings) * 1000
                 p99 = timings[min(len(timings) - 1, int(len(timings) * 0.99))] * 1000
-                print(
-                    f"GET {path} ({months} months){'':<18} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  ({requests} requests)"
-                )
+                print(f"GET {path:<20} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  ({count} requests)")
 
 
 async def main() -> None:
@@ -248,6 +295,7 @@ async def main() -> None:
             await figures.check_anomalies()
             await figures.update_gauges()
             report("anomaly check of every closed month, gauges", time.perf_counter() - began)
+            await churn_and_clusters(figures)
         finally:
             await engine.dispose()
         await api_latency(settings, args.requests, args.months)

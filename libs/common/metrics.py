@@ -9,10 +9,13 @@ workers' values combine (`multiprocess_mode`; ignored with one process).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+Labels = TypeVar("Labels", bound=tuple[str, ...])
 
 HTTP_LATENCY = Histogram(
     "retain_http_request_duration_seconds",
@@ -83,6 +86,26 @@ MODEL_LAST_REFIT = Gauge(
     ["service"],
     multiprocess_mode="livemax",
 )
+
+
+class Snapshot:
+    """A gauge of counts read from the database (customers per tier, actions per outcome): each `replace` states the
+    whole picture, so a label set that has disappeared reads 0 rather than its last count.
+
+    The database is the truth, so every replica reports the same figure and a restart loses nothing: dashboards take
+    `max` over replicas, and `delta` over a window where they want a rate.
+    """
+
+    def __init__(self, gauge: Gauge) -> None:
+        self.gauge = gauge
+        self._seen: set[tuple[str, ...]] = set()
+
+    def replace(self, counts: Mapping[Labels, float]) -> None:
+        for gone in self._seen - set(counts):
+            self.gauge.labels(*gone).set(0)
+        for labels, value in counts.items():
+            self.gauge.labels(*labels).set(value)
+        self._seen |= set(counts)
 
 
 def multiprocess_mode() -> bool:

@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 BackgroundTask = Callable[["Runtime"], Awaitable[None]]
 # Re-queues what a service published within its redelivery window; returns how many events.
 Redelivery = Callable[["Runtime"], Awaitable[int]]
+# Sets gauges counted from the service's own tables (libs.common.metrics.Snapshot) in one read-only session.
+GaugeRefresh = Callable[[AsyncSession], Awaitable[None]]
+# A count that has not answered by then is skipped: the scrape reports the previous figures.
+GAUGE_REFRESH_TIMEOUT_S = 5.0
 
 
 # Services keep many long-lived objects (the profile cache holds tens of thousands of parsed documents) and
@@ -82,6 +86,9 @@ class ServiceDefinition:
     young_gc_threshold: int = YOUNG_GC_THRESHOLD
     # What the service re-sends to a broker that lost it; None: its shared outbox's published rows.
     redeliver: Redelivery | None = None
+    # Gauges of the service's state, recounted when a scrape finds them older than
+    # `metrics_refresh_min_interval_s`.
+    gauges: Sequence[GaugeRefresh] = ()
 
 
 class Runtime:
@@ -110,6 +117,8 @@ class Runtime:
         )
         self.broker_connected = asyncio.Event()
         self._recovery = asyncio.Lock()
+        self._gauges_lock = asyncio.Lock()
+        self._gauges_at = float("-inf")
         # Consumers and the relay stop at a batch boundary when asked; background tasks are cancelled.
         self._graceful: list[asyncio.Task[None]] = []
         self._cancellable: list[asyncio.Task[None]] = []
@@ -247,6 +256,21 @@ class Runtime:
         except Exception:
             return False
 
+    async def refresh_gauges(self) -> None:
+        """Recounts the state gauges unless a recent scrape did; a failure leaves the previous figures."""
+        if not self.definition.gauges:
+            return
+        async with self._gauges_lock:
+            if time.monotonic() - self._gauges_at < self.settings.metrics_refresh_min_interval_s:
+                return
+            try:
+                async with self.sessions() as session:
+                    for refresh in self.definition.gauges:
+                        await asyncio.wait_for(refresh(session), GAUGE_REFRESH_TIMEOUT_S)
+            except Exception:
+                log.warning("counting the state gauges failed; the scrape reports the previous figures", exc_info=True)
+            self._gauges_at = time.monotonic()
+
     def consumers_joined(self) -> bool:
         """Every consumer is a member of its group with its partitions (possibly none) assigned."""
         return all(loop.joined.is_set() for loop in self.consumers)
@@ -376,7 +400,8 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
     async def prometheus_metrics(request: Request) -> Response:
         # A scrape reports the dependencies as they are now, not as the last readiness probe found them.
-        await runtime_of(request).readiness()
+        runtime = runtime_of(request)
+        await asyncio.gather(runtime.readiness(), runtime.refresh_gauges())
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     for router in definition.routers:

@@ -59,7 +59,10 @@ class Settings(BaseSettings):
     # Processes serving one port side by side (uvicorn workers), each with its own pools, producer, consumers
     # and background loops; /metrics merges all of them. On Kubernetes keep 1 and scale with replicas.
     http_workers: int = Field(default=1, ge=1, le=64)
-    # Bootstrap keys (a JSON object): enough to create the first managed key (`retain keys create`, POST /v1/keys).
+    # Gauges counted from the database (customers per tier, actions per outcome) are recounted on a scrape when
+    # older than this, so several scrapers (Prometheus pairs, `retain status`) cost one count.
+    metrics_refresh_min_interval_s: float = Field(default=5.0, ge=0)
+    # Bootstrap keys (a JSON object): enough to create the first managed key (POST /v1/api-keys).
     api_keys: dict[str, ApiKey] = Field(default_factory=dict)
     # How stale a process's copy of the managed keys may be: a revoked key stops working within this time.
     api_key_cache_ttl_s: float = Field(default=2.0, gt=0, le=60)

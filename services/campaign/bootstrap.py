@@ -19,6 +19,7 @@ from services.campaign.entrypoints import outcomes
 from services.campaign.entrypoints.api import router
 from services.campaign.handlers.deps import CampaignDeps
 from services.campaign.handlers.events import SEGMENT_EVENT_TYPES, CampaignHandlers
+from services.campaign.handlers.gauges import refresh_action_gauges
 from services.campaign.handlers.kpi_alerts import kpi_alert_subscription
 from services.campaign.handlers.scheduler import Scheduler
 from services.campaign.handlers.sender import Sender
@@ -75,6 +76,7 @@ def definition(deps: CampaignDeps, channels: Channels) -> ServiceDefinition:
         subscriptions=[*subscriptions(handlers), kpi_alert_subscription(deps)],
         routers=[router, outcomes.router],
         background=[sender, scheduler],
+        gauges=[refresh_action_gauges],
     )
 
 

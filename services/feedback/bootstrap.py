@@ -19,6 +19,7 @@ from services.feedback.entrypoints.api import routers
 from services.feedback.entrypoints.common import install_error_handlers
 from services.feedback.handlers import customers, sla
 from services.feedback.handlers.deps import FeedbackDeps
+from services.feedback.handlers.gauges import refresh_breach_gauges
 from services.feedback.handlers.surveys import survey_response_handler
 from services.feedback.handlers.tickets import TICKET_EVENTS, ticket_handler
 from services.feedback.settings import FeedbackSettings
@@ -75,6 +76,7 @@ def definition(deps: FeedbackDeps) -> ServiceDefinition:
         subscriptions=subscriptions(deps),
         routers=routers,
         background=[sla_checker],
+        gauges=[refresh_breach_gauges],
         openapi_tags=[
             {"name": "tickets", "description": "Tickets and complaints, their timeline and SLA clocks."},
             {"name": "agents", "description": "Support agents and their skills, for routing."},

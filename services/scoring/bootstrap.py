@@ -15,6 +15,7 @@ from libs.common.topics import CUSTOMER_EVENTS, FEEDBACK_EVENTS, PROFILE_CHANGES
 from services.scoring.adapters.tables import SCHEMA, messaging
 from services.scoring.entrypoints.api import router
 from services.scoring.handlers.due import due_periodically
+from services.scoring.handlers.gauges import refresh_grade_gauges
 from services.scoring.handlers.refit import refit_periodically
 from services.scoring.handlers.rescore import (
     FEEDBACK_EVENT_TYPES,
@@ -46,6 +47,7 @@ def definition(service: ScoringService) -> ServiceDefinition:
         ],
         routers=[router],
         background=[scheduled_refit, due_transitions],
+        gauges=[refresh_grade_gauges],
     )
 
 

@@ -84,6 +84,13 @@ async def test_search_and_the_360_view(platform: Platform) -> None:
         nps = next(m for m in page.marked if "data-nps" in m)
         assert nps["data-nps"] == "2"
         assert page.has("purchase") and page.has("ticket.opened")  # the timeline
+        async with platform.client("scoring", ADMIN) as scoring:
+            history = (await scoring.get("/v1/customers/c-big/score/history", params={"limit": 50})).json()["items"]
+        shown = [m["data-history"] for m in page.marked if m.get("tag") == "tr" and "data-history" in m]
+        assert len(shown) > 1  # the first score and the complaint's change at least
+        # Newest first, as scoring has it; changes that arrived after the page was drawn come before them.
+        assert [h["event_id"] for h in history][-len(shown) :] == shown
+        assert "score-history" in marks and "line" in [m.get("data-chart") for m in page.marked]
         assert page.form("/customers/c-big/contacted").values["csrf"]
         missing = await console.get("/customers/c-nobody")
         assert missing.status_code == 404

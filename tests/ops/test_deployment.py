@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from libs.common.topics import ALL_TOPICS, dlq_of
-from retain_cli.supervisor import SERVICES, consumer_groups
+from retain_cli.supervisor import CONSOLE, PROCESSES, SERVICES, consumer_groups
 from tests.ops.kustomize import Resource, render
 from tests.ops.monitoring import RULES
 
@@ -23,6 +23,7 @@ K8S = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.31"
 CRD_SCHEMAS: dict[str, Any] = yaml.safe_load((Path(__file__).parent / "crd_schemas.yaml").read_text())
 BUILDS = ["base", "overlays/dev", "overlays/prod"]
+COMPONENT = "app.kubernetes.io/component"
 # Services that consume, from their own subscriptions; ingest (which also follows profile changes, for erasures)
 # takes its load over HTTP and scales on CPU: an HPA and a ScaledObject must not both drive one Deployment.
 CONSUMERS = tuple(sorted({group.split(".")[0] for group in consumer_groups()} - {"ingest"}))
@@ -74,7 +75,7 @@ def test_names_are_unique_per_kind_and_overlays_set_a_namespace(name: str) -> No
 @pytest.mark.parametrize("name", BUILDS)
 def test_deployments_have_probes_limits_and_a_locked_down_pod(name: str) -> None:
     deployments = of_kind(build(name), "Deployment")
-    assert set(deployments) == {f"retain-{service}" for service in SERVICES}
+    assert set(deployments) == {f"retain-{name}" for name in PROCESSES}
     for deployment in deployments.values():
         pod = deployment["spec"]["template"]["spec"]
         main = container(deployment)
@@ -189,6 +190,25 @@ def test_only_ingest_is_reachable_from_outside(name: str) -> None:
             assert reachable, "ingest is not reachable from outside"
         else:
             assert reachable == [], f"{deployment['metadata']['name']} is reachable from outside"
+    # People reach the console through the ingress controller only.
+    [console] = [p for p in policies if p["spec"]["podSelector"].get("matchLabels", {}).get(COMPONENT) == CONSOLE]
+    [rule] = console["spec"]["ingress"]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
+
+
+@pytest.mark.parametrize("name", BUILDS)
+def test_the_console_reads_the_services_through_their_cluster_services(name: str) -> None:
+    resources = build(name)
+    main = container(of_kind(resources, "Deployment")["retain-console"])
+    env = {item["name"]: item["value"] for item in main["env"]}
+    services = of_kind(resources, "Service")
+    for service in SERVICES:
+        if service != "ingest":
+            assert env[f"RETAIN_CONSOLE_{service.upper()}_URL"] == f"http://retain-{service}"
+            assert f"retain-{service}" in services
+    assert env["RETAIN_CONSOLE_SECURE_COOKIES"] == "true"
+    # No database or Kafka credentials: it owns neither.
+    assert [mount["name"] for mount in main["volumeMounts"]] == ["tmp"]
 
 
 def test_compose_pins_every_image_and_prometheus_scrapes_every_service() -> None:
@@ -205,7 +225,11 @@ def test_compose_pins_every_image_and_prometheus_scrapes_every_service() -> None
     [job] = prometheus["scrape_configs"]
     assert job["job_name"] == "retain"
     assert [(c["targets"], c["labels"]["retain_service"]) for c in job["static_configs"]] == [
-        ([f"{name}:8000"], name) for name in SERVICES
+        ([f"{name}:8000"], name) for name in PROCESSES
     ]
+    console = compose["services"][CONSOLE]["environment"]
+    for name in SERVICES:
+        if name != "ingest":
+            assert console[f"RETAIN_CONSOLE_{name.upper()}_URL"] == f"http://{name}:8000"
     assert "./deploy/prometheus/rules.yml:/etc/prometheus/rules.yml:ro" in compose["services"]["prometheus"]["volumes"]
     assert prometheus["rule_files"] == ["/etc/prometheus/rules.yml"]

@@ -28,6 +28,18 @@ AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 # A caller with a tight rate limit, so the 429 path (and its counter) is exercised too.
 LIMITED_KEY = "ops-limited-key"
 LIMITED_SPEC = {"source": "limited", "scopes": ["events:write"], "rate_limit_per_s": 1}
+# Every tier's high-priority ticket has to be answered within seconds: the ticket pushed below breaches at once.
+FAST_SLA = {tier: {"high": {"first_response_minutes": 0.05}} for tier in ("vip", "high", "medium", "low")}
+# A detractor's survey answer gets a coupon and an email: the coupon is then redeemed by a purchase.
+DETRACTOR_CAMPAIGN = {
+    "name": "Sorry",
+    "status": "active",
+    "trigger": {"kind": "low_nps"},
+    "actions": [
+        {"type": "coupon", "kind": "amount", "value": "5", "currency": "USD"},
+        {"type": "message", "channel": "email", "subject": "Sorry", "body": "Hi {name}"},
+    ],
+}
 # The sample names each metric type exposes, after its family name.
 SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -53,7 +65,13 @@ async def platform(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> As
     stack.postgres.create_database(name)
     isolation = Isolation(stack, database=name, prefix=f"{name}-")
     log_dir = tmp_path_factory.mktemp("platform")
-    env = {**isolation.env(), "RETAIN_API_KEYS": json.dumps({**TEST_API_KEYS, LIMITED_KEY: LIMITED_SPEC})}
+    env = {
+        **isolation.env(),
+        "RETAIN_API_KEYS": json.dumps({**TEST_API_KEYS, LIMITED_KEY: LIMITED_SPEC}),
+        "RETAIN_SLA_TABLE": json.dumps(FAST_SLA),
+        # Every scrape recounts the state gauges: the test reads what the tables hold at that moment.
+        "RETAIN_METRICS_REFRESH_MIN_INTERVAL_S": "0",
+    }
     supervisor = Supervisor(env=env, ports={s: free_port() for s in SERVICES}, log_dir=log_dir)
     supervisor.start_all()
     try:
@@ -73,7 +91,8 @@ def event(event_id: str, type_: str, data: dict[str, Any]) -> dict[str, Any]:
 
 async def push_events(supervisor: Supervisor) -> None:
     """A purchase, a login and a ticket through ingest, a rejected one, a caller over its rate limit, and a wait
-    until the consumers had them."""
+    until the consumers had them; then a detractor's survey answer, whose coupon a second purchase redeems, and
+    the ticket's SLA breach."""
     purchase = {
         "order_id": "o-ops",
         "amount": 50.0,
@@ -83,6 +102,8 @@ async def push_events(supervisor: Supervisor) -> None:
     ticket = {"ticket_id": "t-ops", "priority": "high", "category": "delivery", "text": "late"}
     async with httpx.AsyncClient(timeout=10, headers=AUTH) as client:
         url = f"{supervisor.url('ingest')}/v1/events"
+        created = await client.post(f"{supervisor.url('campaign')}/v1/campaigns", json=DETRACTOR_CAMPAIGN)
+        assert created.status_code == 201, created.text
         for body in (
             event("ops-1", "purchase", purchase),
             event("ops-2", "login", {"channel": "web"}),
@@ -107,6 +128,38 @@ async def push_events(supervisor: Supervisor) -> None:
 
         await eventually(ticket_seen)
         await eventually(scored)
+        await redeem_a_detractors_coupon(client, supervisor, purchase)
+
+        async def breached() -> bool:
+            ticket = (await client.get(f"{supervisor.url('feedback')}/v1/tickets/t-ops")).json()
+            return any(clock.get("breached_at") for clock in ticket.get("sla", {}).values())
+
+        await eventually(breached)
+
+
+async def redeem_a_detractors_coupon(client: httpx.AsyncClient, supervisor: Supervisor, order: dict[str, Any]) -> None:
+    response = await client.post(
+        f"{supervisor.url('ingest')}/v1/events", json=event("ops-5", "survey.response", {"nps": 2})
+    )
+    assert response.status_code == 202, response.text
+
+    async def coupon_code() -> str | None:
+        answer = await client.get(f"{supervisor.url('campaign')}/v1/customers/c-ops/actions")
+        kinds = {item["kind"]: item for item in answer.json().get("items", [])}
+        return kinds["coupon"]["details"]["code"] if {"coupon", "message"} <= kinds.keys() else None
+
+    code = await eventually(coupon_code)
+    redeeming = {**order, "order_id": "o-ops-2", "coupon_code": code}
+    # After the coupon was issued (its issue time is when campaign decided), so it can be redeemed.
+    paid = {**event("ops-6", "purchase", redeeming), "time": datetime.now(UTC).isoformat()}
+    response = await client.post(f"{supervisor.url('ingest')}/v1/events", json=paid)
+    assert response.status_code == 202, response.text
+
+    async def redeemed() -> bool:
+        coupon = await client.get(f"{supervisor.url('campaign')}/v1/coupons/{code}")
+        return bool(coupon.json().get("redeemed"))
+
+    await eventually(redeemed)
 
 
 async def scrape(platform: Running) -> dict[str, dict[str, set[str]]]:
@@ -160,6 +213,46 @@ async def test_the_core_series_have_samples_after_events_flowed(platform: Runnin
     assert exposed["ingest"]["retain_ingest_events_total"] == {"type", "source", "outcome"}
     # Single-process services report their process; ingest's several workers do not (multiprocess mode).
     assert exposed["profile"]["process_resident_memory_bytes"] == set()
+
+
+async def values(platform: Running, service: str, metric: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Each sample of one gauge as a service exposes it: sorted label pairs -> value."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(f"{platform.supervisor.url(service)}/metrics")
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == metric
+    }
+
+
+def total(samples: dict[tuple[tuple[str, str], ...], float], **match: str) -> float:
+    return sum(value for labels, value in samples.items() if match.items() <= dict(labels).items())
+
+
+async def test_the_retention_gauges_count_what_the_services_hold(platform: Running) -> None:
+    """Customers by grade, coupons issued and redeemed, messages by outcome and SLA breaches by tier, as the tables
+    hold them after the events above: one scored customer, one coupon redeemed, one message, one breach."""
+    customers = await values(platform, "scoring", "retain_customers")
+    assert {dict(labels)["tier"] for labels in customers} == {"low", "medium", "high"}
+    assert total(customers) == 1
+    risk = await values(platform, "scoring", "retain_customers_by_churn_risk")
+    assert len(risk) == 10 and total(risk) == 1
+    async with httpx.AsyncClient(timeout=10, headers=AUTH) as client:
+        score = (await client.get(f"{platform.supervisor.url('scoring')}/v1/customers/c-ops/score")).json()
+    assert total(customers, tier=score["tier"], stage=score["stage"]) == 1
+    assert total(risk, risk=f"{min(int(score['churn_risk'] * 10), 9) / 10:.1f}") == 1
+
+    issued = await values(platform, "campaign", "retain_coupons_issued")
+    redeemed = await values(platform, "campaign", "retain_coupons_redeemed")
+    assert list(issued.values()) == [1] and list(redeemed.values()) == [1]
+    actions = await values(platform, "campaign", "retain_campaign_actions")
+    assert total(actions, kind="message", channel="email") == 1
+    assert total(actions, kind="coupon", status="issued") == 1
+
+    breaches = await values(platform, "feedback", "retain_sla_breaches")
+    assert total(breaches, clock="first_response") == 1
 
 
 async def test_retain_status_reports_every_service_group_and_dead_letter_topic(platform: Running) -> None:

@@ -176,8 +176,17 @@ async def customer_view(request: Request, user: SignedIn, customer_id: str) -> H
         return _forbidden(request, user, "customers:read")
     view = await views.customer_360(_upstreams(request), user.key, customer_id)
     status = 404 if view.profile.state == "none" and view.score.state == "none" else 200
+    changes = list(reversed(view.history.data.get("items", []))) if view.history.state == "ok" else []
+    risk_chart = line_chart([(str(c["at"])[:10], c.get("churn_risk")) for c in changes], "Churn risk over time")
     return _page(
-        request, user, "customer.html", status, view=view, outcomes=CONTACT_OUTCOMES, channels=CONTACT_CHANNELS
+        request,
+        user,
+        "customer.html",
+        status,
+        view=view,
+        outcomes=CONTACT_OUTCOMES,
+        channels=CONTACT_CHANNELS,
+        risk_chart=risk_chart if len(changes) > 1 else "",
     )
 
 

@@ -71,6 +71,11 @@ class Customer360:
     tickets: Section
     contacts: Section
     timeline: Section
+    history: Section
+
+
+# Score changes shown in the 360° view: newest first in the table, oldest first in the chart.
+HISTORY_LIMIT = 50
 
 
 async def customer_360(up: Upstreams, key: str, customer_id: str) -> Customer360:
@@ -83,6 +88,7 @@ async def customer_360(up: Upstreams, key: str, customer_id: str) -> Customer360
         up.get("feedback", "/v1/tickets", key, params={"customer_id": customer_id, "limit": 20}),
         up.get("feedback", f"{path}/contacts", key, params={"limit": 10}),
         up.get("profile", f"{path}/timeline", key, params={"limit": 30}),
+        up.get("scoring", f"{path}/score/history", key, params={"limit": HISTORY_LIMIT}),
     )
     return Customer360(customer_id, *(Section(reply) for reply in replies))
 

@@ -692,6 +692,7 @@ async def churn_counts(session: AsyncSession, grain: Grain, start: date, *, top:
     bounds = {"start_at": midnight(start), "end_at": midnight(end), "end": end}
     await session.execute(text("DROP TABLE IF EXISTS report_customers"))
     await session.execute(text(_REPORT_CUSTOMERS_SQL), {**bounds, "base": list(BASE_STAGES)})
+    await session.execute(text("ANALYZE report_customers"))
     totals = (
         await session.execute(
             text(

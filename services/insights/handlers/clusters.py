@@ -97,11 +97,13 @@ class Clusters:
         }
 
     async def run(self) -> None:
+        # The first refit waits one interval (or `POST /v1/clusters/refit`): a fit over the whole base is heavy, and
+        # a service starting (a deploy, a replay) has not counted its customers yet.
         while True:
+            await asyncio.sleep(self.settings.insights_cluster_interval_s)
             try:
                 await self.refit()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("refitting clusters failed; retrying at the next interval")
-            await asyncio.sleep(self.settings.insights_cluster_interval_s)

@@ -378,3 +378,77 @@ async def export_of(session: AsyncSession, survivor: str) -> tuple[str | None, l
     timeline = [{"time": row[0].isoformat(), "id": row[1], "type": row[2], "summary": row[3]} for row in rows.all()]
     segments = sorted((await memberships(session, [survivor])).get(survivor, set()))
     return state, timeline, segments
+
+
+# --- the customers API --------------------------------------------------------------------------------------------
+
+
+async def document(session: AsyncSession, customer_id: str) -> str | None:
+    """The customer's document as JSON text, without a lock (a read for the API)."""
+    query = text(f"SELECT state::text FROM {S}.customers WHERE customer_id = :id")
+    value = await session.scalar(query, {"id": customer_id})
+    return None if value is None else str(value)
+
+
+async def profile_exists(session: AsyncSession, customer_id: str) -> bool:
+    return bool(await session.scalar(text(f"SELECT 1 FROM {S}.customers WHERE customer_id = :id"), {"id": customer_id}))
+
+
+async def timeline_page(
+    session: AsyncSession, customer_id: str, before: tuple[datetime, str] | None, limit: int
+) -> list[Any]:
+    """Newest first, keyset on (event time, event id), from before `before` on."""
+    params: dict[str, Any] = {"id": customer_id, "limit": limit}
+    after = ""
+    if before is not None:
+        params["time"], params["event_id"] = before
+        after = "AND (event_time, event_id) < (:time, :event_id)"
+    result = await session.execute(
+        text(
+            f"SELECT event_time, event_id, type, summary FROM {S}.timeline WHERE customer_id = :id {after} "
+            "ORDER BY event_time DESC, event_id DESC LIMIT :limit"
+        ),
+        params,
+    )
+    return list(result.all())
+
+
+async def search(
+    session: AsyncSession,
+    *,
+    email: str | None,
+    phone: str | None,
+    tag: str | None,
+    segment: str | None,
+    after: str | None,
+    limit: int,
+) -> list[tuple[str, str]]:
+    """(customer id, document as JSON text) of the customers matching every filter given, by customer id."""
+    where: list[str] = []
+    params: dict[str, Any] = {"limit": limit}
+    if email is not None:
+        where.append("c.email = :email")
+        params["email"] = email
+    if phone is not None:
+        where.append("c.phone = :phone")
+        params["phone"] = phone
+    if tag is not None:
+        where.append("c.tags @> ARRAY[CAST(:tag AS text)]")
+        params["tag"] = tag
+    if segment is not None:
+        where.append(
+            f"EXISTS (SELECT 1 FROM {S}.segment_members m WHERE m.segment_id = :segment "
+            "AND m.customer_id = c.customer_id)"
+        )
+        params["segment"] = segment
+    if after is not None:
+        where.append("c.customer_id > :after")
+        params["after"] = after
+    result = await session.execute(
+        text(
+            f"SELECT c.customer_id, c.state::text AS state FROM {S}.customers c WHERE {' AND '.join(where) or 'true'} "
+            "ORDER BY c.customer_id LIMIT :limit"
+        ),
+        params,
+    )
+    return [(row.customer_id, row.state) for row in result]

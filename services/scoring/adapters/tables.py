@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
@@ -51,6 +52,7 @@ facts = Table(
     Column("purchase_days", Integer, nullable=False, server_default="0"),
     Column("repeat_day_spend", Double, nullable=False, server_default="0"),
     Column("profile_version", BigInteger),
+    Column("complaints", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 

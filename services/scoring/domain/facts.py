@@ -10,12 +10,15 @@ Feedback signals arrive as individual events and are folded in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from libs.common.envelope import EnvelopeError, parse_time
+from libs.common.envelope import EnvelopeError, format_time, parse_time
 from services.scoring.domain.customer_score import CustomerFacts
+
+# Complaints kept per customer: the newest by time, so the kept set is the same whatever the arrival order.
+MAX_COMPLAINTS_KEPT = 50
 
 
 @dataclass(frozen=True)
@@ -32,15 +35,17 @@ class StoredFacts:
     spend_ratio_30_90: float | None = None
     open_tickets: int = 0
     last_complaint_at: datetime | None = None
-    recent_complaints: int = 0  # complaints since the first one of the current open window
+    recent_complaints: int = 0  # complaints of the newest open stretch (derived from `complaints`)
     sla_breached_at: datetime | None = None
     last_nps: int | None = None
-    last_nps_at: datetime | None = None
+    last_nps_at: datetime | None = None  # time of feedback's answer; None while only profile's copy is known
     profile_at: datetime | None = None  # event time of the metrics document applied
     last_event_at: datetime | None = None  # newest event time seen for this customer (replay clock)
     purchase_days: int = 0
     repeat_day_spend: float = 0.0
     profile_version: int | None = None  # version of the metrics document applied
+    # the newest complaints (event id -> RFC 3339 time), a set so that order and redelivery do not matter
+    complaints: dict[str, str] = field(default_factory=dict)
 
     def customer_facts(self, as_of: datetime, complaint_open_days: float, sla_breach_days: float) -> CustomerFacts:
         complaints = 0
@@ -165,18 +170,21 @@ def apply_profile_metrics(
         purchase_ratio_30_90=_float(metrics.get("purchase_ratio_30_90")),
         spend_ratio_30_90=_float(metrics.get("spend_ratio_30_90")),
         open_tickets=max(_int(metrics.get("open_tickets")) or 0, 0),
-        # feedback's own NPS event may be newer than the profile's copy: keep the newer one
-        last_nps=nps if nps is not None and (facts.last_nps_at is None or at >= facts.last_nps_at) else facts.last_nps,
-        last_nps_at=at
-        if nps is not None and (facts.last_nps_at is None or at >= facts.last_nps_at)
-        else facts.last_nps_at,
+        # Feedback announces every answer with its own time; profile's copy carries only the time of the document's
+        # cause, so it stands in only until feedback's answers arrive, and never replaces one of them.
+        last_nps=nps if facts.last_nps_at is None and nps is not None else facts.last_nps,
         profile_at=at,
         profile_version=version,
     )
 
 
 def apply_feedback(
-    facts: StoredFacts, event_type: str, data: dict[str, Any], at: datetime, complaint_open_days: float
+    facts: StoredFacts,
+    event_type: str,
+    data: dict[str, Any],
+    at: datetime,
+    complaint_open_days: float,
+    event_id: str | None = None,
 ) -> StoredFacts:
     """`feedback.received` (NPS, complaint) and `sla.breached`. CSAT is not a churn signal here."""
     facts = seen(facts, at)
@@ -187,14 +195,28 @@ def apply_feedback(
     score_type = data.get("score_type")
     if score_type == "nps":
         score = _int(data.get("score"))
-        if score is not None and 0 <= score <= 10 and (facts.last_nps_at is None or at >= facts.last_nps_at):
+        if score is not None and 0 <= score <= 10 and _newer_answer(facts, score, at):
             return replace(facts, last_nps=score, last_nps_at=at)
     elif score_type == "complaint":
-        window = timedelta(days=complaint_open_days)
-        still_open = facts.last_complaint_at is not None and at - facts.last_complaint_at <= window
-        return replace(
-            facts,
-            recent_complaints=(facts.recent_complaints if still_open else 0) + 1,
-            last_complaint_at=at if facts.last_complaint_at is None else max(at, facts.last_complaint_at),
-        )
+        return with_complaint(facts, event_id or format_time(at), at, complaint_open_days)
     return facts
+
+
+def _newer_answer(facts: StoredFacts, score: int, at: datetime) -> bool:
+    """The newest answer wins; of two at one instant the higher score, so that arrival order never decides."""
+    if facts.last_nps_at is None:
+        return True
+    return (at, score) > (facts.last_nps_at, facts.last_nps if facts.last_nps is not None else -1)
+
+
+def with_complaint(facts: StoredFacts, event_id: str, at: datetime, complaint_open_days: float) -> StoredFacts:
+    """Adds a complaint to the set and derives the open stretch from it: the newest complaints each within the
+    open window of the one before, as a fold in time order would count them, whatever the arrival order."""
+    complaints = {**facts.complaints, event_id: format_time(at)}
+    kept = sorted(complaints.items(), key=lambda item: (_time(item[1]) or at, item[0]))[-MAX_COMPLAINTS_KEPT:]
+    times = [_time(stamp) or at for _, stamp in kept]
+    window = timedelta(days=complaint_open_days)
+    stretch = 1
+    while stretch < len(times) and times[-stretch] - times[-stretch - 1] <= window:
+        stretch += 1
+    return replace(facts, complaints=dict(kept), recent_complaints=stretch, last_complaint_at=times[-1])

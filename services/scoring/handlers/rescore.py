@@ -230,7 +230,12 @@ class ScoringService:
             elif event.type in FEEDBACK_EVENT_TYPES:
                 feedback = parse(event, FEEDBACK_CONTRACTS[event.type])
                 facts = apply_feedback(
-                    facts, event.type, feedback.wire(), event.time, self.settings.scoring_complaint_open_days
+                    facts,
+                    event.type,
+                    feedback.wire(),
+                    event.time,
+                    self.settings.scoring_complaint_open_days,
+                    event.id,
                 )
             stored[customer_id] = facts
             fold.changed[customer_id] = facts

@@ -21,19 +21,21 @@ from tests.conftest import Isolation
 from tests.scoring.integration.helpers import Harness, feedback_event, harness, profile_updated, purchase
 
 T0 = datetime(2025, 3, 1, 9, tzinfo=UTC)
+COMPLAINT_OPEN_DAYS = 5.0
 _people = itertools.count()
 
 
 @pytest.fixture
 async def replay(isolated: Isolation) -> AsyncIterator[Harness]:
-    async for h in harness(isolated, clock_mode="replay"):
+    async for h in harness(isolated, clock_mode="replay", scoring_complaint_open_days=COMPLAINT_OPEN_DAYS):
         yield h
 
 
 def history(person: str) -> list[CloudEvent]:
     """One customer: orders on four days (two on one day, one order sent twice under two event ids, one a late
     backfill of an early day), profile documents whose version order differs from their time order (a late
-    purchase's document is newer but about an older event), an NPS answer and an SLA breach."""
+    purchase's document is newer but about an older event), NPS answers from feedback (two at one instant) and
+    profile's copies of them, complaints whose gaps straddle the open window (5 days here), and an SLA breach."""
     at = [T0 + timedelta(days=n) for n in range(12)]
     return [
         purchase(f"{person}-b1", person, at[0], 30.0, order_id="o1"),
@@ -43,11 +45,24 @@ def history(person: str) -> list[CloudEvent]:
         purchase(f"{person}-b4", person, at[9], 60.0, order_id="o4"),
         purchase(f"{person}-b5-backfill", person, at[1], 15.0, order_id="o5"),
         profile_updated(f"{person}-p1", person, at[0], version=1, open_tickets=1),
-        profile_updated(f"{person}-p2", person, at[10], version=2, last_login_at=at[10].isoformat(), open_tickets=0),
-        profile_updated(f"{person}-p3", person, at[1], version=3, last_login_at=at[10].isoformat(), open_tickets=2),
+        profile_updated(
+            f"{person}-p2", person, at[10], version=2, last_login_at=at[10].isoformat(), open_tickets=0, last_nps=4
+        ),
+        profile_updated(
+            f"{person}-p3", person, at[1], version=3, last_login_at=at[10].isoformat(), open_tickets=2, last_nps=9
+        ),
         feedback_event(f"{person}-f1", person, at[5], "feedback.received", {"score_type": "nps", "score": 4}),
         feedback_event(f"{person}-f2", person, at[6], "sla.breached", {"ticket_id": "t-1", "clock": "resolution"}),
+        feedback_event(f"{person}-f3", person, at[7], "feedback.received", {"score_type": "nps", "score": 9}),
+        feedback_event(f"{person}-f4", person, at[7], "feedback.received", {"score_type": "nps", "score": 3}),
+        *(
+            feedback_event(f"{person}-c{day}", person, at[day], "feedback.received", {"score_type": "complaint"})
+            for day in (2, 6, 10)
+        ),
     ]
+
+
+EVENTS = len(history("count"))
 
 
 def handler_of(h: Harness, event: CloudEvent) -> Any:
@@ -78,6 +93,8 @@ async def state_of(h: Harness, customer_id: str) -> dict[str, Any]:
             select(func.count()).select_from(purchases).where(purchases.c.customer_id == customer_id)
         )
     kept = {} if row is None else {k: v for k, v in row._mapping.items() if k not in ("customer_id", "updated_at")}
+    if "complaints" in kept:
+        kept["complaints"] = sorted(kept["complaints"].values())  # keyed by event ids, which name the person
     fields = ("total_spend", "purchase_count", "tier", "as_of", "churn_risk", "reasons", "rfm")
     return {
         "facts": kept,
@@ -106,8 +123,8 @@ async def test_any_arrival_order_batching_and_duplicates_give_the_same_state(rep
 
     @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
     @given(
-        order=st.permutations(list(range(11))),
-        duplicates=st.lists(st.integers(0, 10), max_size=4),
+        order=st.permutations(list(range(EVENTS))),
+        duplicates=st.lists(st.integers(0, EVENTS - 1), max_size=4),
         batch=st.integers(1, 5),
     )
     def same_state(order: list[int], duplicates: list[int], batch: int) -> None:
@@ -123,6 +140,10 @@ async def test_any_arrival_order_batching_and_duplicates_give_the_same_state(rep
             130.0,
         )
         assert facts_got["open_tickets"] == 2 and facts_got["profile_version"] == 3
+        # the newest answer (of two at one instant, the higher), whichever source told first
+        assert facts_got["last_nps"] == 9
+        # complaints at days 2, 6, 10: each within 5 days of the one before, so all three are one open stretch
+        assert facts_got["recent_complaints"] == 3
 
     await asyncio.to_thread(same_state)
 
@@ -176,8 +197,8 @@ async def test_an_erased_customer_never_comes_back_from_an_event_of_before(repla
 
     @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
     @given(
-        order=st.permutations(list(range(11))),
-        cut=st.integers(0, 11),
+        order=st.permutations(list(range(EVENTS))),
+        cut=st.integers(0, EVENTS),
         batch=st.integers(1, 4),
         replayed_as_new=st.booleans(),
     )
