@@ -29,24 +29,24 @@ def add_ingest_commands(commands: Any) -> None:
     imp.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="e.g. data.currency=USD")
     imp.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file name")
     imp.add_argument("--import-id", help="stable identity of the file (default: hash of its first 64 KiB)")
-    _connection_arguments(imp)
+    connection_arguments(imp)
     imp.set_defaults(handler=import_command)
 
     rep = commands.add_parser("replay", help="re-publish an event-time range of ingest's event log")
     rep.add_argument("--from", dest="start", required=True, help="RFC 3339, inclusive")
     rep.add_argument("--to", dest="end", required=True, help="RFC 3339, exclusive")
     rep.add_argument("--type", action="append", dest="types", help="only these event types (repeatable)")
-    _connection_arguments(rep)
+    connection_arguments(rep)
     rep.set_defaults(handler=replay_command)
 
 
-def _connection_arguments(parser: argparse.ArgumentParser) -> None:
+def connection_arguments(parser: argparse.ArgumentParser) -> None:
     port = os.environ.get("RETAIN_INGEST_PORT", "8001")
     parser.add_argument("--url", default=os.environ.get("RETAIN_INGEST_URL", f"http://127.0.0.1:{port}"))
     parser.add_argument("--key", help="API key (default: $RETAIN_API_KEY, then .data/dev-api-key)")
 
 
-def _api_key(explicit: str | None) -> str:
+def api_key(explicit: str | None) -> str:
     if explicit:
         return explicit
     if os.environ.get("RETAIN_API_KEY"):
@@ -83,7 +83,7 @@ def import_command(args: argparse.Namespace) -> int:
         *(("set", spec) for spec in args.set),
     ]
     headers = {
-        "Authorization": f"Bearer {_api_key(args.key)}",
+        "Authorization": f"Bearer {api_key(args.key)}",
         "content-type": "text/csv" if fmt == "csv" else "application/x-ndjson",
     }
     with (
@@ -119,7 +119,7 @@ def replay_command(args: argparse.Namespace) -> int:
         body["types"] = args.types
     with httpx.Client(timeout=httpx.Timeout(30, read=None)) as client:
         response = client.post(
-            f"{args.url}/v1/replays", json=body, headers={"Authorization": f"Bearer {_api_key(args.key)}"}
+            f"{args.url}/v1/replays", json=body, headers={"Authorization": f"Bearer {api_key(args.key)}"}
         )
     if response.status_code != 200:
         print(f"replay failed: HTTP {response.status_code}: {response.text}", file=sys.stderr)

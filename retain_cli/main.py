@@ -9,6 +9,7 @@ from pathlib import Path
 
 from retain_cli.dlq import add_dlq_commands
 from retain_cli.ingest_commands import add_ingest_commands
+from retain_cli.keys import add_key_commands
 from retain_cli.status import add_status_command
 
 
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     add_ingest_commands(commands)
     add_status_command(commands)
     add_dlq_commands(commands)
+    add_key_commands(commands)
     args = parser.parse_args(argv)
     if hasattr(args, "handler"):
         return int(args.handler(args))

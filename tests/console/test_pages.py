@@ -201,3 +201,22 @@ async def test_campaigns_report_tickets_and_retention(platform: Platform) -> Non
         shown = parse(retention.text)
         assert shown.has("insights service, which is not answering")
         assert [m["data-insights"] for m in shown.marked if "data-insights" in m] == ["unavailable"]
+
+
+async def test_a_managed_key_signs_in_and_its_revocation_signs_out(platform: Platform) -> None:
+    await load_history(platform)
+    async with platform.client("profile", ADMIN) as profile:
+        created = await profile.post("/v1/api-keys", json={"source": "am-desk", "scopes": ["customers:read"]})
+        assert created.status_code == 201, created.text
+        key = created.json()
+        async with platform.sign_in(key["token"]) as manager:
+            view = parse((await manager.get("/customers/c-big")).text)
+            assert view.has("Lin Wei")
+            assert (await manager.get("/campaigns")).status_code == 403  # the managed key's scopes hold
+            assert (await profile.delete(f"/v1/api-keys/{key['key_id']}")).status_code == 204
+
+            async def redirected_to_login() -> str | None:
+                answer = await manager.get("/customers/c-big")
+                return answer.headers["location"] if answer.status_code == 303 else None
+
+            assert (await eventually(redirected_to_login, timeout_s=15)).startswith("/login")

@@ -118,3 +118,6 @@ async def export_holds_every_services_part(client: httpx.AsyncClient, profile: s
     assert parts["campaign"]["loyalty"]["c-eve"]["status"] == 200
     tickets = parts["feedback"]["tickets"]["c-eve"]["body"]
     assert "please call me on my mobile" in repr(tickets)
+    trail = await client.get(f"{profile}/v1/audit", params={"customer_id": "c-eve-erp"})
+    exports = [row for row in trail.json()["items"] if row["action"] == "customer.exported"]
+    assert len(exports) == 1 and exports[0]["service"] == "profile"

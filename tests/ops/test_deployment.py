@@ -190,10 +190,18 @@ def test_only_ingest_is_reachable_from_outside(name: str) -> None:
             assert reachable, "ingest is not reachable from outside"
         else:
             assert reachable == [], f"{deployment['metadata']['name']} is reachable from outside"
-    # People reach the console through the ingress controller only.
-    [console] = [p for p in policies if p["spec"]["podSelector"].get("matchLabels", {}).get(COMPONENT) == CONSOLE]
-    [rule] = console["spec"]["ingress"]
-    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
+    # People reach the console, and customers the survey pages of feedback, through the ingress controller only.
+    for component in (CONSOLE, "feedback"):
+        [policy] = [
+            p
+            for p in policies
+            if p["spec"]["podSelector"].get("matchLabels", {}).get(COMPONENT) == component
+            and p["metadata"]["name"].endswith("-from-ingress-controller")
+        ]
+        [rule] = policy["spec"]["ingress"]
+        assert rule["from"] == [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+        ]
 
 
 @pytest.mark.parametrize("name", BUILDS)

@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
+from retain_cli.main import main
 from retain_cli.supervisor import SERVICES
 from tests.conftest import ADMIN_KEY
 from tests.platform.conftest import Platform
@@ -148,3 +150,36 @@ async def test_reads_searches_and_erasures_of_a_customer_are_audited(shared_plat
         later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
         none_yet = await client.get(f"{profile}/v1/audit", params={"from": later}, headers=ADMIN)
         assert none_yet.json()["items"] == []
+
+
+def retain_keys(capsys: pytest.CaptureFixture[str], url: str, *arguments: str) -> str:
+    assert main(["keys", *arguments, "--url", url, "--key", ADMIN_KEY]) == 0
+    return capsys.readouterr().out
+
+
+async def test_retain_keys_creates_lists_rotates_and_revokes(
+    shared_platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ingest = shared_platform.url("ingest")
+    created = await asyncio.to_thread(
+        retain_keys, capsys, ingest, "create", "--source", "cli-test", "--scope", "customers:read"
+    )
+    key_id, token = created.split()[0], created.rsplit(" ", 1)[-1].strip()
+    async with httpx.AsyncClient(timeout=10) as client:
+        assert set((await refused_everywhere(client, shared_platform, token)).values()) == {200}
+        listed = await asyncio.to_thread(retain_keys, capsys, ingest, "list")
+        assert any(line.startswith(key_id) and "customers:read" in line for line in listed.splitlines())
+        assert token not in listed
+        rotated = await asyncio.to_thread(retain_keys, capsys, ingest, "rotate", key_id)
+        new_token = rotated.rsplit(" ", 1)[-1].strip()
+        assert new_token != token
+        assert (await client.get(f"{ingest}/v1/auth/whoami", headers=bearer(new_token))).status_code == 200
+        new_id = rotated.split()[0]
+        await asyncio.to_thread(retain_keys, capsys, ingest, "revoke", new_id)
+        deadline = asyncio.get_running_loop().time() + 10
+        while asyncio.get_running_loop().time() < deadline:
+            answers = await refused_everywhere(client, shared_platform, new_token)
+            if set(answers.values()) == {401}:
+                break
+            await asyncio.sleep(0.2)
+        assert set(answers.values()) == {401}, answers

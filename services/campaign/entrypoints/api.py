@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.common import audit
 from libs.common.auth import Principal, require_scope
 from libs.common.problems import Problem
 from libs.common.runtime import db_session
@@ -38,14 +39,20 @@ async def _found(answer: Awaitable[T]) -> T:
         raise Problem(404, "Not Found", str(exc)) from exc
 
 
+async def _audit(request: Request, principal: Principal, campaign_id: str, change: str) -> None:
+    await audit.record(request, principal, audit.CAMPAIGN_CHANGED, target=campaign_id, details={"change": change})
+
+
 @router.post("/campaigns", status_code=201, tags=["campaigns"], summary="Create a campaign")
 async def create_campaign(
     body: CampaignDefinition,
     request: Request,
     session: Session,
-    _: Writer,
+    principal: Writer,
 ) -> dict[str, Any]:
-    return await admin.create_campaign(deps_of(request), session, body)
+    created = await admin.create_campaign(deps_of(request), session, body)
+    await _audit(request, principal, str(created["id"]), "created")
+    return created
 
 
 @router.get("/campaigns", tags=["campaigns"], summary="List campaigns")
@@ -71,18 +78,22 @@ async def replace_campaign(
     body: CampaignDefinition,
     request: Request,
     session: Session,
-    _: Writer,
+    principal: Writer,
 ) -> dict[str, Any]:
-    return await _found(admin.replace_campaign(deps_of(request), session, campaign_id, body))
+    replaced = await _found(admin.replace_campaign(deps_of(request), session, campaign_id, body))
+    await _audit(request, principal, campaign_id, "replaced")
+    return replaced
 
 
 @router.delete("/campaigns/{campaign_id}", status_code=204, tags=["campaigns"], summary="Delete a campaign")
 async def delete_campaign(
     campaign_id: str,
+    request: Request,
     session: Session,
-    _: Writer,
+    principal: Writer,
 ) -> Response:
     await _found(admin.delete_campaign(session, campaign_id))
+    await _audit(request, principal, campaign_id, "deleted")
     return Response(status_code=204)
 
 

@@ -63,11 +63,18 @@ def _max_age(request: Request) -> int:
     return int(_settings(request).console_session_hours * 3600)
 
 
-def _principal(request: Request, key: str) -> Principal | None:
+async def _principal(request: Request, key: str) -> Principal | None:
+    """A bootstrap key from the configuration, else whatever profile says the key is (the console owns no tables,
+    the key store included): a revoked or expired managed key signs out at the next page."""
     try:
         return authenticate(_settings(request).api_keys, f"Bearer {key}")
     except Problem:
+        pass
+    whoami = await _upstreams(request).get("profile", "/v1/auth/whoami", key)
+    if not whoami.ok:
         return None
+    body = whoami.json()
+    return Principal(key_id=body["key_id"], source=body["source"], scopes=frozenset(body["scopes"]))
 
 
 class SignInRequired(Exception):
@@ -78,7 +85,7 @@ class SignInRequired(Exception):
 async def signed_in(request: Request) -> User:
     cookie = request.cookies.get(COOKIE)
     key = _keys(request).open(cookie, _max_age(request))
-    principal = _principal(request, key) if key else None
+    principal = await _principal(request, key) if key else None
     if cookie is None or key is None or principal is None:  # a key removed from the configuration signs out too
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         # A form posted after the session ended cannot be replayed by a redirect: start from the home page.
@@ -124,7 +131,7 @@ async def login(request: Request) -> Response:
     fields = await form_fields(request)
     key = (first(fields, "api_key") or "").strip()
     target = _safe_next(first(fields, "next"))
-    if not key or _principal(request, key) is None:
+    if not key or await _principal(request, key) is None:
         return _page(request, None, "login.html", 401, next=target, error="This API key is not known.")
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.common import audit
 from libs.common.auth import Principal, require_scope
 from libs.common.problems import Problem
 from libs.common.runtime import db_session
@@ -21,8 +22,8 @@ Session = Annotated[AsyncSession, Depends(db_session)]
     "/customers/{customer_id}/export",
     summary="Everything every service holds about a customer, as one document (data subject access)",
 )
-async def export(customer_id: str, request: Request, session: Session, _: Admin) -> dict[str, Any]:
-    # An audit record of this read belongs here once the audit trail lands (issue 21, privkeys).
+async def export(customer_id: str, request: Request, session: Session, principal: Admin) -> dict[str, Any]:
+    await audit.record(request, principal, audit.CUSTOMER_EXPORTED, customer_id=customer_id)
     document = await export_customer(
         session, request.app.state.peers, customer_id, request.headers.get("authorization", "")
     )

@@ -103,6 +103,12 @@ async def test_crud_and_ab_report_arithmetic(isolated: Isolation, auth: dict[str
 
         assert (await client.delete(f"/v1/campaigns/{campaign_id}", headers=auth)).status_code == 204
         assert (await client.get(f"/v1/campaigns/{campaign_id}", headers=auth)).status_code == 404
+        # Every change of a campaign is in the audit trail, with the key that made it.
+        trail = (await client.get("/v1/audit", headers=auth)).json()["items"]
+        changes = [(r["action"], r["target"], r["details"]) for r in trail if r["target"] == campaign_id]
+        assert changes == [
+            ("campaign.changed", campaign_id, {"change": change}) for change in ("created", "replaced", "deleted")
+        ]
 
 
 async def test_events_in_coupons_and_messages_out(isolated: Isolation, auth: dict[str, str]) -> None:
