@@ -4,6 +4,7 @@ isolated database and broker; the console reaches each one through an ASGI trans
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -72,15 +73,22 @@ async def _start(stack: AsyncExitStack, app: FastAPI) -> None:
 async def platform(isolated: Isolation) -> AsyncIterator[Platform]:
     secrets = {"unsubscribe_token_secret": "console-tests", "api_keys": KEYS}
     apps = {name: factory(isolated.settings(name, **secrets)) for name, factory in FACTORIES.items()}
-    # insights is not started: the retention page must say so rather than fail.
+    # insights is not started: the retention page must say so rather than fail. Its address is a port this fixture
+    # holds bound without listening, so nothing else on the machine can answer there (a connection is refused).
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
     transports: dict[str, httpx.AsyncBaseTransport] = {name: httpx.ASGITransport(app=app) for name, app in apps.items()}
     console_settings = isolated.settings(
-        "console", api_keys=KEYS, console_insights_url="http://127.0.0.1:9", console_session_secret="s3cret"
+        "console",
+        api_keys=KEYS,
+        console_insights_url=f"http://127.0.0.1:{closed.getsockname()[1]}",
+        console_session_secret="s3cret",
     )
     console = create_console(console_settings, transports=transports)
     async with AsyncExitStack() as stack:
         for app in apps.values():
             await _start(stack, app)
+        stack.callback(closed.close)
         await stack.enter_async_context(console.router.lifespan_context(console))
         yield Platform(apps, console)
 
