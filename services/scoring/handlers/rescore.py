@@ -30,7 +30,7 @@ from libs.common.erasures import ERASED_EVENT_TYPE, erased_id
 from libs.common.logs import current_customer_id, current_event_id
 from libs.common.topics import SCORE_CHANGES
 from services.scoring.adapters import history, store
-from services.scoring.domain.due import DueConfig, next_due
+from services.scoring.domain.due import DueConfig, earliest, model_due, next_due
 from services.scoring.domain.facts import (
     StoredFacts,
     apply_feedback,
@@ -89,6 +89,7 @@ class ScoringService:
             churn=self.config.churn,
             complaint_open_days=settings.scoring_complaint_open_days,
             sla_breach_days=settings.scoring_sla_breach_days,
+            churn_levels=self.change.churn_levels,
         )
         self._active: ActiveModel = NO_MODEL
 
@@ -158,7 +159,10 @@ class ScoringService:
                             document=document,
                         )
                     )
-            result.due[item.customer_id] = next_due(facts, item.as_of, self.due_config)
+            result.due[item.customer_id] = earliest(
+                next_due(facts, item.as_of, self.due_config),
+                model_due(customer, item.as_of, active.model.purchase_model, outcome.churn, self.due_config),
+            )
             documents[item.customer_id] = document
             result.documents[item.customer_id] = document
         return result
