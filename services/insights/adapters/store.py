@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.insights.adapters.tables import aliases
 from services.insights.domain.churn import BASE_STAGES
-from services.insights.domain.facts import DirtyPeriod, Purchase, Score, SurveyScore, Traits
+from services.insights.domain.facts import DirtyPeriod, Purchase, Refund, Score, SurveyScore, Traits
 from services.insights.domain.kpis import PeriodCounts
 from services.insights.domain.periods import Grain, midnight, period_end, shift
 
@@ -77,6 +77,13 @@ async def erase(session: AsyncSession, customer_id: str, at: datetime) -> list[d
             text("DELETE FROM insights.customer_days WHERE customer_id = :id RETURNING day"), params
         )
     ]
+    await session.execute(
+        text(
+            "DELETE FROM insights.refunds WHERE customer_id = :id "
+            "OR order_id IN (SELECT order_id FROM insights.purchases WHERE customer_id = :id)"
+        ),
+        params,
+    )
     await session.execute(text("DELETE FROM insights.purchases WHERE customer_id = :id"), params)
     await session.execute(text("DELETE FROM insights.customers WHERE customer_id = :id"), params)
     await session.execute(text("DELETE FROM insights.customer_traits WHERE customer_id = :id"), params)
@@ -106,8 +113,9 @@ async def resolve(session: AsyncSession, customer_ids: Iterable[str]) -> dict[st
 
 
 async def join(session: AsyncSession, from_id: str, into_id: str) -> tuple[str, list[date], date | None]:
-    """Records that `from_id` is `into_id` and moves what insights holds under it: its orders and survey answers
-    move over, its scores, traits and cluster go (scoring rescores and profile re-announces the joined customer).
+    """Records that `from_id` is `into_id` and moves what insights holds under it: its orders, refunds and survey
+    answers move over, its scores, traits and cluster go (scoring rescores and profile re-announces the joined
+    customer).
 
     Returns the customer, the purchase days counted under `from_id` before, and the earliest day moved (None when
     no order moved); the caller re-derives the customer's days from that day.
@@ -130,9 +138,10 @@ async def join(session: AsyncSession, from_id: str, into_id: str) -> tuple[str, 
         ),
         params,
     )
-    await session.execute(
-        text("UPDATE insights.survey_scores SET customer_id = :into WHERE customer_id = :from"), params
-    )
+    for table in ("survey_scores", "refunds"):
+        await session.execute(
+            text(f"UPDATE insights.{table} SET customer_id = :into WHERE customer_id = :from"), params
+        )
     for table in ("scores", "customer_traits", "cluster_members"):
         await session.execute(text(f"DELETE FROM insights.{table} WHERE customer_id = :from"), params)
     return into_id, days, moved
@@ -181,25 +190,57 @@ async def write_purchases(session: AsyncSession, purchases: Sequence[Purchase]) 
     )
 
 
-_REDERIVE_DAYS_SQL = """
+async def write_refunds(session: AsyncSession, refunds: Sequence[Refund]) -> set[str]:
+    """Keeps each refund event once; returns the order ids of the refunds not stored before."""
+    ordered = sorted(refunds, key=lambda r: r.event_id)
+    rows = await session.execute(
+        text(
+            "INSERT INTO insights.refunds (event_id, customer_id, order_id, refunded_at, amount) "
+            "SELECT * FROM unnest(CAST(:events AS text[]), CAST(:customers AS text[]), CAST(:orders AS text[]), "
+            "CAST(:ats AS timestamptz[]), CAST(:amounts AS numeric[])) ON CONFLICT DO NOTHING RETURNING order_id"
+        ),
+        {
+            "events": [r.event_id for r in ordered],
+            "customers": [r.customer_id for r in ordered],
+            "orders": [r.order_id for r in ordered],
+            "ats": [r.at for r in ordered],
+            "amounts": [r.amount for r in ordered],
+        },
+    )
+    return {row.order_id for row in rows}
+
+
+# An order counts for its amount net of its refunds (not below 0); one refunded in full is no purchase at all (as
+# scoring counts it), so it makes no one active and no purchase day. An order of amount 0 stays a purchase.
+_NET = "greatest(p.amount - coalesce(r.refunded, 0), 0)"
+_NOT_RETURNED = "NOT (p.amount > 0 AND coalesce(r.refunded, 0) >= p.amount)"
+
+_REDERIVE_DAYS_SQL = f"""
 INSERT INTO insights.customer_days (customer_id, day, amount, orders, prev_day)
 SELECT g.customer_id, g.day, g.amount, g.orders, coalesce(
     lag(g.day) OVER (PARTITION BY g.customer_id ORDER BY g.day),
     (SELECT max(k.day) FROM insights.customer_days k WHERE k.customer_id = g.customer_id AND k.day < g.since)
 )
 FROM (
-    SELECT p.customer_id, p.day, sum(p.amount) AS amount, count(*) AS orders, u.since
+    SELECT p.customer_id, p.day, sum({_NET}) AS amount, count(*) AS orders, u.since
     FROM unnest(CAST(:ids AS text[]), CAST(:since AS date[])) AS u(customer_id, since)
     JOIN insights.purchases p ON p.customer_id = u.customer_id AND p.day >= u.since
+    LEFT JOIN LATERAL (
+        SELECT sum(amount) AS refunded FROM insights.refunds WHERE refunds.order_id = p.order_id
+    ) r ON true
+    WHERE {_NOT_RETURNED}
     GROUP BY p.customer_id, p.day, u.since
 ) g
 RETURNING customer_id, day
 """
 
+# After the days are rebuilt: a customer's first purchase day is their first day with an order that counts.
 _REDERIVE_FIRST_DAYS_SQL = """
 INSERT INTO insights.customers (customer_id, first_day)
 SELECT u.customer_id, f.first_day FROM unnest(CAST(:ids AS text[])) AS u(customer_id)
-CROSS JOIN LATERAL (SELECT min(day) AS first_day FROM insights.purchases p WHERE p.customer_id = u.customer_id) f
+CROSS JOIN LATERAL (
+    SELECT min(day) AS first_day FROM insights.customer_days d WHERE d.customer_id = u.customer_id
+) f
 WHERE f.first_day IS NOT NULL
 ON CONFLICT (customer_id) DO UPDATE SET first_day = excluded.first_day
 """
@@ -227,7 +268,7 @@ async def rederive_customers(session: AsyncSession, since: Mapping[str, date]) -
         text(
             "DELETE FROM insights.customers c USING unnest(CAST(:ids AS text[])) AS u(customer_id) "
             "WHERE c.customer_id = u.customer_id "
-            "AND NOT EXISTS (SELECT 1 FROM insights.purchases p WHERE p.customer_id = u.customer_id)"
+            "AND NOT EXISTS (SELECT 1 FROM insights.customer_days d WHERE d.customer_id = u.customer_id)"
         ),
         {"ids": params["ids"]},
     )
@@ -242,8 +283,10 @@ async def rederive_everything(session: AsyncSession) -> tuple[date, date] | None
     await session.execute(
         text(
             "INSERT INTO insights.customer_days (customer_id, day, amount, orders, prev_day) "
-            "SELECT customer_id, day, sum(amount), count(*), lag(day) OVER (PARTITION BY customer_id ORDER BY day) "
-            "FROM insights.purchases GROUP BY customer_id, day"
+            f"SELECT p.customer_id, p.day, sum({_NET}), count(*), "
+            "lag(p.day) OVER (PARTITION BY p.customer_id ORDER BY p.day) FROM insights.purchases p "
+            "LEFT JOIN (SELECT order_id, sum(amount) AS refunded FROM insights.refunds GROUP BY order_id) r "
+            f"USING (order_id) WHERE {_NOT_RETURNED} GROUP BY p.customer_id, p.day"
         )
     )
     await session.execute(

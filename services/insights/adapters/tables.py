@@ -1,7 +1,8 @@
 """Insights' schema: the purchases, scores and survey answers it counts, and the figures derived from them.
 
-`purchases` (one row per order id) is the truth for commerce; `customer_days` folds it per customer and UTC day
-(with the customer's previous purchase day, for repurchase gaps) and `customers` holds each first purchase day.
+`purchases` (one row per order id) and `refunds` are the truth for commerce; `customer_days` folds the orders, net
+of their refunds, per customer and UTC day (with the customer's previous purchase day, for repurchase gaps) and
+`customers` holds each first purchase day.
 `period_figures` and `cohort_cells` are recomputed from those for the periods listed in `dirty_periods`, so a
 late or corrected purchase changes exactly the periods it belongs to.
 """
@@ -43,6 +44,20 @@ purchases = Table(
     Column("event_id", Text, nullable=False),
     Column("coupon_code", Text),
     Index("purchases_customer_day", "customer_id", "day"),
+)
+
+# One row per refund event (a redelivery is the same row); matched to its order by order id whichever arrives first.
+# A refund is netted off its order's amount in the order's own period; an order refunded in full is no purchase.
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("order_id", Text, nullable=False),
+    Column("refunded_at", DateTime(timezone=True), nullable=False),
+    Column("amount", Numeric, nullable=False),
+    Index("refunds_order", "order_id"),
+    Index("refunds_customer", "customer_id"),
 )
 
 customer_days = Table(
