@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from libs.common.problems import problem_response
-from services.ingest.context import ingest_of
+from services.ingest.entrypoints.common import deps_of
 from services.ingest.handlers.keys import credential_valid, wrapped_key
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
 @router.get("/{customer_id}", summary="A customer's data key, wrapped by the master key (services only)")
 async def get_key(customer_id: str, request: Request) -> JSONResponse:
-    ctx = ingest_of(request)
+    ctx = deps_of(request)
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not credential_valid(ctx, presented):
         return problem_response(

@@ -6,14 +6,14 @@ import base64
 import hmac
 
 from services.ingest.adapters import key_store
-from services.ingest.context import IngestContext
+from services.ingest.handlers.deps import IngestDeps
 
 
-def credential_valid(ctx: IngestContext, presented: str) -> bool:
+def credential_valid(ctx: IngestDeps, presented: str) -> bool:
     return ctx.sealer is not None and hmac.compare_digest(presented.encode(), ctx.sealer.credential.encode())
 
 
-async def wrapped_key(ctx: IngestContext, customer_id: str) -> dict[str, str] | None:
+async def wrapped_key(ctx: IngestDeps, customer_id: str) -> dict[str, str] | None:
     """None for a customer without a key: never sealed for, or erased (the key destroyed)."""
     async with ctx.pool.acquire() as conn:
         found = await key_store.find(conn, customer_id)
