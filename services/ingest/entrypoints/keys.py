@@ -14,14 +14,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints
 
 from libs.common.problems import Problem, problem_response
-from services.ingest.context import ingest_of
+from services.ingest.entrypoints.common import deps_of
 from services.ingest.handlers.keys import credential_valid, wrapped_key, wrapped_keys
 
 
 def service_credential(request: Request) -> None:
     """A dependency, so that a caller without the credential is refused before its body is even read."""
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not credential_valid(ingest_of(request), presented):
+    if scheme.lower() != "bearer" or not credential_valid(deps_of(request), presented):
         raise Problem(401, "Unauthorized", "the key service answers services holding the master key")
 
 
@@ -39,13 +39,13 @@ class KeysRequest(BaseModel):
 @router.post("", summary="Many customers' data keys, wrapped by the master key (services only)")
 async def post_keys(body: KeysRequest, request: Request) -> JSONResponse:
     """Customers without a key are left out of `keys`, unless `create` asked for one."""
-    keys = await wrapped_keys(ingest_of(request), body.customer_ids, body.create)
+    keys = await wrapped_keys(deps_of(request), body.customer_ids, body.create)
     return JSONResponse({"keys": keys})
 
 
 @router.get("/{customer_id}", summary="A customer's data key, wrapped by the master key (services only)")
 async def get_key(customer_id: str, request: Request) -> JSONResponse:
-    found = await wrapped_key(ingest_of(request), customer_id)
+    found = await wrapped_key(deps_of(request), customer_id)
     if found is None:
         return problem_response(404, "Not Found", f"no data key for customer {customer_id}", instance=request.url.path)
     return JSONResponse(found)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.insights.adapters.tables import aliases
 from services.insights.domain.churn import BASE_STAGES
-from services.insights.domain.facts import DirtyPeriod, Purchase, Score, SurveyScore, Traits
+from services.insights.domain.facts import DirtyPeriod, Purchase, Refund, Score, SurveyScore, Traits
 from services.insights.domain.kpis import PeriodCounts
 from services.insights.domain.periods import Grain, midnight, period_end, shift
 
@@ -77,10 +77,18 @@ async def erase(session: AsyncSession, customer_id: str, at: datetime) -> list[d
             text("DELETE FROM insights.customer_days WHERE customer_id = :id RETURNING day"), params
         )
     ]
+    await session.execute(
+        text(
+            "DELETE FROM insights.refunds WHERE customer_id = :id "
+            "OR order_id IN (SELECT order_id FROM insights.purchases WHERE customer_id = :id)"
+        ),
+        params,
+    )
     await session.execute(text("DELETE FROM insights.purchases WHERE customer_id = :id"), params)
     await session.execute(text("DELETE FROM insights.customers WHERE customer_id = :id"), params)
     await session.execute(text("DELETE FROM insights.customer_traits WHERE customer_id = :id"), params)
     await session.execute(text("DELETE FROM insights.cluster_members WHERE customer_id = :id"), params)
+    await session.execute(text("DELETE FROM insights.stage_runs WHERE customer_id = :id"), params)
     await aliases.forget(session, customer_id)
     for statement in (
         "DELETE FROM insights.scores WHERE customer_id = :id RETURNING scored_at AS at",
@@ -106,8 +114,9 @@ async def resolve(session: AsyncSession, customer_ids: Iterable[str]) -> dict[st
 
 
 async def join(session: AsyncSession, from_id: str, into_id: str) -> tuple[str, list[date], date | None]:
-    """Records that `from_id` is `into_id` and moves what insights holds under it: its orders and survey answers
-    move over, its scores, traits and cluster go (scoring rescores and profile re-announces the joined customer).
+    """Records that `from_id` is `into_id` and moves what insights holds under it: its orders, refunds and survey
+    answers move over, its scores, traits and cluster go (scoring rescores and profile re-announces the joined
+    customer).
 
     Returns the customer, the purchase days counted under `from_id` before, and the earliest day moved (None when
     no order moved); the caller re-derives the customer's days from that day.
@@ -130,10 +139,11 @@ async def join(session: AsyncSession, from_id: str, into_id: str) -> tuple[str, 
         ),
         params,
     )
-    await session.execute(
-        text("UPDATE insights.survey_scores SET customer_id = :into WHERE customer_id = :from"), params
-    )
-    for table in ("scores", "customer_traits", "cluster_members"):
+    for table in ("survey_scores", "refunds"):
+        await session.execute(
+            text(f"UPDATE insights.{table} SET customer_id = :into WHERE customer_id = :from"), params
+        )
+    for table in ("scores", "stage_runs", "customer_traits", "cluster_members"):
         await session.execute(text(f"DELETE FROM insights.{table} WHERE customer_id = :from"), params)
     return into_id, days, moved
 
@@ -181,25 +191,57 @@ async def write_purchases(session: AsyncSession, purchases: Sequence[Purchase]) 
     )
 
 
-_REDERIVE_DAYS_SQL = """
+async def write_refunds(session: AsyncSession, refunds: Sequence[Refund]) -> set[str]:
+    """Keeps each refund event once; returns the order ids of the refunds not stored before."""
+    ordered = sorted(refunds, key=lambda r: r.event_id)
+    rows = await session.execute(
+        text(
+            "INSERT INTO insights.refunds (event_id, customer_id, order_id, refunded_at, amount) "
+            "SELECT * FROM unnest(CAST(:events AS text[]), CAST(:customers AS text[]), CAST(:orders AS text[]), "
+            "CAST(:ats AS timestamptz[]), CAST(:amounts AS numeric[])) ON CONFLICT DO NOTHING RETURNING order_id"
+        ),
+        {
+            "events": [r.event_id for r in ordered],
+            "customers": [r.customer_id for r in ordered],
+            "orders": [r.order_id for r in ordered],
+            "ats": [r.at for r in ordered],
+            "amounts": [r.amount for r in ordered],
+        },
+    )
+    return {row.order_id for row in rows}
+
+
+# An order counts for its amount net of its refunds (not below 0); one refunded in full is no purchase at all (as
+# scoring counts it), so it makes no one active and no purchase day. An order of amount 0 stays a purchase.
+_NET = "greatest(p.amount - coalesce(r.refunded, 0), 0)"
+_NOT_RETURNED = "NOT (p.amount > 0 AND coalesce(r.refunded, 0) >= p.amount)"
+
+_REDERIVE_DAYS_SQL = f"""
 INSERT INTO insights.customer_days (customer_id, day, amount, orders, prev_day)
 SELECT g.customer_id, g.day, g.amount, g.orders, coalesce(
     lag(g.day) OVER (PARTITION BY g.customer_id ORDER BY g.day),
     (SELECT max(k.day) FROM insights.customer_days k WHERE k.customer_id = g.customer_id AND k.day < g.since)
 )
 FROM (
-    SELECT p.customer_id, p.day, sum(p.amount) AS amount, count(*) AS orders, u.since
+    SELECT p.customer_id, p.day, sum({_NET}) AS amount, count(*) AS orders, u.since
     FROM unnest(CAST(:ids AS text[]), CAST(:since AS date[])) AS u(customer_id, since)
     JOIN insights.purchases p ON p.customer_id = u.customer_id AND p.day >= u.since
+    LEFT JOIN LATERAL (
+        SELECT sum(amount) AS refunded FROM insights.refunds WHERE refunds.order_id = p.order_id
+    ) r ON true
+    WHERE {_NOT_RETURNED}
     GROUP BY p.customer_id, p.day, u.since
 ) g
 RETURNING customer_id, day
 """
 
+# After the days are rebuilt: a customer's first purchase day is their first day with an order that counts.
 _REDERIVE_FIRST_DAYS_SQL = """
 INSERT INTO insights.customers (customer_id, first_day)
 SELECT u.customer_id, f.first_day FROM unnest(CAST(:ids AS text[])) AS u(customer_id)
-CROSS JOIN LATERAL (SELECT min(day) AS first_day FROM insights.purchases p WHERE p.customer_id = u.customer_id) f
+CROSS JOIN LATERAL (
+    SELECT min(day) AS first_day FROM insights.customer_days d WHERE d.customer_id = u.customer_id
+) f
 WHERE f.first_day IS NOT NULL
 ON CONFLICT (customer_id) DO UPDATE SET first_day = excluded.first_day
 """
@@ -227,7 +269,7 @@ async def rederive_customers(session: AsyncSession, since: Mapping[str, date]) -
         text(
             "DELETE FROM insights.customers c USING unnest(CAST(:ids AS text[])) AS u(customer_id) "
             "WHERE c.customer_id = u.customer_id "
-            "AND NOT EXISTS (SELECT 1 FROM insights.purchases p WHERE p.customer_id = u.customer_id)"
+            "AND NOT EXISTS (SELECT 1 FROM insights.customer_days d WHERE d.customer_id = u.customer_id)"
         ),
         {"ids": params["ids"]},
     )
@@ -242,8 +284,10 @@ async def rederive_everything(session: AsyncSession) -> tuple[date, date] | None
     await session.execute(
         text(
             "INSERT INTO insights.customer_days (customer_id, day, amount, orders, prev_day) "
-            "SELECT customer_id, day, sum(amount), count(*), lag(day) OVER (PARTITION BY customer_id ORDER BY day) "
-            "FROM insights.purchases GROUP BY customer_id, day"
+            f"SELECT p.customer_id, p.day, sum({_NET}), count(*), "
+            "lag(p.day) OVER (PARTITION BY p.customer_id ORDER BY p.day) FROM insights.purchases p "
+            "LEFT JOIN (SELECT order_id, sum(amount) AS refunded FROM insights.refunds GROUP BY order_id) r "
+            f"USING (order_id) WHERE {_NOT_RETURNED} GROUP BY p.customer_id, p.day"
         )
     )
     await session.execute(
@@ -287,6 +331,38 @@ async def write_scores(session: AsyncSession, scores: Sequence[Score]) -> None:
             "reasons": [orjson.dumps(list(s.reasons)).decode() for s in ordered],
         },
     )
+    await rebuild_stage_runs(session, {s.customer_id for s in ordered if s.stage is not None})
+
+
+# Runs of equal stage and tier over a customer's scores in (time, event id) order; `until` is the next run's start.
+_STAGE_RUNS_SQL = """
+INSERT INTO insights.stage_runs (customer_id, since, event_id, until, stage, tier)
+SELECT customer_id, scored_at, event_id,
+       lead(scored_at) OVER (PARTITION BY customer_id ORDER BY scored_at, event_id), stage, tier
+FROM (
+    SELECT customer_id, scored_at, event_id, stage, tier, lag(stage) OVER w AS prev_stage,
+           lag(tier) OVER w AS prev_tier, row_number() OVER w AS n
+    FROM insights.scores WHERE stage IS NOT NULL {only}
+    WINDOW w AS (PARTITION BY customer_id ORDER BY scored_at, event_id)
+) s
+WHERE n = 1 OR stage IS DISTINCT FROM prev_stage OR tier IS DISTINCT FROM prev_tier
+"""
+
+
+async def rebuild_stage_runs(session: AsyncSession, customer_ids: Iterable[str] | None) -> None:
+    """Rebuilds the stage runs of these customers from all their scores (None: of everyone, after a bulk load), so
+    a late score lands in its place whatever the arrival order."""
+    if customer_ids is None:
+        await session.execute(text("TRUNCATE insights.stage_runs"))
+        await session.execute(text(_STAGE_RUNS_SQL.format(only="")))
+        await session.execute(text("ANALYZE insights.stage_runs"))
+        return
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return
+    only = "AND customer_id = ANY(CAST(:ids AS text[]))"
+    await session.execute(text(f"DELETE FROM insights.stage_runs WHERE 1 = 1 {only}"), {"ids": ids})
+    await session.execute(text(_STAGE_RUNS_SQL.format(only=only)), {"ids": ids})
 
 
 async def write_survey_scores(session: AsyncSession, answers: Sequence[SurveyScore]) -> None:
@@ -623,43 +699,60 @@ async def write_traits(session: AsyncSession, traits: Sequence[Traits]) -> None:
 
 
 # The customers the report compares: those whose stage became churned within the period (churned at its end, not at
-# its start) and the active base (a base stage at its end), each with their last score before the end.
+# its start) and the active base (a base stage at its end), with tier at the end; CLV and churn reasons of the last
+# score before the end are looked up for the churned only (the base needs neither).
 _REPORT_CUSTOMERS_SQL = """
 CREATE TEMPORARY TABLE report_customers ON COMMIT DROP AS
-WITH at_end AS (
-    SELECT DISTINCT ON (customer_id) customer_id, stage, tier, clv, reasons FROM insights.scores
-    WHERE scored_at < :end_at AND stage IS NOT NULL ORDER BY customer_id, scored_at DESC, event_id DESC
-), at_start AS (
-    SELECT DISTINCT ON (customer_id) customer_id, stage FROM insights.scores
-    WHERE scored_at < :start_at AND stage IS NOT NULL ORDER BY customer_id, scored_at DESC, event_id DESC
-)
-SELECT e.customer_id, e.tier, e.clv, e.reasons, e.stage = 'churned' AS churned
-FROM at_end e LEFT JOIN at_start s USING (customer_id)
-WHERE (e.stage = 'churned' AND s.stage IS DISTINCT FROM 'churned') OR e.stage = ANY(CAST(:base AS text[]))
+SELECT e.customer_id, e.tier, e.churned, l.clv, l.reasons FROM (
+    SELECT r.customer_id, r.tier, r.stage = 'churned' AS churned FROM insights.stage_runs r
+    WHERE r.since < :end_at AND (r.until IS NULL OR r.until >= :end_at) AND (
+        r.stage = ANY(CAST(:base AS text[]))
+        OR (r.stage = 'churned' AND r.since >= :start_at AND NOT EXISTS (
+            SELECT 1 FROM insights.stage_runs b WHERE b.customer_id = r.customer_id AND b.stage = 'churned'
+            AND b.since < :start_at AND (b.until IS NULL OR b.until >= :start_at)
+        ))
+    )
+) e LEFT JOIN LATERAL (
+    SELECT s.clv, s.reasons FROM insights.scores s
+    WHERE e.churned AND s.customer_id = e.customer_id AND s.scored_at < :end_at AND s.stage IS NOT NULL
+    ORDER BY s.scored_at DESC, s.event_id DESC LIMIT 1
+) l ON true
 """
 
-# One value per customer and trait (the buckets of the report); traits are the customer's latest profile.
-_TRAIT_COUNTS_SQL = """
-SELECT r.churned, t.trait, t.value, count(*) AS customers
-FROM report_customers r LEFT JOIN insights.customer_traits c USING (customer_id)
-CROSS JOIN LATERAL (VALUES
-    ('favourite_category', coalesce(c.favourite_category, 'unknown')),
-    ('region', coalesce(c.region, 'unknown')),
-    ('channel', coalesce(c.channel, 'no logins')),
-    ('tier', coalesce(r.tier, 'unscored')),
-    ('complaints', CASE WHEN coalesce(c.open_tickets, 0) > 0 THEN 'open' ELSE 'none open' END),
-    ('nps_band', CASE WHEN c.last_nps IS NULL THEN 'no answer' WHEN c.last_nps >= 9 THEN 'promoter'
-                      WHEN c.last_nps >= 7 THEN 'passive' ELSE 'detractor' END),
-    ('coupon_use', CASE WHEN EXISTS (
-        SELECT 1 FROM insights.purchases p
-        WHERE p.customer_id = r.customer_id AND p.coupon_code IS NOT NULL AND p.purchased_at < :end_at
-    ) THEN 'used' ELSE 'never' END),
-    ('days_since_last_login', CASE WHEN c.last_login_at IS NULL THEN 'never'
-        WHEN c.last_login_at > :end_at - interval '8 days' THEN '0-7'
-        WHEN c.last_login_at > :end_at - interval '31 days' THEN '8-30'
-        WHEN c.last_login_at > :end_at - interval '91 days' THEN '31-90' ELSE '91+' END)
-) AS t(trait, value)
-GROUP BY 1, 2, 3
+# One value per customer and trait (the buckets of the report); traits are the customer's latest profile. One pass
+# over the customers counts every trait (a grouping set per trait).
+TRAITS = (
+    "favourite_category",
+    "region",
+    "channel",
+    "tier",
+    "complaints",
+    "nps_band",
+    "coupon_use",
+    "days_since_last_login",
+)
+_TRAIT_COUNTS_SQL = f"""
+WITH coupons AS (
+    SELECT DISTINCT customer_id FROM insights.purchases WHERE coupon_code IS NOT NULL AND purchased_at < :end_at
+), valued AS (
+    SELECT r.churned,
+        coalesce(c.favourite_category, 'unknown') AS favourite_category,
+        coalesce(c.region, 'unknown') AS region,
+        coalesce(c.channel, 'no logins') AS channel,
+        coalesce(r.tier, 'unscored') AS tier,
+        CASE WHEN coalesce(c.open_tickets, 0) > 0 THEN 'open' ELSE 'none open' END AS complaints,
+        CASE WHEN c.last_nps IS NULL THEN 'no answer' WHEN c.last_nps >= 9 THEN 'promoter'
+             WHEN c.last_nps >= 7 THEN 'passive' ELSE 'detractor' END AS nps_band,
+        CASE WHEN u.customer_id IS NOT NULL THEN 'used' ELSE 'never' END AS coupon_use,
+        CASE WHEN c.last_login_at IS NULL THEN 'never'
+             WHEN c.last_login_at > :end_at - interval '8 days' THEN '0-7'
+             WHEN c.last_login_at > :end_at - interval '31 days' THEN '8-30'
+             WHEN c.last_login_at > :end_at - interval '91 days' THEN '31-90' ELSE '91+' END AS days_since_last_login
+    FROM report_customers r LEFT JOIN insights.customer_traits c USING (customer_id)
+    LEFT JOIN coupons u ON u.customer_id = r.customer_id
+)
+SELECT churned, {", ".join(f"GROUPING({t}) AS g_{t}" for t in TRAITS)}, {", ".join(TRAITS)}, count(*) AS customers
+FROM valued GROUP BY GROUPING SETS ({", ".join(f"(churned, {t})" for t in TRAITS)})
 """
 
 _TOP_CHURNED_SQL = """
@@ -690,6 +783,8 @@ async def churn_counts(session: AsyncSession, grain: Grain, start: date, *, top:
     """Who became churned in the period, the traits of them and of the active base, and the `top` by CLV."""
     end = period_end(start, grain)
     bounds = {"start_at": midnight(start), "end_at": midnight(end), "end": end}
+    # The trait counts group the whole base once per trait: in memory, not in sorted runs spilled to disk.
+    await session.execute(text("SET LOCAL work_mem = '64MB'"))
     await session.execute(text("DROP TABLE IF EXISTS report_customers"))
     await session.execute(text(_REPORT_CUSTOMERS_SQL), {**bounds, "base": list(BASE_STAGES)})
     await session.execute(text("ANALYZE report_customers"))
@@ -704,7 +799,9 @@ async def churn_counts(session: AsyncSession, grain: Grain, start: date, *, top:
     churned: dict[tuple[str, str], int] = {}
     base: dict[tuple[str, str], int] = {}
     for row in await session.execute(text(_TRAIT_COUNTS_SQL), bounds):
-        (churned if row.churned else base)[(row.trait, row.value)] = row.customers
+        # The grouping set of the row is the one trait whose GROUPING() is 0 (grouped by it).
+        trait = next(t for t in TRAITS if getattr(row, f"g_{t}") == 0)
+        (churned if row.churned else base)[(trait, getattr(row, trait))] = row.customers
     rows = await session.execute(text(_TOP_CHURNED_SQL), {**bounds, "top": top})
     return ChurnCounts(
         totals.churned, totals.base, float(totals.clv_lost), churned, base, [dict(r._mapping) for r in rows]
@@ -772,6 +869,9 @@ async def cluster_members(session: AsyncSession) -> dict[str, str]:
     return {row.customer_id: row.segment for row in rows}
 
 
+_MEMBERS_CHUNK = 50_000
+
+
 async def replace_clusters(
     session: AsyncSession, described: Sequence[Mapping[str, Any]], members: Mapping[str, str]
 ) -> None:
@@ -788,13 +888,15 @@ async def replace_clusters(
             {**cluster, "centre": orjson.dumps(cluster["centre"]).decode(), "z": orjson.dumps(cluster["z"]).decode()},
         )
     ordered = sorted(members.items())
-    await session.execute(
-        text(
-            "INSERT INTO insights.cluster_members (customer_id, segment) "
-            "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:segments AS text[]))"
-        ),
-        {"ids": [c for c, _ in ordered], "segments": [s for _, s in ordered]},
-    )
+    for low in range(0, len(ordered), _MEMBERS_CHUNK):
+        chunk = ordered[low : low + _MEMBERS_CHUNK]
+        await session.execute(
+            text(
+                "INSERT INTO insights.cluster_members (customer_id, segment) "
+                "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:segments AS text[]))"
+            ),
+            {"ids": [c for c, _ in chunk], "segments": [s for _, s in chunk]},
+        )
 
 
 async def stored_clusters(session: AsyncSession) -> list[dict[str, Any]]:

@@ -17,8 +17,8 @@ from libs.common.clock import as_of
 from libs.common.envelope import format_time
 from libs.common.problems import Problem
 from libs.common.runtime import db_session, runtime_of
-from services.profile.adapters import repository
-from services.profile.adapters.repository import SegmentRow
+from services.profile.adapters import profiles
+from services.profile.adapters.profiles import SegmentRow
 from services.profile.adapters.tables import SCHEMA
 from services.profile.domain import Condition, InvalidCondition, parse_condition
 from services.profile.handlers.profiles import Cause, SegmentDefinitions
@@ -146,7 +146,7 @@ async def list_segments(
     session: Session,
     _: Reader,
 ) -> dict[str, Any]:
-    return {"items": [_body(row) for row in await repository.all_segments(session)]}
+    return {"items": [_body(row) for row in await profiles.all_segments(session)]}
 
 
 @router.get("/segments/{segment_id}", summary="One segment")

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.profile.adapters import repository
+from services.profile.adapters import profiles
 from services.profile.adapters.peers import EXPORT_SOURCES, Peers
 from services.profile.handlers.sealing import Vault
 
@@ -21,11 +21,11 @@ async def export_customer(
     session: AsyncSession, vault: Vault, peers: Peers, customer_id: str, authorization: str
 ) -> dict[str, Any] | None:
     """None when profile knows no such customer."""
-    survivor = (await repository.survivors_of(session, [customer_id])).get(customer_id, customer_id)
-    state, timeline, segments = await repository.export_of(session, survivor)
+    survivor = (await profiles.survivors_of(session, [customer_id])).get(customer_id, customer_id)
+    state, timeline, segments = await profiles.export_of(session, survivor)
     if state is None:
         return None
-    ids = [survivor, *sorted(await repository.merged_into(session, survivor))]
+    ids = [survivor, *sorted(await profiles.merged_into(session, survivor))]
     calls = [
         (section, service, known, peers.fetch(service, path.format(id=known), authorization))
         for known in ids

@@ -22,8 +22,8 @@ from libs.common.envelope import CloudEvent
 from libs.common.outbox import Outbox
 from libs.common.personal import UnwrappedKey
 from libs.common.topics import PROFILE_CHANGES
-from services.profile.adapters import repository
-from services.profile.adapters.repository import ProfileRow, StoredProfile
+from services.profile.adapters import profiles
+from services.profile.adapters.profiles import ProfileRow, StoredProfile
 from services.profile.domain import (
     INTERNAL_FIELDS,
     Condition,
@@ -122,7 +122,7 @@ class StateCache:
         self.misses = 0
 
     def held_revs(self, customer_ids: Iterable[str]) -> dict[str, int]:
-        """The rev of each of `customer_ids` held here, for `repository.lock_profiles`."""
+        """The rev of each of `customer_ids` held here, for `profiles.lock_profiles`."""
         entries = self._entries
         return {customer_id: entries[customer_id][0] for customer_id in customer_ids if customer_id in entries}
 
@@ -160,7 +160,7 @@ class SegmentDefinitions:
 
     async def load(self, session: Any) -> dict[str, Condition]:
         current: dict[str, Condition] = {}
-        for row in await repository.all_segments(session):
+        for row in await profiles.all_segments(session):
             key = (row.id, row.version)
             if key not in self._parsed:
                 try:
@@ -247,13 +247,13 @@ async def save_and_announce(
         rows.append(row)
         if cache is not None:
             cache.put(working.state.customer_id, rev, working.state, document)
-    await repository.save_profiles(session, rows)
+    await profiles.save_profiles(session, rows)
 
     entered_by: dict[str, set[str]] = {}
     left_by: dict[str, set[str]] = {}
     if segments:
         ids = [working.state.customer_id for working in dirty]
-        current = await repository.memberships(session, ids)
+        current = await profiles.memberships(session, ids)
         entered_pairs: list[tuple[str, str]] = []
         left_pairs: list[tuple[str, str]] = []
         for working in dirty:
@@ -264,7 +264,7 @@ async def save_and_announce(
             entered_by[customer_id], left_by[customer_id] = entered, left
             entered_pairs += [(segment_id, customer_id) for segment_id in entered]
             left_pairs += [(segment_id, customer_id) for segment_id in left]
-        await repository.change_memberships(session, entered_pairs, left_pairs)
+        await profiles.change_memberships(session, entered_pairs, left_pairs)
 
     events: list[CloudEvent] = []
     for working in dirty:

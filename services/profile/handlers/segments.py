@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common.envelope import CloudEvent
 from libs.common.outbox import Outbox
 from libs.common.topics import PROFILE_CHANGES
-from services.profile.adapters import repository
+from services.profile.adapters import profiles
 from services.profile.domain import Condition, ProfileState, evaluate, flat_view
 from services.profile.handlers.profiles import Cause, profile_updated
 from services.profile.handlers.sealing import Vault, document_has_personal
@@ -46,7 +46,7 @@ async def recompute_segment(
     outcome = Recomputed()
     after = ""
     while True:
-        candidates = await repository.segment_candidates(session, segment_id, after, CHUNK)
+        candidates = await profiles.segment_candidates(session, segment_id, after, CHUNK)
         if not candidates:
             return outcome
         after = candidates[-1].customer_id
@@ -57,8 +57,8 @@ async def recompute_segment(
         )
         for event in chunk.events:
             vault.seal_announcement(event, keys.get(event.subject))
-        await repository.add_segment_members(session, segment_id, chunk.entered)
-        await repository.remove_segment_members(session, segment_id, chunk.left)
+        await profiles.add_segment_members(session, segment_id, chunk.entered)
+        await profiles.remove_segment_members(session, segment_id, chunk.left)
         await outbox.add(session, PROFILE_CHANGES, *chunk.events)
         outcome.members += chunk.members
         outcome.entered += len(chunk.entered)
@@ -74,7 +74,7 @@ class _Chunk:
 
 
 def _evaluate(
-    candidates: Sequence[repository.SegmentCandidate],
+    candidates: Sequence[profiles.SegmentCandidate],
     documents: Mapping[str, dict[str, Any]],
     segment_id: str,
     condition: Condition | None,
