@@ -700,8 +700,7 @@ async def write_traits(session: AsyncSession, traits: Sequence[Traits]) -> None:
 # The customers the report compares: those whose stage became churned within the period (churned at its end, not at
 # its start) and the active base (a base stage at its end), with tier at the end; CLV and churn reasons of the last
 # score before the end are looked up for the churned only (the base needs neither).
-_REPORT_CUSTOMERS_SQL = """
-CREATE TEMPORARY TABLE report_customers ON COMMIT DROP AS
+_REPORT_CUSTOMERS_SELECT = """
 SELECT e.customer_id, e.tier, e.churned, l.clv, l.reasons FROM (
     SELECT r.customer_id, r.tier, r.stage = 'churned' AS churned FROM insights.stage_runs r
     WHERE r.since < :end_at AND (r.until IS NULL OR r.until >= :end_at) AND (
@@ -717,6 +716,11 @@ SELECT e.customer_id, e.tier, e.churned, l.clv, l.reasons FROM (
     ORDER BY s.scored_at DESC, s.event_id DESC LIMIT 1
 ) l ON true
 """
+_REPORT_CUSTOMERS_SQL = f"CREATE TEMPORARY TABLE report_customers ON COMMIT DROP AS {_REPORT_CUSTOMERS_SELECT}"
+_TOTALS = (
+    "count(*) FILTER (WHERE churned) AS churned, count(*) FILTER (WHERE NOT churned) AS base, "
+    "coalesce(sum(clv) FILTER (WHERE churned), 0) AS clv_lost"
+)
 
 # One value per customer and trait (the buckets of the report); traits are the customer's latest profile. One pass
 # over the customers counts every trait (a grouping set per trait).
@@ -787,14 +791,7 @@ async def churn_counts(session: AsyncSession, grain: Grain, start: date, *, top:
     await session.execute(text("DROP TABLE IF EXISTS report_customers"))
     await session.execute(text(_REPORT_CUSTOMERS_SQL), {**bounds, "base": list(BASE_STAGES)})
     await session.execute(text("ANALYZE report_customers"))
-    totals = (
-        await session.execute(
-            text(
-                "SELECT count(*) FILTER (WHERE churned) AS churned, count(*) FILTER (WHERE NOT churned) AS base, "
-                "coalesce(sum(clv) FILTER (WHERE churned), 0) AS clv_lost FROM report_customers"
-            )
-        )
-    ).one()
+    totals = (await session.execute(text(f"SELECT {_TOTALS} FROM report_customers"))).one()
     churned: dict[tuple[str, str], int] = {}
     base: dict[tuple[str, str], int] = {}
     for row in await session.execute(text(_TRAIT_COUNTS_SQL), bounds):
@@ -805,6 +802,18 @@ async def churn_counts(session: AsyncSession, grain: Grain, start: date, *, top:
     return ChurnCounts(
         totals.churned, totals.base, float(totals.clv_lost), churned, base, [dict(r._mapping) for r in rows]
     )
+
+
+async def churn_totals(session: AsyncSession, grain: Grain, start: date) -> tuple[int, int, float]:
+    """(churned, active base, CLV lost) of the period: what its announcement carries, without the traits."""
+    end = period_end(start, grain)
+    row = (
+        await session.execute(
+            text(f"SELECT {_TOTALS} FROM ({_REPORT_CUSTOMERS_SELECT}) r"),
+            {"start_at": midnight(start), "end_at": midnight(end), "base": list(BASE_STAGES)},
+        )
+    ).one()
+    return row.churned, row.base, float(row.clv_lost)
 
 
 async def first_score_at(session: AsyncSession) -> datetime | None:
