@@ -80,15 +80,17 @@ class ChurnReports:
         return len(pending)
 
     async def _announce(self, grain: Grain, start: date) -> None:
-        report = await self.report(grain, start)
+        # The event carries the totals only: the traits are counted when the report is read.
+        async with self.sessions() as session, session.begin():
+            churned, base, clv_lost = await store.churn_totals(session, grain, start)
         topic, event = derived(
             ChurnReportReady(
                 period=grain.value,
                 period_start=start,
-                period_label=report["label"],
-                churned=report["churned"],
-                active_base=report["active_base"],
-                clv_lost=report["clv_lost"],
+                period_label=label(start, grain),
+                churned=churned,
+                active_base=base,
+                clv_lost=clv_lost,
                 report=f"/v1/reports/churned?period={grain.value}&at={start.isoformat()}",
             ),
             cause=f"churn-report:{grain.value}:{start.isoformat()}",
@@ -97,7 +99,7 @@ class ChurnReports:
             time=midnight(period_end(start, grain)),
         )
         async with self.sessions() as session, session.begin():
-            if await store.record_report(session, grain, start, report["churned"], event.id, wall_clock()):
+            if await store.record_report(session, grain, start, churned, event.id, wall_clock()):
                 await self.outbox.add(session, topic, event)
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from libs.common.envelope import CloudEvent
+from services.insights.adapters import store
 from services.insights.domain.churn import BASE_STAGES
 from services.insights.domain.periods import Grain
 from services.insights.handlers import consume
@@ -76,6 +77,10 @@ async def reported(h: Harness) -> dict[str, Any]:
         if row["trait"] == "tier":
             tiers[(True, row["value"])] = row["churned"]
             tiers[(False, row["value"])] = row["base"]
+    async with h.sessions() as session:
+        # What the announcement carries, counted without the traits, is the report's own totals.
+        totals = await store.churn_totals(session, Grain.WEEK, date(2024, 3, 4))
+    assert totals == (report["churned"], report["active_base"], pytest.approx(report["clv_lost"]))
     return {
         "churned": report["churned"],
         "base": report["active_base"],
