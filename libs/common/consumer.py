@@ -53,6 +53,8 @@ CONSUMER_STOP_TIMEOUT_S = 5.0
 class HandlerContext:
     session: AsyncSession
     outbox: Outbox
+    # Keys and blind indexes for personal data kept at rest; None without a master key.
+    personal: PersonalData | None = None
 
     async def emit(self, topic: str, *events: CloudEvent) -> None:
         await self.outbox.add(self.session, topic, *events)
@@ -243,7 +245,7 @@ class ConsumerLoop:
                     fresh_ids.discard(event.id)  # the same id twice in one batch is still one effect
                     fresh.append(event)
             if fresh:
-                await self.subscription.handler(HandlerContext(session, self.outbox), fresh)
+                await self.subscription.handler(HandlerContext(session, self.outbox, self.personal), fresh)
         fresh_set = {id(event) for event in fresh}
         if self._live_clock and fresh:
             self._observe_age(events, fresh_set)

@@ -22,6 +22,7 @@ from services.profile.adapters.profiles import SegmentRow
 from services.profile.adapters.tables import SCHEMA
 from services.profile.domain import Condition, InvalidCondition, parse_condition
 from services.profile.handlers.profiles import Cause, SegmentDefinitions
+from services.profile.handlers.sealing import Vault
 from services.profile.handlers.segments import Recomputed, recompute_segment
 from services.profile.handlers.timeline import InvalidCursor, decode_cursor, encode_cursor
 
@@ -104,7 +105,10 @@ async def _recompute(
     request: Request, session: AsyncSession, row: SegmentRow, condition: Condition | None
 ) -> Recomputed:
     cause = Cause(f"segment:{row.id}:v{row.version}", "segment.changed", datetime.now(UTC))
-    return await recompute_segment(session, runtime_of(request).outbox, row.id, condition, cause, _clock(request))
+    runtime = runtime_of(request)
+    return await recompute_segment(
+        session, runtime.outbox, Vault(runtime.personal), row.id, condition, cause, _clock(request)
+    )
 
 
 @router.post("/segments", status_code=201, summary="Define a segment; membership is computed at once")
