@@ -31,6 +31,7 @@ from services.insights.domain.periods import Grain, midnight, period_end, shift
 # Two-key advisory locks in a class of their own (the one-key space holds migrations and refits).
 _LOCK_CLASS = 0x494E5349  # "INSI"
 _ERASURE_LOCK = 1
+_REPORT_COUNTS_LOCK = 2
 _DECILES = [round(0.1 * n, 1) for n in range(1, 10)]
 
 
@@ -98,6 +99,7 @@ async def erase(session: AsyncSession, customer_id: str, at: datetime) -> list[d
     await session.execute(text("DELETE FROM insights.customer_traits WHERE customer_id = :id"), params)
     await session.execute(text("DELETE FROM insights.cluster_members WHERE customer_id = :id"), params)
     await session.execute(text("DELETE FROM insights.stage_runs WHERE customer_id = :id"), params)
+    await forget_churn_counts(session, None)
     await aliases.forget(session, customer_id)
     for statement in (
         "DELETE FROM insights.scores WHERE customer_id = :id RETURNING scored_at AS at",
@@ -154,6 +156,7 @@ async def join(session: AsyncSession, from_id: str, into_id: str) -> tuple[str, 
         )
     for table in ("scores", "stage_runs", "customer_traits", "cluster_members"):
         await session.execute(text(f"DELETE FROM insights.{table} WHERE customer_id = :from"), params)
+    await forget_churn_counts(session, None)
     return into_id, days, moved
 
 
@@ -338,6 +341,8 @@ async def write_scores(session: AsyncSession, received: Sequence[Score]) -> None
         key=["customer_id", "scored_at", "event_id"],
     )
     await rebuild_stage_runs(session, {s.customer_id for s in received if s.stage is not None})
+    if received:
+        await forget_churn_counts(session, min(s.at for s in received))
 
 
 # Runs of equal stage and tier over a customer's scores in (time, event id) order; `until` is the next run's start.
@@ -802,6 +807,96 @@ async def churn_counts(session: AsyncSession, grain: Grain, start: date, *, top:
     return ChurnCounts(
         totals.churned, totals.base, float(totals.clv_lost), churned, base, [dict(r._mapping) for r in rows]
     )
+
+
+def _counts_document(counts: ChurnCounts) -> str:
+    return orjson.dumps(
+        {
+            "churned": counts.churned,
+            "base": counts.base,
+            "clv_lost": counts.clv_lost,
+            "churned_traits": [[t, v, n] for (t, v), n in sorted(counts.churned_traits.items())],
+            "base_traits": [[t, v, n] for (t, v), n in sorted(counts.base_traits.items())],
+            "top": counts.top,
+        },
+        default=str,
+    ).decode()
+
+
+async def cached_churn_counts(
+    session: AsyncSession, grain: Grain, start: date, *, max_age_s: float
+) -> ChurnCounts | None:
+    """The period's counts as last computed, unless something changed them since or they are older than
+    `max_age_s`."""
+    document = await session.scalar(
+        text(
+            "SELECT counts FROM insights.churn_report_counts WHERE grain = :g AND period_start = :s "
+            "AND counts IS NOT NULL AND computed_at > now() - make_interval(secs => :age)"
+        ),
+        {"g": grain.value, "s": start, "age": max_age_s},
+    )
+    if document is None:
+        return None
+    return ChurnCounts(
+        document["churned"],
+        document["base"],
+        document["clv_lost"],
+        {(t, v): n for t, v, n in document["churned_traits"]},
+        {(t, v): n for t, v, n in document["base_traits"]},
+        [_top_row(row) for row in document["top"]],
+    )
+
+
+_TOP_TIMES = ("churned_at", "last_login_at", "last_answer_at")
+
+
+def _top_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A listed customer as `churn_counts` gives it: times and days back from their ISO strings."""
+    parsed = {key: datetime.fromisoformat(row[key]) if row.get(key) else None for key in _TOP_TIMES}
+    day = row.get("last_purchase_day")
+    return {**row, **parsed, "last_purchase_day": date.fromisoformat(day) if day else None}
+
+
+async def claim_churn_counts(session: AsyncSession, grain: Grain, start: date) -> str:
+    """Claims the period's row before counting (its own transaction). The exclusive lock waits for every change in
+    flight to commit, and a change committing later sees the claim and deletes it: counts kept under a claim that
+    survived are never older than the data."""
+    token = uuid.uuid4().hex
+    await session.execute(text("SELECT pg_advisory_xact_lock(:c, :k)"), {"c": _LOCK_CLASS, "k": _REPORT_COUNTS_LOCK})
+    await session.execute(
+        text(
+            "INSERT INTO insights.churn_report_counts (grain, period_start, period_end_at, token) "
+            "VALUES (:g, :s, :end_at, :token) ON CONFLICT (grain, period_start) "
+            "DO UPDATE SET token = excluded.token, counts = NULL, computed_at = NULL"
+        ),
+        {"g": grain.value, "s": start, "end_at": midnight(period_end(start, grain)), "token": token},
+    )
+    return token
+
+
+async def keep_churn_counts(session: AsyncSession, grain: Grain, start: date, token: str, counts: ChurnCounts) -> None:
+    await session.execute(
+        text(
+            "UPDATE insights.churn_report_counts SET counts = CAST(:counts AS jsonb), computed_at = now() "
+            "WHERE grain = :g AND period_start = :s AND token = :token"
+        ),
+        {"g": grain.value, "s": start, "token": token, "counts": _counts_document(counts)},
+    )
+
+
+async def forget_churn_counts(session: AsyncSession, changed_at: datetime | None) -> None:
+    """Drops the counted reports a score at `changed_at` can change (those of periods ending after it); None: all
+    of them (an erasure or a join moves customers in every period). Holds the lock shared until commit, so a claim
+    is either seen here or made after this change is visible."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock_shared(:c, :k)"), {"c": _LOCK_CLASS, "k": _REPORT_COUNTS_LOCK}
+    )
+    if changed_at is None:
+        await session.execute(text("DELETE FROM insights.churn_report_counts"))
+    else:
+        await session.execute(
+            text("DELETE FROM insights.churn_report_counts WHERE period_end_at > :at"), {"at": changed_at}
+        )
 
 
 async def churn_totals(session: AsyncSession, grain: Grain, start: date) -> tuple[int, int, float]:

@@ -134,6 +134,21 @@ churn_reports = Table(
     Column("announced_at", DateTime(timezone=True), nullable=False),
 )
 
+# The counts of a churned-customers report as last computed; deleted when a score before the period's end, an
+# erasure or a join changes them, recomputed when older than the configured age (traits are not tracked: they
+# are the latest profile as of the computation). A row is claimed (`token`, no counts) before counting: counts
+# are kept only if no change deleted the claim meanwhile.
+churn_report_counts = Table(
+    "churn_report_counts",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("period_end_at", DateTime(timezone=True), nullable=False),
+    Column("token", Text, nullable=False),
+    Column("counts", JSONB),
+    Column("computed_at", DateTime(timezone=True)),
+)
+
 survey_scores = Table(
     "survey_scores",
     metadata,

@@ -39,8 +39,7 @@ class ChurnReports:
         moment = await self.now()
         start = period_start(at, grain) if at is not None else await self.last_closed(grain)
         end = period_end(start, grain)
-        async with self.sessions() as session, session.begin():
-            counts = await store.churn_counts(session, grain, start, top=self.settings.insights_churn_top)
+        counts = await self._counts(grain, start)
         rows = lifts(counts.churned_traits, counts.base_traits, counts.churned, counts.base)
         strongest = over_represented(
             rows, min_lift=self.settings.insights_churn_min_lift, min_churned=self.settings.insights_churn_min_customers
@@ -59,6 +58,20 @@ class ChurnReports:
             "traits": [r.as_dict() for r in rows],
             "top_clv_lost": [_customer(row) for row in counts.top],
         }
+
+    async def _counts(self, grain: Grain, start: date) -> store.ChurnCounts:
+        """The report's counts as kept since they were last counted, or counted now (and kept)."""
+        async with self.sessions() as session:
+            max_age = self.settings.insights_churn_report_max_age_s
+            counts = await store.cached_churn_counts(session, grain, start, max_age_s=max_age)
+        if counts is not None:
+            return counts
+        async with self.sessions() as session, session.begin():
+            token = await store.claim_churn_counts(session, grain, start)
+        async with self.sessions() as session, session.begin():
+            counts = await store.churn_counts(session, grain, start, top=self.settings.insights_churn_top)
+            await store.keep_churn_counts(session, grain, start, token, counts)
+        return counts
 
     async def announce(self) -> int:
         """Emits `churn.report_ready` once for each closed period since scores began (a few per call)."""
