@@ -313,6 +313,15 @@ class PersonalData:
             event.data.update(opened)
 
 
+def strip_personal(events: Sequence[CloudEvent]) -> None:
+    """Every sealed event in place without its personal fields, as if the key were gone (nothing fetched)."""
+    for event in events:
+        if isinstance(event.data.get(SEALED), dict):
+            stripped = open_data(event.subject, event.data, None)
+            event.data.clear()
+            event.data.update(stripped)
+
+
 def open_data(customer_id: str, data: dict[str, Any], key: UnwrappedKey | None) -> dict[str, Any]:
     """`data` as it was posted, or without its personal fields when the key is gone or is not the one sealed with."""
     sealed = data.get(SEALED)
