@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import subprocess
@@ -177,7 +178,39 @@ def psql(uri: str, sql: str) -> str:
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
 
-async def start_platform(clock_mode: str, statements: bool = False) -> Platform:
+# One master key for the runs of a process: `--sealing` decides whether ingest and the services seal with it.
+MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
+
+
+def with_personal(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each customer's first event preceded by a customer.upserted with name, email, phone and birthday (sealed by
+    ingest, kept sealed by profile, announced sealed to campaign and insights): what sealing costs is then paid."""
+    seen: set[str] = set()
+    out: list[dict[str, Any]] = []
+    for event in events:
+        customer = event["customer_id"]
+        if customer not in seen:
+            seen.add(customer)
+            n = len(seen)
+            out.append(
+                {
+                    "id": f"upsert-{customer}",
+                    "type": "customer.upserted",
+                    "customer_id": customer,
+                    "time": event["time"],
+                    "data": {
+                        "name": f"Customer {n}",
+                        "email": f"{customer}@example.com",
+                        "phone": f"+1415{n % 10_000_000:07d}",
+                        "birthday": f"19{50 + n % 50}-0{1 + n % 9}-1{n % 10}",
+                    },
+                }
+            )
+        out.append(event)
+    return out
+
+
+async def start_platform(clock_mode: str, statements: bool = False, sealing: bool | None = None) -> Platform:
     base = scratch_directory("bench-pipeline-")
     postgres = start_postgres(base / "postgres")
     if statements:
@@ -199,6 +232,9 @@ async def start_platform(clock_mode: str, statements: bool = False) -> Platform:
         "RETAIN_LOG_LEVEL": "WARNING",
         "RETAIN_CLOCK_MODE": clock_mode,
     }
+    if sealing is not None:
+        env["RETAIN_MASTER_KEY"] = MASTER_KEY
+        env["RETAIN_PERSONAL_DATA_ENCRYPTION"] = "true" if sealing else "false"
     if clock_mode == "live":
         # The tier stays the absolute spend rule, so a known purchase is what crosses into the top tier.
         env["RETAIN_SCORING_MIN_BUYERS_TO_FIT"] = "1000000000"
@@ -327,7 +363,14 @@ def cpu_seconds(platform: Platform) -> dict[str, float]:
     return seconds
 
 
-async def catch_up(platform: Platform, events: list[dict[str, Any]], batch: int, concurrency: int) -> None:
+@dataclass(frozen=True)
+class CatchUp:
+    ingest_rate: float
+    done_s: dict[str, float]  # service -> catch-up time
+    cpu_ms: dict[str, float]  # process -> CPU ms per event posted
+
+
+async def catch_up(platform: Platform, events: list[dict[str, Any]], batch: int, concurrency: int) -> CatchUp:
     probe = LagProbe(platform)
     await probe.start()
     requests = list(chunks(events, batch))
@@ -411,6 +454,8 @@ async def catch_up(platform: Platform, events: list[dict[str, Any]], batch: int,
         f">= 30 % of ingest: {'met' if pipeline_rate >= 0.3 * ingest_rate else 'MISSED'}; "
         f"slowest ({worst}) <= 2x profile: {'met' if done[worst] <= 2 * done['profile'] else 'MISSED'}"
     )
+    spent = {name: (cpu_after[name] - cpu_before.get(name, 0.0)) * 1000 / len(events) for name in cpu_after}
+    return CatchUp(ingest_rate, {**done, "end to end": end_to_end}, spent)
 
 
 def print_cpu_per_event(before: dict[str, float], after: dict[str, float], events: int) -> None:
@@ -566,27 +611,55 @@ async def steady(platform: Platform, rate: float, seconds: float) -> None:
     )
 
 
+def print_sealing_cost(runs: dict[bool, CatchUp]) -> None:
+    off, on = runs[False], runs[True]
+    print("\nsealing cost (catch-up, same events, sealing off -> on):")
+    change = on.ingest_rate / off.ingest_rate - 1
+    print(f"  ingest {off.ingest_rate:,.0f} -> {on.ingest_rate:,.0f} events/s ({change:+.1%})")
+    for service, seconds in off.done_s.items():
+        after = on.done_s[service]
+        print(f"  {service:<10} caught up {seconds:7.1f} -> {after:7.1f} s ({after / seconds - 1:+.1%})")
+    for name, ms in off.cpu_ms.items():
+        if name in on.cpu_ms and ms > 0:
+            print(f"  CPU {name:<9} {ms:6.3f} -> {on.cpu_ms[name]:6.3f} ms/event ({on.cpu_ms[name] / ms - 1:+.1%})")
+    total_off, total_on = sum(off.cpu_ms.values()), sum(on.cpu_ms.values())
+    print(f"  CPU in all  {total_off:6.3f} -> {total_on:6.3f} ms/event ({total_on / total_off - 1:+.1%}; bound: +15 %)")
+
+
 async def main_async(args: argparse.Namespace) -> None:
+    choices: dict[str, list[bool | None]] = {"env": [None], "on": [True], "off": [False], "both": [False, True]}
+    modes = choices[args.sealing]
     if args.mode in ("catch-up", "both"):
         if args.dataset == "cdnow":
             events = cdnow_events(args.limit)
         else:
             events = synthetic_events(args.limit or 10 * args.customers, args.customers)
-        platform = await start_platform("replay", args.statements)
-        try:
-            await catch_up(platform, events, args.batch, args.concurrency)
-            if args.statements:
-                print_top_statements(platform)
-        finally:
-            await stop_platform(platform)
+        if args.personal:
+            events = with_personal(events)
+        runs: dict[bool, CatchUp] = {}
+        for sealing in modes:
+            if sealing is not None:
+                print(f"\n=== personal data sealing {'on' if sealing else 'off'} ===", flush=True)
+            platform = await start_platform("replay", args.statements, sealing)
+            try:
+                result = await catch_up(platform, events, args.batch, args.concurrency)
+                if args.statements:
+                    print_top_statements(platform)
+            finally:
+                await stop_platform(platform)
+            if sealing is not None:
+                runs[sealing] = result
+        if len(runs) == 2:
+            print_sealing_cost(runs)
     if args.mode in ("steady", "both"):
-        platform = await start_platform("live", args.statements)
-        try:
-            await steady(platform, args.rate, args.seconds)
-            if args.statements:
-                print_top_statements(platform)
-        finally:
-            await stop_platform(platform)
+        for sealing in modes:
+            platform = await start_platform("live", args.statements, sealing)
+            try:
+                await steady(platform, args.rate, args.seconds)
+                if args.statements:
+                    print_top_statements(platform)
+            finally:
+                await stop_platform(platform)
 
 
 def main() -> None:
@@ -601,6 +674,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument(
         "--statements", action="store_true", help="load pg_stat_statements and print the costliest statements"
+    )
+    parser.add_argument(
+        "--sealing",
+        choices=("env", "on", "off", "both"),
+        default="env",
+        help="personal-data sealing: as the environment says, on, off, or both (off then on, with the cost)",
+    )
+    parser.add_argument(
+        "--personal", action="store_true", help="precede each customer's first event with a customer.upserted"
     )
     uvloop.run(main_async(parser.parse_args()))
 

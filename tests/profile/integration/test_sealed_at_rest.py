@@ -22,7 +22,7 @@ from services.ingest.bootstrap import create_app as create_ingest
 from tests.conftest import Isolation
 from tests.ingest.conftest import ingest_settings, start
 
-from .harness import READER, Harness, event, harness
+from .harness import AUTH, READER, Harness, event, harness
 
 MASTER = os.urandom(32)
 INDEX_KEY = personal.derived_secret(MASTER, personal.BLIND_INDEX_PURPOSE)
@@ -130,3 +130,32 @@ async def test_without_a_master_key_profiles_stay_as_they_were(isolated: Isolati
         (row,) = await stored(h)
         assert row.email == "eve@example.com"
         assert orjson.loads(row.state)["identities"]["email"] == "eve@example.com"
+
+
+async def test_an_event_sealed_with_a_key_destroyed_since_is_applied_without_its_personal_fields(
+    h: Harness, key_service: FastAPI
+) -> None:
+    """Accepted just before the erasure, consumed after: it opens to nothing personal, is handled once (no retry,
+    no dead letter), and brings back neither the erased person's data nor their profile."""
+    keys = personal_data(key_service, ttl_s=0.0)
+    sealed: dict[str, dict[str, Any]] = {}
+    for customer in ("c-late", "c-gone"):
+        key = (await keys.keys_for([customer]))[customer]
+        clear = {"name": "Eve Example", "email": "eve@example.com", "region": "CA"}
+        sealed[customer] = personal.seal_data("customer.upserted", customer, clear, key.key_id, key.data_key, INDEX_KEY)
+    await h.deliver(event("p-gone", "purchase", "c-gone", AT, order_id="o-g", amount=3.0, currency="USD"))
+    erased = await h.client.delete("/v1/customers/c-gone", headers=AUTH)
+    assert erased.status_code in (200, 202, 204), erased.text
+    async with key_service.state.ingest.pool.acquire() as conn:
+        await conn.execute("DELETE FROM ingest.customer_keys")  # what ingest does on customer.erased
+
+    late = [event(f"u-{c}", "customer.upserted", c, AT, **orjson.loads(orjson.dumps(d))) for c, d in sealed.items()]
+    await keys.open_events(late)
+    assert [e.data for e in late] == [{"region": "CA"}, {"region": "CA"}]
+    for _ in range(2):  # a redelivery changes nothing
+        await h.deliver(*late)
+    view = await h.customer("c-late")
+    assert view["identities"]["email"] is None and view["attributes"]["name"] is None
+    assert view["attributes"]["region"] == "CA"
+    assert (await h.client.get("/v1/customers/c-gone", headers=READER)).status_code == 404
+    assert readable(repr(await stored(h))) == []
