@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -313,6 +313,15 @@ class PersonalData:
             event.data.update(opened)
 
 
+def strip_personal(events: Sequence[CloudEvent]) -> None:
+    """Every sealed event in place without its personal fields, as if the key were gone (nothing fetched)."""
+    for event in events:
+        if isinstance(event.data.get(SEALED), dict):
+            stripped = open_data(event.subject, event.data, None)
+            event.data.clear()
+            event.data.update(stripped)
+
+
 def open_data(customer_id: str, data: dict[str, Any], key: UnwrappedKey | None) -> dict[str, Any]:
     """`data` as it was posted, or without its personal fields when the key is gone or is not the one sealed with."""
     sealed = data.get(SEALED)
@@ -354,3 +363,36 @@ def new_key_id() -> str:
 
 def credential_for(master_key: bytes) -> str:
     return base64.urlsafe_b64encode(derived_secret(master_key, KEY_SERVICE_PURPOSE)).decode()
+
+
+# A value kept at rest by a service whose rows can move between customer ids (a merge moves a ticket to the
+# survivor): the token names the id whose key sealed it, so it still opens after the move, and erasing the person
+# (every id they were known under) destroys that key too.
+OWNED_PREFIX = "pdo1:"
+
+
+def seal_owned(key: UnwrappedKey, owner: str, field: str, value: str) -> str:
+    return f"{OWNED_PREFIX}{owner}:{seal_value(key.data_key, owner, field, value)}"
+
+
+def owner_of(token: str) -> str | None:
+    """The customer id whose key sealed an owned token; None for anything else (a clear value)."""
+    if not token.startswith(OWNED_PREFIX):
+        return None
+    owner, separator, rest = token[len(OWNED_PREFIX) :].rpartition(":" + PREFIX.rstrip(":"))
+    return owner if separator and rest.startswith(":") else None
+
+
+def open_owned(keys: Mapping[str, UnwrappedKey | None], field: str, token: str) -> str | None:
+    """The clear value of an owned token; None when its key is gone (the person was erased). A clear value is
+    returned as it is (written before sealing was on)."""
+    owner = owner_of(token)
+    if owner is None:
+        return token
+    key = keys.get(owner)
+    if key is None:
+        return None
+    try:
+        return open_value(key.data_key, owner, field, token[len(OWNED_PREFIX) + len(owner) + 1 :])
+    except (InvalidTag, ValueError):
+        return None
