@@ -19,10 +19,10 @@ from libs.common.settings import Settings, service_settings
 from libs.common.topics import PROFILE_CHANGES
 from services.ingest.adapters.event_log import create_pool
 from services.ingest.adapters.tables import SCHEMA, messaging
-from services.ingest.context import IngestContext
 from services.ingest.domain.circuit import Circuit
 from services.ingest.entrypoints import api, export, imports, keys, openapi, preferences
 from services.ingest.entrypoints.fast import SingleEventFastPath
+from services.ingest.handlers.deps import IngestDeps
 from services.ingest.handlers.erasure import on_customer_erased, scrub_forever
 from services.ingest.handlers.group_commit import GroupCommitter
 from services.ingest.handlers.relay import redeliver, relay_forever
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with shared_lifespan(app) as state:
             runtime = app.state.runtime
             pool = await create_pool(runtime.settings.database_url, runtime.settings.database_pool_size)
-            ctx = IngestContext(
+            ctx = IngestDeps(
                 runtime=runtime,
                 settings=runtime.settings,
                 pool=pool,

@@ -40,7 +40,13 @@ def definition(service: ScoringService) -> ServiceDefinition:
         migrations_dir=Path(__file__).parent / "migrations",
         tables=messaging,
         subscriptions=[
-            Subscription("profile-changes", (PROFILE_CHANGES,), service.handle_profile_changes, PROFILE_EVENT_TYPES),
+            Subscription(
+                "profile-changes",
+                (PROFILE_CHANGES,),
+                service.handle_profile_changes,
+                PROFILE_EVENT_TYPES,
+                personal_data=False,
+            ),
             Subscription("feedback-events", (FEEDBACK_EVENTS,), service.handle_feedback, FEEDBACK_EVENT_TYPES),
             # purchases straight from upstream, kept per order id: the BTYD summaries need purchase days
             Subscription("purchases", (CUSTOMER_EVENTS,), service.handle_purchases, PURCHASE_EVENT_TYPES),

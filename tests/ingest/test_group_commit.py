@@ -11,10 +11,10 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 
-from services.ingest.context import IngestContext
 from services.ingest.domain.incoming import ValidEvent, validate_python
 from services.ingest.handlers import group_commit
 from services.ingest.handlers.accept import Acceptance, accept_items
+from services.ingest.handlers.deps import IngestDeps
 from services.ingest.handlers.group_commit import GroupCommitter
 from tests.conftest import Isolation
 from tests.ingest.conftest import SHOP, event, read_topic
@@ -28,7 +28,7 @@ async def test_concurrent_posts_with_duplicates_in_flight(
     flushed: list[int] = []
 
     async def counting(
-        ctx: IngestContext, items: Sequence[tuple[ValidEvent, str]], progress: list[str] | None = None
+        ctx: IngestDeps, items: Sequence[tuple[ValidEvent, str]], progress: list[str] | None = None
     ) -> list[Acceptance]:
         flushed.append(len(items))
         return await accept_items(ctx, items, progress)
@@ -74,7 +74,7 @@ async def test_a_failing_group_is_retried_request_by_request(
     """One request the database rejects must not fail the others that shared its group."""
 
     async def picky(
-        ctx: IngestContext, items: Sequence[tuple[ValidEvent, str]], progress: list[str] | None = None
+        ctx: IngestDeps, items: Sequence[tuple[ValidEvent, str]], progress: list[str] | None = None
     ) -> list[Acceptance]:
         if any(e.id == "poison" for e, _ in items):
             raise asyncpg.DataError("rejected by the database")

@@ -14,6 +14,7 @@ import pytest
 from retain_cli.embedded import free_port
 from retain_cli.supervisor import PROCESSES, Supervisor
 from tests.conftest import ADMIN_KEY, Isolation
+from tests.problems import assert_problem
 from tests.waiting import eventually
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -131,8 +132,7 @@ async def test_bad_input_gets_a_problem_naming_the_field(platform: Supervisor) -
     async with httpx.AsyncClient(timeout=10) as client:
         url = f"{platform.url('ingest')}/v1/events"
         unauthenticated = await client.post(url, json={})
-        assert unauthenticated.status_code == 401
-        assert unauthenticated.headers["content-type"] == "application/problem+json"
+        assert_problem(unauthenticated, 401)
         bad = purchase("e2e-bad", "c-1", 10, datetime.now(UTC))
         bad["data"]["currency"] = "XYZ"
         response = await client.post(url, json=bad, headers=AUTH)

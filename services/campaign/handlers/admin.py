@@ -9,8 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.campaign.adapters import admin
-from services.campaign.adapters import repository as repo
+from services.campaign.adapters import admin, campaigns
 from services.campaign.adapters.reporting import variant_counts
 from services.campaign.adapters.tables import aliases
 from services.campaign.domain.ab import ab_report_from_counts
@@ -42,7 +41,7 @@ async def _campaign_row(session: AsyncSession, campaign_id: str) -> Any:
 
 
 async def _after_save(deps: CampaignDeps, session: AsyncSession, campaign_id: str) -> dict[str, Any]:
-    stored = await repo.load_campaign(session, campaign_id)
+    stored = await campaigns.load_campaign(session, campaign_id)
     if stored is not None and stored.definition.status == "active":
         await schedule_campaign_for_everyone(deps, session, stored)
     return _campaign_body(await _campaign_row(session, campaign_id))

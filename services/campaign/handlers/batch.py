@@ -15,7 +15,7 @@ from typing import Any
 
 from libs.common.consumer import HandlerContext
 from services.campaign.adapters import bulk
-from services.campaign.adapters.repository import StoredCampaign
+from services.campaign.adapters.campaigns import StoredCampaign
 from services.campaign.adapters.tables import aliases
 from services.campaign.domain.definitions import EVENT_TRIGGER_KINDS, TIME_TRIGGER_KINDS, CampaignDefinition
 from services.campaign.domain.triggers import due_dates, matches, trigger_window

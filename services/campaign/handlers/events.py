@@ -24,8 +24,7 @@ from libs.common.contracts import (
 )
 from libs.common.envelope import CloudEvent
 from libs.common.logs import current_customer_id, current_event_id
-from services.campaign.adapters import identities
-from services.campaign.adapters import repository as repo
+from services.campaign.adapters import campaigns, identities
 from services.campaign.adapters.tables import aliases, erasures
 from services.campaign.domain.coupons import normalize_code
 from services.campaign.domain.identity import earliest, latest, merged_facts
@@ -62,8 +61,8 @@ class CampaignHandlers:
 
     async def begin(self, ctx: HandlerContext, subjects: Sequence[str]) -> tuple[Batch, dict[str, str]]:
         """The batch's campaigns, and its subjects locked, resolved, and their facts and erasures read."""
-        campaigns = await self.campaigns.active(ctx.session, include_builtin=self.deps.include_builtin)
-        batch = Batch(self.deps, ctx, campaigns)
+        active = await self.campaigns.active(ctx.session, include_builtin=self.deps.include_builtin)
+        batch = Batch(self.deps, ctx, active)
         resolved = await batch.resolve(set(subjects))
         await batch.load(resolved.values())
         return batch, resolved
@@ -122,8 +121,8 @@ class CampaignHandlers:
                 subjects.extend(joined)
             if event.type == "customer.erased":
                 subjects.append(parse(event, CustomerErased).customer_id)
-        campaigns = await self.campaigns.active(ctx.session, include_builtin=self.deps.include_builtin)
-        batch = Batch(self.deps, ctx, campaigns)
+        active = await self.campaigns.active(ctx.session, include_builtin=self.deps.include_builtin)
+        batch = Batch(self.deps, ctx, active)
         # Every id first, in one lock order; resolution happens per event, since a join earlier in the batch
         # changes what a later event's subject stands for.
         await batch.lock(subjects)
@@ -274,7 +273,7 @@ class CampaignHandlers:
             if code:
                 # Redemption is attributed to the coupon's campaign (and variant) through the coupon row.
                 await batch.flush()
-                await repo.redeem_coupon(batch.session, code, customer_id, order_id, event.time)
+                await campaigns.redeem_coupon(batch.session, code, customer_id, order_id, event.time)
             await self._level(batch, ledger, event)
         elif event.type == "refund":
             if data.get("order_id") and ledger.refund(customer_id, str(data["order_id"])):

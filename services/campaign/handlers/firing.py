@@ -18,8 +18,8 @@ from pydantic import TypeAdapter
 from libs.common import metrics
 from libs.common.consumer import HandlerContext
 from libs.common.contracts import CouponIssued, derived
-from services.campaign.adapters import repository as repo
-from services.campaign.adapters.repository import StoredCampaign
+from services.campaign.adapters import campaigns
+from services.campaign.adapters.campaigns import StoredCampaign
 from services.campaign.adapters.tables import coupons
 from services.campaign.domain.ab import assign_variant
 from services.campaign.domain.coupons import issue_coupon
@@ -56,9 +56,9 @@ async def guard_context(
     budgeted: bool = True,
 ) -> GuardContext:
     since = now - deps.guard_policy.frequency_window
-    previous = await repo.marketing_send_times(ctx.session, facts["customer_id"], since, exclude=exclude_action)
+    previous = await campaigns.marketing_send_times(ctx.session, facts["customer_id"], since, exclude=exclude_action)
     # Counting a campaign's sends and coupon value scans all it ever did: only a budget needs them.
-    sends, coupon_value = await repo.campaign_counters(ctx.session, campaign_id) if budgeted else (0, Decimal(0))
+    sends, coupon_value = await campaigns.campaign_counters(ctx.session, campaign_id) if budgeted else (0, Decimal(0))
     return GuardContext(
         now=now,
         opted_out=bool(facts.get("opted_out")),
@@ -94,13 +94,13 @@ async def fire(
     definition = campaign.definition
     if definition.budget is not None:
         # Serialise deciders of a budgeted campaign so two partitions cannot both spend the last unit.
-        await repo.load_campaign(ctx.session, campaign.id, lock=True)
+        await campaigns.load_campaign(ctx.session, campaign.id, lock=True)
     variant = assign_variant(campaign.id, customer_id, definition)
-    await repo.record_assignment(ctx.session, campaign.id, customer_id, variant, at)
+    await campaigns.record_assignment(ctx.session, campaign.id, customer_id, variant, at)
     trigger = {"kind": match.kind, "window": window, "at": at.isoformat(), "details": dict(match.details)}
     now = deps.now(at)
     if variant == HOLDOUT:
-        await repo.insert_action(
+        await campaigns.insert_action(
             ctx.session,
             {
                 "idempotency_key": idempotency_key(campaign.id, customer_id, window),
@@ -118,7 +118,7 @@ async def fire(
         return
     for index, action in enumerate(definition.actions_for(variant)):
         key = idempotency_key(campaign.id, customer_id, window, action_index=index)
-        if await repo.action_exists(ctx.session, key):
+        if await campaigns.action_exists(ctx.session, key):
             continue  # decided before (redelivery, replay, or a second replica): never twice
         base = {
             "idempotency_key": key,
@@ -148,7 +148,7 @@ async def evaluate(
     exclude_action: int | None = None,
 ) -> tuple[Skip | Defer | None, dict[str, Any]]:
     """The guards' verdict on the customer's current facts, and those facts."""
-    facts = await repo.load_facts(ctx.session, customer_id)
+    facts = await campaigns.load_facts(ctx.session, customer_id)
     budgeted = campaign.definition.budget is not None
     context = await guard_context(deps, ctx, campaign.id, facts, now, exclude_action=exclude_action, budgeted=budgeted)
     return evaluate_guards(campaign.definition, action, context, deps.guard_policy), facts
@@ -173,12 +173,12 @@ async def decide(
     """True when the decision created the coupon, or a message or alert due for delivery."""
     outcome, facts = await evaluate(deps, ctx, campaign, action, base["customer_id"], now)
     if outcome is not None:
-        await repo.insert_action(ctx.session, {**base, **verdict_values(outcome, action)})
+        await campaigns.insert_action(ctx.session, {**base, **verdict_values(outcome, action)})
         return False
     if isinstance(action, CouponAction):
         return await _issue_coupon(ctx, campaign, action, base, now)
     values = await delivery_values(ctx, action, base["customer_id"], facts, now)
-    return await repo.insert_action(ctx.session, {**base, **values}) is not None and values["status"] == "pending"
+    return await campaigns.insert_action(ctx.session, {**base, **values}) is not None and values["status"] == "pending"
 
 
 async def _issue_coupon(
@@ -192,7 +192,9 @@ async def _issue_coupon(
         "currency": coupon.currency,
         "expires_at": coupon.expires_at.isoformat(),
     }
-    action_id = await repo.insert_action(ctx.session, {**base, "status": "issued", "payload": details, "sent_at": now})
+    action_id = await campaigns.insert_action(
+        ctx.session, {**base, "status": "issued", "payload": details, "sent_at": now}
+    )
     if action_id is None:
         return False
     await ctx.session.execute(
@@ -232,7 +234,7 @@ async def delivery_values(
     now: datetime,
 ) -> dict[str, Any]:
     """A `pending` row with the personalised text, rendered now so the sender needs no facts."""
-    fields = profile_fields(facts, await repo.loyalty_points(ctx.session, customer_id))
+    fields = profile_fields(facts, await campaigns.loyalty_points(ctx.session, customer_id))
     spec = action.model_dump(mode="json")
     if isinstance(action, AlertAction):
         payload: dict[str, Any] = {"action": spec, "to": action.to, "body": render(action.message, fields)}

@@ -12,7 +12,7 @@ from libs.common.consumer import BatchHandler, HandlerContext, Subscription, one
 from libs.common.contracts import KpiAnomaly, parse
 from libs.common.envelope import CloudEvent
 from libs.common.topics import INSIGHTS_EVENTS
-from services.campaign.adapters import repository as repo
+from services.campaign.adapters import campaigns
 from services.campaign.handlers.deps import CampaignDeps
 
 KPI_ALERT_CAMPAIGN = "kpi-anomalies"
@@ -51,7 +51,7 @@ def kpi_alert_handler(deps: CampaignDeps) -> BatchHandler:
             "decided_at": now,
         }
         if not destinations:
-            await repo.insert_action(
+            await campaigns.insert_action(
                 ctx.session,
                 {
                     **base,
@@ -64,7 +64,7 @@ def kpi_alert_handler(deps: CampaignDeps) -> BatchHandler:
             return
         for channel in destinations:
             action = {"type": "alert", "to": "account_manager", "channel": channel, "message": body}
-            await repo.insert_action(
+            await campaigns.insert_action(
                 ctx.session,
                 {
                     **base,

@@ -19,8 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common.consumer import HandlerContext
 from libs.common.contracts import LoyaltyLevelChanged, derived
 from libs.common.envelope import CloudEvent
-from services.campaign.adapters import bulk
-from services.campaign.adapters import repository as repo
+from services.campaign.adapters import bulk, campaigns
 from services.campaign.adapters.tables import loyalty_accounts, purchases
 from services.campaign.domain.coupons import normalize_code
 from services.campaign.domain.loyalty import LevelChange, level_change, level_for, rolling_spend, total_points
@@ -55,7 +54,7 @@ async def record_purchase(deps: CampaignDeps, ctx: HandlerContext, event: CloudE
         return None  # the same order under another event id: counted once
     if code:
         # Redemption is attributed to the coupon's campaign (and variant) through the coupon row.
-        await repo.redeem_coupon(ctx.session, code, event.subject, order_id, event.time)
+        await campaigns.redeem_coupon(ctx.session, code, event.subject, order_id, event.time)
     return await recompute_loyalty(deps, ctx, event)
 
 

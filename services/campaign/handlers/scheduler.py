@@ -21,9 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.consumer import HandlerContext
 from libs.common.loops import poll_forever
-from services.campaign.adapters import bulk
-from services.campaign.adapters import repository as repo
-from services.campaign.adapters.repository import StoredCampaign
+from services.campaign.adapters import bulk, campaigns
+from services.campaign.adapters.campaigns import StoredCampaign
 from services.campaign.adapters.tables import aliases, scheduled_triggers
 from services.campaign.domain.definitions import TIME_TRIGGER_KINDS
 from services.campaign.domain.triggers import CustomerFacts, TriggerMatch, due_dates, trigger_window
@@ -63,21 +62,21 @@ def fire_time(due: date, facts: Mapping[str, Any], deps: CampaignDeps) -> dateti
     return datetime.combine(due, deps.settings.scheduled_fire_local_time, tzinfo=zone).astimezone(UTC)
 
 
-def time_triggered(campaigns: Iterable[StoredCampaign]) -> list[StoredCampaign]:
-    return [c for c in campaigns if c.definition.trigger.kind in TIME_TRIGGER_KINDS]
+def time_triggered(candidates: Iterable[StoredCampaign]) -> list[StoredCampaign]:
+    return [c for c in candidates if c.definition.trigger.kind in TIME_TRIGGER_KINDS]
 
 
 async def reschedule(
     deps: CampaignDeps,
     session: AsyncSession,
     customer_id: str,
-    campaigns: Iterable[StoredCampaign],
+    candidates: Iterable[StoredCampaign],
     today: date,
 ) -> None:
     """Brings the customer's pending rows in line with their facts as of `today`."""
-    facts = await repo.load_facts(session, customer_id)
+    facts = await campaigns.load_facts(session, customer_id)
     schedule_facts = customer_facts_for_schedule(facts)
-    for campaign in time_triggered(campaigns):
+    for campaign in time_triggered(candidates):
         trigger = campaign.definition.trigger
         due = due_dates(trigger, schedule_facts, today)
         windows = [trigger_window(trigger, datetime.combine(d, time.min, tzinfo=UTC)) for d in due]
@@ -148,11 +147,11 @@ class Scheduler:
     async def _fire_batch(self) -> int:
         now = self.deps.now()
         async with self.sessions() as session, session.begin():
-            due = await repo.due_triggers(session, now, self.deps.settings.scheduler_batch_size)
+            due = await campaigns.due_triggers(session, now, self.deps.settings.scheduler_batch_size)
             # The customers' locks before their rows, in the order every consumer batch takes them: a consumer
             # rescheduling the same customer never holds a row this transaction waits for, nor the reverse.
             await aliases.lock_many(session, {row.customer_id for row in due})
-            rows = await repo.claim_triggers(session, [row.id for row in due])
+            rows = await campaigns.claim_triggers(session, [row.id for row in due])
             ctx = HandlerContext(session, self.deps.outbox)
             for row in rows:
                 await self._fire(ctx, row)
@@ -164,7 +163,7 @@ class Scheduler:
             .where(scheduled_triggers.c.id == row.id)
             .values(status="fired", fired_at=self.deps.now())
         )
-        campaign = await repo.load_campaign(ctx.session, row.campaign_id)
+        campaign = await campaigns.load_campaign(ctx.session, row.campaign_id)
         if campaign is None:
             return
         match = TriggerMatch(campaign.definition.trigger.kind, {"scheduled_for": row.fire_at.isoformat()})

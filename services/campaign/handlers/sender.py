@@ -20,7 +20,7 @@ from libs.common.consumer import HandlerContext
 from libs.common.contracts import AlertRaised, Contract, MessageSent, derived
 from libs.common.envelope import CloudEvent
 from libs.common.loops import poll_forever
-from services.campaign.adapters import repository as repo
+from services.campaign.adapters import campaigns
 from services.campaign.adapters.channels import ChannelNotConfigured, Channels, Delivery
 from services.campaign.adapters.tables import actions
 from services.campaign.domain.definitions import AlertAction, MessageAction
@@ -72,7 +72,7 @@ class Sender:
 
     async def _reconsider(self, ctx: HandlerContext, row: Any, now: datetime) -> dict[str, Any]:
         """Quiet hours are over: every guard runs again on today's facts (consent may have changed)."""
-        campaign = await repo.load_campaign(ctx.session, row.campaign_id)
+        campaign = await campaigns.load_campaign(ctx.session, row.campaign_id)
         action = parse_action(row.payload["action"])
         if campaign is None:
             return {"status": "skipped", "reason": "campaign_deleted", "next_attempt_at": None}

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.feedback.adapters import agents_repo
+from services.feedback.adapters import agents
 
 
 class AgentExists(Exception):
@@ -19,7 +19,7 @@ class NoSuchAgent(Exception):
 
 
 async def _view(session: AsyncSession, row: RowMapping) -> dict[str, Any]:
-    load = (await agents_repo.loads(session)).get(row["agent_id"], 0)
+    load = (await agents.loads(session)).get(row["agent_id"], 0)
     return {
         "agent_id": row["agent_id"],
         "name": row["name"],
@@ -31,7 +31,7 @@ async def _view(session: AsyncSession, row: RowMapping) -> dict[str, Any]:
 
 
 async def get_agent(session: AsyncSession, agent_id: str) -> dict[str, Any]:
-    row = await agents_repo.get(session, agent_id)
+    row = await agents.get(session, agent_id)
     if row is None:
         raise NoSuchAgent(agent_id)
     return await _view(session, row)
@@ -40,23 +40,23 @@ async def get_agent(session: AsyncSession, agent_id: str) -> dict[str, Any]:
 async def create_agent(session: AsyncSession, agent_id: str, values: dict[str, Any]) -> dict[str, Any]:
     """AgentExists when the id is taken."""
     async with session.begin():
-        if await agents_repo.get(session, agent_id) is not None:
+        if await agents.get(session, agent_id) is not None:
             raise AgentExists(agent_id)
-        await agents_repo.upsert(session, agent_id, values)
+        await agents.upsert(session, agent_id, values)
         return await get_agent(session, agent_id)
 
 
 async def put_agent(session: AsyncSession, agent_id: str, values: dict[str, Any]) -> dict[str, Any]:
     async with session.begin():
-        await agents_repo.upsert(session, agent_id, values)
+        await agents.upsert(session, agent_id, values)
         return await get_agent(session, agent_id)
 
 
 async def list_agents(session: AsyncSession) -> list[dict[str, Any]]:
-    return [await _view(session, row) for row in await agents_repo.all_agents(session)]
+    return [await _view(session, row) for row in await agents.all_agents(session)]
 
 
 async def delete_agent(session: AsyncSession, agent_id: str) -> None:
     async with session.begin():
-        if not await agents_repo.delete_agent(session, agent_id):
+        if not await agents.delete_agent(session, agent_id):
             raise NoSuchAgent(agent_id)

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.contracts import FeedbackContacted, derived
 from libs.common.outbox import Outbox
-from services.feedback.adapters import contacts_repo
+from services.feedback.adapters import contacts
 from services.feedback.adapters.tables import aliases
 from services.feedback.handlers.deps import SOURCE, FeedbackDeps
 
@@ -28,7 +28,7 @@ async def record_contact(deps: FeedbackDeps, session: AsyncSession, outbox: Outb
     """False when this contact (same key) was recorded before; then nothing is announced again."""
     customer_id = await aliases.lock_and_resolve(session, contact.customer_id)
     now: datetime = deps.clock()
-    contact_id = await contacts_repo.insert_contact(
+    contact_id = await contacts.insert_contact(
         session,
         {
             "contact_key": contact.contact_key,
@@ -57,7 +57,7 @@ async def record_contact(deps: FeedbackDeps, session: AsyncSession, outbox: Outb
 
 async def contacts_of(session: AsyncSession, customer_id: str, limit: int) -> list[dict[str, object]]:
     """A customer's contacts, newest first, as the API shows them."""
-    rows = await contacts_repo.contacts_of(session, customer_id, limit)
+    rows = await contacts.contacts_of(session, customer_id, limit)
     return [
         {
             "contact_id": row["contact_key"],

@@ -19,7 +19,7 @@ from libs.common.consumer import HandlerContext
 from libs.common.contracts import ProfileUpdated, ScoreChanged, ThresholdCrossed, parse
 from libs.common.envelope import CloudEvent
 from libs.common.erasures import ERASED_EVENT_TYPE
-from services.feedback.adapters import customers_repo
+from services.feedback.adapters import customers
 from services.feedback.adapters.tables import aliases, erasure_guard
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ async def on_score_changes(ctx: HandlerContext, events: Sequence[CloudEvent]) ->
         tier = _tier_of(event)
         if tier is not None and (event.subject not in newest or newest[event.subject][1] <= event.time):
             newest[event.subject] = (tier, event.time)
-    await customers_repo.set_tiers(ctx.session, newest)
+    await customers.set_tiers(ctx.session, newest)
 
 
 async def on_score_change(ctx: HandlerContext, event: CloudEvent) -> None:
@@ -84,12 +84,12 @@ async def _change_segments(ctx: HandlerContext, events: Sequence[CloudEvent]) ->
             changes.append((event.subject, entered, left, event.time))
     if not changes:
         return
-    segments = await customers_repo.segments_for_update(ctx.session, {change[0] for change in changes})
+    segments = await customers.segments_for_update(ctx.session, {change[0] for change in changes})
     changed_at: dict[str, datetime] = {}
     for customer_id, entered, left, at in changes:
         segments[customer_id] = (segments.get(customer_id, set()) | set(entered)) - set(left)
         changed_at[customer_id] = at
-    await customers_repo.set_segments(
+    await customers.set_segments(
         ctx.session, {customer_id: (sorted(segments[customer_id]), at) for customer_id, at in changed_at.items()}
     )
 
@@ -102,8 +102,8 @@ async def _join_or_erase(ctx: HandlerContext, event: CloudEvent) -> None:
         from_id, into_id = joined
         into_id = await aliases.join(ctx.session, from_id, into_id)
         if from_id != into_id:
-            await customers_repo.move_customer(ctx.session, from_id, into_id)
+            await customers.move_customer(ctx.session, from_id, into_id)
         return
     erased_ids = await erasure_guard.lock_erased(ctx.session, event)
-    deleted = await customers_repo.erase(ctx.session, erased_ids)
+    deleted = await customers.erase(ctx.session, erased_ids)
     log.info("customer erased", extra={"deleted": deleted})

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.feedback.adapters import agents_repo
+from services.feedback.adapters import agents
 from services.feedback.domain.routing import RoutingDecision, RoutingRequest, route
 
 
 async def assign(session: AsyncSession, tier: str, category: str) -> RoutingDecision:
-    agents = await agents_repo.load_agents(session, lock=True)
-    return route(RoutingRequest(tier=tier, category=category), agents)
+    candidates = await agents.load_agents(session, lock=True)
+    return route(RoutingRequest(tier=tier, category=category), candidates)

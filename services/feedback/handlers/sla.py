@@ -11,15 +11,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.contracts import SlaBreached, derived
 from libs.common.loops import poll_forever
 from libs.common.outbox import Outbox
-from services.feedback.adapters import tickets_repo
-from services.feedback.adapters.tables import sla_breaches, tickets
+from services.feedback.adapters import tickets
 from services.feedback.domain.sla import CLOCKS, Breach, SlaClock, new_breaches, parse_tier
 from services.feedback.domain.tickets import Ticket
 from services.feedback.handlers.deps import SOURCE, FeedbackDeps
@@ -27,30 +24,21 @@ from services.feedback.handlers.deps import SOURCE, FeedbackDeps
 log = logging.getLogger(__name__)
 
 
-async def _raised(session: AsyncSession, ticket_id: str) -> set[str]:
-    rows = await session.execute(select(sla_breaches.c.clock).where(sla_breaches.c.ticket_id == ticket_id))
-    return set(rows.scalars())
-
-
 async def _record(session: AsyncSession, outbox: Outbox, ticket: Ticket, tier: str, breach: Breach) -> bool:
     target_s, elapsed_s = int(breach.target.total_seconds()), int(breach.elapsed.total_seconds())
-    inserted = await session.execute(
-        pg_insert(sla_breaches)
-        .values(
-            ticket_id=ticket.ticket_id,
-            clock=breach.clock,
-            customer_id=ticket.customer_id,
-            tier=tier,
-            priority=ticket.priority,
-            target_s=target_s,
-            elapsed_s=elapsed_s,
-            breached_at=breach.breached_at,
-            detected_at=breach.detected_at,
-        )
-        .on_conflict_do_nothing()
-        .returning(sla_breaches.c.ticket_id)
+    inserted = await tickets.insert_breach(
+        session,
+        ticket_id=ticket.ticket_id,
+        clock=breach.clock,
+        customer_id=ticket.customer_id,
+        tier=tier,
+        priority=ticket.priority,
+        target_s=target_s,
+        elapsed_s=elapsed_s,
+        breached_at=breach.breached_at,
+        detected_at=breach.detected_at,
     )
-    if inserted.first() is None:
+    if not inserted:
         return False
     topic, event = derived(
         SlaBreached(
@@ -75,7 +63,7 @@ async def evaluate(
     deps: FeedbackDeps, session: AsyncSession, outbox: Outbox, ticket: Ticket, tier: str, now: datetime
 ) -> list[Breach]:
     """Raises the breaches due by `now` and stores the next deadline; the ticket row must be locked."""
-    raised = await _raised(session, ticket.ticket_id)
+    raised = await tickets.raised_clocks(session, ticket.ticket_id)
     sla_ticket = ticket.sla_ticket(parse_tier(tier))
     fresh: list[Breach] = []
     for breach in new_breaches(sla_ticket, now, raised, deps.sla_table):
@@ -88,7 +76,7 @@ async def evaluate(
         for name in CLOCKS
         if name not in raised and (reading := clock.reading(name, now)).due_at is not None
     ]
-    await tickets_repo.set_sla_due(session, ticket.ticket_id, min(deadlines) if deadlines else None)
+    await tickets.set_sla_due(session, ticket.ticket_id, min(deadlines) if deadlines else None)
     return fresh
 
 
@@ -96,21 +84,9 @@ async def check_due(deps: FeedbackDeps, sessions: async_sessionmaker[AsyncSessio
     """One pass: tickets whose deadline has come, claimed with SKIP LOCKED. Returns tickets examined."""
     async with sessions() as session, session.begin():
         now = await _checker_now(deps, session)
-        rows = (
-            (
-                await session.execute(
-                    select(tickets)
-                    .where(tickets.c.sla_due_at <= now)
-                    .order_by(tickets.c.sla_due_at)
-                    .limit(deps.settings.sla_check_batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            )
-            .mappings()
-            .all()
-        )
+        rows = await tickets.claim_due(session, now, deps.settings.sla_check_batch_size)
         for row in rows:
-            breaches = await evaluate(deps, session, outbox, tickets_repo.to_domain(row), row["tier"], now)
+            breaches = await evaluate(deps, session, outbox, tickets.to_domain(row), row["tier"], now)
             for breach in breaches:
                 log.info("sla breached", extra={"ticket_id": breach.ticket_id, "clock": breach.clock})
         return len(rows)
@@ -120,7 +96,7 @@ async def _checker_now(deps: FeedbackDeps, session: AsyncSession) -> datetime:
     # Replaying history, "now" is the newest ticket event seen, so deadlines fall as they did when lived.
     newest = None
     if deps.settings.clock_mode == "replay":
-        newest = await session.scalar(select(func.max(tickets.c.updated_at)))
+        newest = await tickets.newest_update(session)
     return deps.now(newest)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.feedback.adapters import surveys_repo
+from services.feedback.adapters import surveys
 
 
 class SurveyExists(Exception):
@@ -31,7 +31,7 @@ def _view(row: RowMapping) -> dict[str, Any]:
 
 
 async def _row(session: AsyncSession, survey_id: str) -> RowMapping:
-    row = await surveys_repo.get_survey(session, survey_id)
+    row = await surveys.get_survey(session, survey_id)
     if row is None:
         raise NoSuchSurvey(survey_id)
     return row
@@ -42,26 +42,26 @@ async def get_survey(session: AsyncSession, survey_id: str) -> dict[str, Any]:
 
 
 async def list_surveys(session: AsyncSession) -> list[dict[str, Any]]:
-    return [_view(row) for row in await surveys_repo.all_surveys(session)]
+    return [_view(row) for row in await surveys.all_surveys(session)]
 
 
 async def create_survey(session: AsyncSession, survey_id: str, values: dict[str, Any]) -> dict[str, Any]:
     """SurveyExists when the id is taken."""
     async with session.begin():
-        if await surveys_repo.get_survey(session, survey_id) is not None:
+        if await surveys.get_survey(session, survey_id) is not None:
             raise SurveyExists(survey_id)
-        await surveys_repo.insert_survey(session, survey_id, values)
+        await surveys.insert_survey(session, survey_id, values)
         return await get_survey(session, survey_id)
 
 
 async def put_survey(session: AsyncSession, survey_id: str, values: dict[str, Any]) -> dict[str, Any]:
     async with session.begin():
         await _row(session, survey_id)
-        await surveys_repo.update_survey(session, survey_id, values)
+        await surveys.update_survey(session, survey_id, values)
         return await get_survey(session, survey_id)
 
 
 async def delete_survey(session: AsyncSession, survey_id: str) -> None:
     async with session.begin():
         await _row(session, survey_id)
-        await surveys_repo.delete_survey(session, survey_id)
+        await surveys.delete_survey(session, survey_id)

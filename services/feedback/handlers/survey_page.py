@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.feedback.adapters import surveys_repo
+from services.feedback.adapters import surveys
 from services.feedback.domain.survey_tokens import verify_token
 from services.feedback.handlers.deps import FeedbackDeps
 from services.feedback.handlers.surveys import InactiveSurvey, TokenReused, TokenRevoked, UnknownSurvey
@@ -27,12 +27,12 @@ async def open_link(deps: FeedbackDeps, session: AsyncSession, survey_id: str, t
     whose answer would then be refused for a reason the page could have known.
     """
     claims = verify_token(deps.token_secret, token, deps.clock(), expected_survey_id=survey_id)
-    survey = await surveys_repo.get_survey(session, survey_id)
+    survey = await surveys.get_survey(session, survey_id)
     if survey is None:
         raise UnknownSurvey(survey_id)
     if not survey["active"]:
         raise InactiveSurvey(survey_id)
-    held, used_at = await surveys_repo.token_used_at(session, claims.nonce)
+    held, used_at = await surveys.token_used_at(session, claims.nonce)
     if not held:
         raise TokenRevoked("this survey link is no longer valid")
     if used_at is not None:

@@ -13,13 +13,14 @@ from libs.common.contracts import FeedbackReceived, derived
 from libs.common.envelope import CloudEvent
 from libs.common.outbox import Outbox
 from libs.common.topics import FEEDBACK_EVENTS
-from services.feedback.adapters import customers_repo, surveys_repo
+from services.feedback.adapters import customers, surveys
 from services.feedback.adapters.tables import aliases, erasure_guard
 from services.feedback.domain.errors import FeedbackDomainError, InvalidValue
 from services.feedback.domain.nps import validate_csat_score, validate_nps_score
 from services.feedback.domain.sentiment import Sentiment, analyze
 from services.feedback.domain.survey_tokens import TokenError, issue_token, verify_token
 from services.feedback.handlers.deps import SOURCE, FeedbackDeps
+from services.feedback.handlers.sealing import Vault
 
 
 class TokenReused(TokenError):
@@ -73,8 +74,8 @@ async def record_response(
         validate_csat_score(answer.csat)
     answer = replace(answer, customer_id=await aliases.lock_and_resolve(session, answer.customer_id))
     sentiment = analyze(answer.comment, answer.nps, answer.csat)
-    facts = await customers_repo.facts(session, answer.customer_id)
-    response_id = await surveys_repo.insert_response(
+    facts = await customers.facts(session, answer.customer_id)
+    response_id = await surveys.insert_response(
         session,
         {
             "response_key": response_key,
@@ -82,7 +83,7 @@ async def record_response(
             "survey_id": answer.survey_id,
             "nps": answer.nps,
             "csat": answer.csat,
-            "comment": answer.comment,
+            "comment": await Vault(deps.personal).seal_comment(answer.customer_id, answer.comment),
             "sentiment": sentiment.label,
             "sentiment_score": sentiment.score,
             "tier": facts.tier,
@@ -157,7 +158,7 @@ def survey_response_handler(deps: FeedbackDeps) -> EventHandler:
 
 
 async def _active_survey(session: AsyncSession, survey_id: str) -> str:
-    survey = await surveys_repo.get_survey(session, survey_id)
+    survey = await surveys.get_survey(session, survey_id)
     if survey is None:
         raise UnknownSurvey(survey_id)
     if not survey["active"]:
@@ -176,7 +177,7 @@ async def issue_link(
     customer_id = await aliases.lock_and_resolve(session, customer_id)  # the token row is written under it
     token = issue_token(deps.token_secret, survey_id, customer_id, expires_at)
     claims = verify_token(deps.token_secret, token, now)
-    await surveys_repo.add_token(
+    await surveys.add_token(
         session, nonce=claims.nonce, survey_id=survey_id, customer_id=customer_id, issued_at=now, expires_at=expires_at
     )
     return token, expires_at
@@ -201,8 +202,8 @@ async def respond_with_token(
         raise InvalidValue("nps", "this survey asks for an NPS score (0-10)")
     if kind == "csat" and csat is None:
         raise InvalidValue("csat", "this survey asks for a CSAT score (1-5)")
-    if not await surveys_repo.use_token(session, claims.nonce, now):
-        if await surveys_repo.token_exists(session, claims.nonce):
+    if not await surveys.use_token(session, claims.nonce, now):
+        if await surveys.token_exists(session, claims.nonce):
             raise TokenReused("this survey link has already been used")
         raise TokenRevoked("this survey link is no longer valid")
     answer = Answer(claims.customer_id, survey_id, nps, csat, comment, now)

@@ -7,16 +7,24 @@ from typing import Any, Literal
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.feedback.adapters import tickets_repo
+from services.feedback.adapters import tickets
 from services.feedback.adapters.tables import aliases
 from services.feedback.domain.sla import SlaClock, parse_tier
 from services.feedback.handlers.deps import FeedbackDeps
+from services.feedback.handlers.sealing import Vault
 
 
 async def ticket_view(deps: FeedbackDeps, session: AsyncSession, row: RowMapping) -> dict[str, Any]:
-    ticket = tickets_repo.to_domain(row)
+    """The ticket as the API shows it, its text and notes opened."""
+    view = await _sealed_view(deps, session, row)
+    await Vault(deps.personal).open_ticket_views([view])
+    return view
+
+
+async def _sealed_view(deps: FeedbackDeps, session: AsyncSession, row: RowMapping) -> dict[str, Any]:
+    ticket = tickets.to_domain(row)
     clock = SlaClock(ticket.sla_ticket(parse_tier(row["tier"])), deps.sla_table)
-    breached = await tickets_repo.breaches_of(session, ticket.ticket_id)
+    breached = await tickets.breaches_of(session, ticket.ticket_id)
     breaches = {name: at.isoformat() for name, at in breached.items()}
     sla = {
         name: {
@@ -46,7 +54,7 @@ async def ticket_view(deps: FeedbackDeps, session: AsyncSession, row: RowMapping
         "resolved_at": _iso(row["resolved_at"]),
         "closed_at": _iso(row["closed_at"]),
         "status_history": row["status_history"],
-        "timeline": row["timeline"],
+        "timeline": [{**entry, "detail": dict(entry.get("detail") or {})} for entry in row["timeline"]],
         "sla": sla,
     }
 
@@ -56,7 +64,7 @@ def _iso(value: Any) -> str | None:
 
 
 async def get_ticket(deps: FeedbackDeps, session: AsyncSession, ticket_id: str) -> dict[str, Any] | None:
-    row = await tickets_repo.load(session, ticket_id)
+    row = await tickets.load(session, ticket_id)
     return None if row is None else await ticket_view(deps, session, row)
 
 
@@ -74,5 +82,7 @@ async def list_tickets(
     if customer_id is not None:
         customer_id = await aliases.resolve(session, customer_id)
     equal = {"customer_id": customer_id, "status": status, "queue": queue, "agent_id": agent_id}
-    rows = await tickets_repo.find(session, equal=equal, done=None if state == "any" else state == "done", limit=limit)
-    return [await ticket_view(deps, session, row) for row in rows]
+    rows = await tickets.find(session, equal=equal, done=None if state == "any" else state == "done", limit=limit)
+    views = [await _sealed_view(deps, session, row) for row in rows]
+    await Vault(deps.personal).open_ticket_views(views)  # one key request for the page
+    return views

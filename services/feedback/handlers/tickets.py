@@ -20,7 +20,7 @@ from libs.common.consumer import EventHandler, HandlerContext, PoisonEvent
 from libs.common.contracts import FeedbackReceived, derived
 from libs.common.envelope import CloudEvent
 from libs.common.outbox import Outbox
-from services.feedback.adapters import customers_repo, tickets_repo
+from services.feedback.adapters import customers, tickets
 from services.feedback.adapters.tables import aliases, erasure_guard
 from services.feedback.domain.errors import FeedbackDomainError, InvalidValue
 from services.feedback.domain.sentiment import analyze
@@ -28,6 +28,7 @@ from services.feedback.domain.sla import TIERS
 from services.feedback.domain.tickets import TimelineEntry, apply_event
 from services.feedback.handlers import routing, sla
 from services.feedback.handlers.deps import SOURCE, FeedbackDeps
+from services.feedback.handlers.sealing import Vault
 
 TICKET_EVENTS = frozenset({"ticket.opened", "ticket.updated", "ticket.closed"})
 
@@ -51,7 +52,7 @@ def _same_customer(row: RowMapping, customer_id: str) -> None:
 
 
 async def _tier(deps: FeedbackDeps, session: AsyncSession, customer_id: str) -> str:
-    tier = (await customers_repo.facts(session, customer_id)).tier
+    tier = (await customers.facts(session, customer_id)).tier
     return tier if tier in TIERS else deps.settings.default_tier
 
 
@@ -68,7 +69,7 @@ async def open_ticket(
     """Returns the ticket row and whether it was created now (False: it existed already)."""
     customer_id = await aliases.lock_and_resolve(session, customer_id)
     ticket_id = _ticket_id(data)
-    existing = await tickets_repo.load_for_update(session, ticket_id)
+    existing = await tickets.load_for_update(session, ticket_id)
     if existing is not None:
         _same_customer(existing, customer_id)
         return existing, False
@@ -84,13 +85,15 @@ async def open_ticket(
             ),
         ),
     )
-    if not await tickets_repo.insert(session, ticket, tier=tier, queue=decision.queue, agent_id=decision.agent_id):
-        row = await tickets_repo.load_for_update(session, ticket_id)
+    sentiment = analyze(ticket.text).label  # of the clear text, before it is sealed
+    ticket = await Vault(deps.personal).seal_ticket(ticket)
+    if not await tickets.insert(session, ticket, tier=tier, queue=decision.queue, agent_id=decision.agent_id):
+        row = await tickets.load_for_update(session, ticket_id)
         assert row is not None
         _same_customer(row, customer_id)
         return row, False
     topic, complaint = derived(
-        FeedbackReceived(score_type="complaint", category=ticket.category, sentiment=analyze(ticket.text).label),
+        FeedbackReceived(score_type="complaint", category=ticket.category, sentiment=sentiment),
         cause=cause_id,
         source=SOURCE,
         subject=customer_id,
@@ -98,7 +101,7 @@ async def open_ticket(
     )
     await outbox.add(session, topic, complaint)
     await sla.evaluate(deps, session, outbox, ticket, tier, deps.now(at))
-    row = await tickets_repo.load(session, ticket_id)
+    row = await tickets.load(session, ticket_id)
     assert row is not None
     return row, True
 
@@ -124,16 +127,17 @@ async def change_ticket(
     if customer_id is not None:
         customer_id = await aliases.lock_and_resolve(session, customer_id)
     ticket_id = _ticket_id(data)
-    row = await tickets_repo.load_for_update(session, ticket_id)
+    row = await tickets.load_for_update(session, ticket_id)
     if row is None:
         raise UnknownTicket(ticket_id)
     if customer_id is not None:
         _same_customer(row, customer_id)
-    ticket = tickets_repo.to_domain(row)
+    ticket = tickets.to_domain(row)
     updated = apply_event(ticket, event_type, ticket.customer_id, _upstream_status(data, ticket.status), at)
-    await tickets_repo.update(session, updated)
+    updated = await Vault(deps.personal).seal_ticket(updated)
+    await tickets.update(session, updated)
     await sla.evaluate(deps, session, outbox, updated, row["tier"], deps.now(at))
-    fresh = await tickets_repo.load(session, ticket_id)
+    fresh = await tickets.load(session, ticket_id)
     assert fresh is not None
     return fresh
 

@@ -14,7 +14,6 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from libs.common.problems import PROBLEM_JSON, Problem
-from services.ingest.context import IngestContext, ingest_of
 from services.ingest.domain.incoming import (
     InvalidEvent,
     MalformedJson,
@@ -25,8 +24,10 @@ from services.ingest.domain.incoming import (
     validate_python,
 )
 from services.ingest.entrypoints import openapi
+from services.ingest.entrypoints.common import deps_of
 from services.ingest.entrypoints.guard import authorize, media_type, read_body
 from services.ingest.handlers.accept import Acceptance, accept_events, count_rejected
+from services.ingest.handlers.deps import IngestDeps
 from services.ingest.metrics import BATCH_SIZE
 from services.ingest.settings import IngestSettings
 
@@ -94,7 +95,7 @@ def _single_shape(request: Request) -> Shape:
 )
 async def post_event(request: Request) -> Response:
     principal = await authorize(request)
-    ctx = ingest_of(request)
+    ctx = deps_of(request)
     shape = _single_shape(request)
     body = await read_body(request, ctx.settings.ingest_max_event_bytes)
     try:
@@ -108,7 +109,7 @@ async def post_event(request: Request) -> Response:
     return _json({"id": outcome.event_id, "status": outcome.status}, 202 if outcome.status == "accepted" else 200)
 
 
-async def _accept(ctx: IngestContext, events: list[ValidEvent], source: str) -> list[Acceptance]:
+async def _accept(ctx: IngestDeps, events: list[ValidEvent], source: str) -> list[Acceptance]:
     """Single events and small batches go through the group committer; large batches are a group already."""
     if ctx.committer is not None and len(events) <= ctx.settings.ingest_group_commit_max_batch:
         return await ctx.committer.submit(events, source)
@@ -175,7 +176,7 @@ def _batch_items(body: bytes, shape: Shape, max_items: int) -> list[Any]:
 )
 async def post_batch(request: Request) -> Response:
     principal = await authorize(request)
-    ctx = ingest_of(request)
+    ctx = deps_of(request)
     shape = _batch_shape(request)
     body = await read_body(request, ctx.settings.max_body_bytes)
     max_items = ctx.settings.ingest_max_batch_items
@@ -210,7 +211,7 @@ async def post_batch(request: Request) -> Response:
 
 
 async def _answer_batch(
-    ctx: IngestContext,
+    ctx: IngestDeps,
     source: str,
     valid: list[ValidEvent],
     positions: list[int],

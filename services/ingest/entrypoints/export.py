@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from libs.common.auth import Principal, require_scope
-from services.ingest.context import ingest_of
+from services.ingest.entrypoints.common import deps_of
 from services.ingest.handlers.export import customer_events
 
 router = APIRouter(prefix="/v1", tags=["export"])
@@ -16,4 +16,4 @@ Admin = Annotated[Principal, Depends(require_scope("admin"))]
 
 @router.get("/customers/{customer_id}/events", summary="Every event the log holds of a customer, opened")
 async def get_customer_events(customer_id: str, request: Request, _: Admin) -> dict[str, Any]:
-    return await customer_events(ingest_of(request), customer_id)
+    return await customer_events(deps_of(request), customer_id)

@@ -10,13 +10,13 @@ from libs.common.auth import Principal, authenticate_request
 from libs.common.problems import Problem
 from libs.common.ratelimit import TokenBucket, retry_after_header
 from libs.common.settings import Scope
-from services.ingest.context import ingest_of
+from services.ingest.entrypoints.common import deps_of
 from services.ingest.metrics import RATE_LIMITED
 
 
 async def authorize(request: Request, scope: Scope = "events:write") -> Principal:
     """Checked inline rather than as a FastAPI dependency: this is on every event's hot path."""
-    ctx = ingest_of(request)
+    ctx = deps_of(request)
     principal = await authenticate_request(request)
     if not principal.has(scope):
         raise Problem(403, "Forbidden", f"this API key lacks the '{scope}' scope", missing_scope=scope)

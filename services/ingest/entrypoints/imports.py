@@ -13,11 +13,11 @@ from pydantic import AwareDatetime, BaseModel, Field
 from libs.common.auth import Principal
 from libs.common.events import UPSTREAM_EVENT_TYPES
 from libs.common.problems import Problem
-from services.ingest.context import ingest_of
 from services.ingest.domain.mapping import MappingError, RowMapping
 from services.ingest.domain.rows import Format
 from services.ingest.entrypoints import openapi
 from services.ingest.entrypoints.api import _json
+from services.ingest.entrypoints.common import deps_of
 from services.ingest.entrypoints.guard import administrator, events_writer, media_type
 from services.ingest.handlers.imports import import_stream
 from services.ingest.handlers.replay import replay
@@ -84,7 +84,7 @@ async def post_import(
         async for chunk in request.stream():
             yield chunk
 
-    report = await import_stream(ingest_of(request), chunks(), fmt, mapping, principal.source)
+    report = await import_stream(deps_of(request), chunks(), fmt, mapping, principal.source)
     return _json(report.as_json(), 200)
 
 
@@ -112,5 +112,5 @@ async def post_replay(
     end: datetime = body.end
     if end <= start:
         raise Problem(422, "Empty range", errors=[{"field": "to", "message": "must be after from"}])
-    count = await replay(ingest_of(request), start, end, body.types)
+    count = await replay(deps_of(request), start, end, body.types)
     return _json({"replayed": count}, 200)

@@ -25,7 +25,6 @@ from libs.common.unsubscribe import (
     secret_of,
     verify_unsubscribe_token,
 )
-from services.ingest.context import ingest_of
 from services.ingest.domain.preferences import (
     ONE_CLICK_BODY,
     PAGE_CHANNELS,
@@ -33,6 +32,7 @@ from services.ingest.domain.preferences import (
     consent_events,
     one_click_submission,
 )
+from services.ingest.entrypoints.common import deps_of
 from services.ingest.handlers.preferences import record_consent_changes
 
 router = APIRouter(tags=["preference page"], include_in_schema=False)
@@ -162,7 +162,7 @@ async def apply_preferences(request: Request) -> Response:
     else:
         changes = choices_from_form(fields, claims)
         submission = f"form:{first(fields, 'submission') or secrets.token_urlsafe(12)}"
-    await record_consent_changes(ingest_of(request), consent_events(claims, changes, submission, now))
+    await record_consent_changes(deps_of(request), consent_events(claims, changes, submission, now))
     if one_click:
         return PlainTextResponse("unsubscribed")
     texts = TEXTS.for_locale(locale)

@@ -17,21 +17,21 @@ from collections.abc import Sequence
 from services.ingest.adapters import erasures, event_log
 from services.ingest.adapters.broker import publish_records
 from services.ingest.adapters.records import EventRecord
-from services.ingest.context import IngestContext
 from services.ingest.domain.acceptance import Acceptance as Acceptance
 from services.ingest.domain.acceptance import Status as Status
 from services.ingest.domain.incoming import ValidEvent
+from services.ingest.handlers.deps import IngestDeps
 from services.ingest.handlers.sealing import seal_records
 from services.ingest.metrics import EVENTS, PUBLISH_LATENCY
 
 
-async def accept_events(ctx: IngestContext, events: Sequence[ValidEvent], source: str) -> list[Acceptance]:
+async def accept_events(ctx: IngestDeps, events: Sequence[ValidEvent], source: str) -> list[Acceptance]:
     """One outcome per input event, in order; a repeated id within `events` is a duplicate of the first."""
     return await accept_items(ctx, [(event, source) for event in events])
 
 
 async def accept_items(
-    ctx: IngestContext, items: Sequence[tuple[ValidEvent, str]], progress: list[str] | None = None
+    ctx: IngestDeps, items: Sequence[tuple[ValidEvent, str]], progress: list[str] | None = None
 ) -> list[Acceptance]:
     """Like accept_events, each event with its own source (a group commit mixes requests of several keys).
 

@@ -8,12 +8,12 @@ import orjson
 
 from libs.common import personal
 from services.ingest.adapters import event_log, key_store
-from services.ingest.context import IngestContext
+from services.ingest.handlers.deps import IngestDeps
 
 EXPORT_LIMIT = 100_000
 
 
-async def customer_events(ctx: IngestContext, customer_id: str) -> dict[str, Any]:
+async def customer_events(ctx: IngestDeps, customer_id: str) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         records = await event_log.events_of(conn, customer_id, EXPORT_LIMIT)
         stored = await key_store.find(conn, customer_id)

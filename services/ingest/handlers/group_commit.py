@@ -21,9 +21,9 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.ingest.context import IngestContext
 from services.ingest.domain.incoming import ValidEvent
 from services.ingest.handlers.accept import Acceptance, accept_items
+from services.ingest.handlers.deps import IngestDeps
 from services.ingest.metrics import BATCH_SIZE
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,7 @@ class _Request:
 
 
 class GroupCommitter:
-    def __init__(
-        self, ctx: IngestContext, *, window_s: float = 0.0, max_items: int = 1000, max_inflight: int = 1
-    ) -> None:
+    def __init__(self, ctx: IngestDeps, *, window_s: float = 0.0, max_items: int = 1000, max_inflight: int = 1) -> None:
         self.ctx = ctx
         self.window_s = window_s
         self.max_items = max_items

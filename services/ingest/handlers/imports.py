@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.ingest.context import IngestContext
 from services.ingest.domain.incoming import InvalidEvent, ValidEvent, validate_python
 from services.ingest.domain.mapping import RowMapping
 from services.ingest.domain.rows import Format, Row, RowSplitter
 from services.ingest.handlers.accept import accept_events, count_rejected
+from services.ingest.handlers.deps import IngestDeps
 from services.ingest.metrics import BATCH_SIZE
 
 # The answer lists this many rejected rows; the counts cover all of them.
@@ -46,7 +46,7 @@ class ImportReport:
 
 
 async def import_stream(
-    ctx: IngestContext, chunks: AsyncIterator[bytes], fmt: Format, mapping: RowMapping, source: str
+    ctx: IngestDeps, chunks: AsyncIterator[bytes], fmt: Format, mapping: RowMapping, source: str
 ) -> ImportReport:
     report = ImportReport(import_id=mapping.import_id)
     splitter = RowSplitter(fmt)

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from services.ingest.context import IngestContext
 from services.ingest.domain.incoming import validate_python
 from services.ingest.handlers.accept import Acceptance, accept_events
+from services.ingest.handlers.deps import IngestDeps
 
 SOURCE = "retain/preference-page"
 
 
-async def record_consent_changes(ctx: IngestContext, events: Sequence[dict[str, Any]]) -> list[Acceptance]:
+async def record_consent_changes(ctx: IngestDeps, events: Sequence[dict[str, Any]]) -> list[Acceptance]:
     valid = [validate_python(event) for event in events]
     if ctx.committer is not None:
         return await ctx.committer.submit(valid, SOURCE)

@@ -19,7 +19,7 @@ from libs.common.runtime import Runtime
 from services.ingest.adapters import event_log
 from services.ingest.adapters.broker import publish_records
 from services.ingest.adapters.records import EventRecord
-from services.ingest.context import IngestContext
+from services.ingest.handlers.deps import IngestDeps
 from services.ingest.metrics import OUTBOX_DEPTH, PUBLISH_LATENCY
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ PURGE_EVERY_S = 600
 RELAY_DELIVERY_TIMEOUT_S = 10.0
 
 
-async def drain_once(ctx: IngestContext) -> int:
+async def drain_once(ctx: IngestDeps) -> int:
     """Publishes one batch of unpublished events; returns how many the broker acknowledged."""
     if not ctx.publisher.started:
         return 0
@@ -64,7 +64,7 @@ async def drain_once(ctx: IngestContext) -> int:
     return len(acked)
 
 
-def _settle_in_doubt(ctx: IngestContext, records: list[EventRecord]) -> tuple[list[str], int, list[EventRecord]]:
+def _settle_in_doubt(ctx: IngestDeps, records: list[EventRecord]) -> tuple[list[str], int, list[EventRecord]]:
     """Splits claimed rows: delivered after the request gave up (just mark them), still in the producer
     (leave them for a later round), and really undelivered (publish them now)."""
     delivered: list[str] = []
@@ -85,7 +85,7 @@ def _settle_in_doubt(ctx: IngestContext, records: list[EventRecord]) -> tuple[li
     return delivered, waiting, to_publish
 
 
-async def report_depth(ctx: IngestContext) -> int:
+async def report_depth(ctx: IngestDeps) -> int:
     async with ctx.pool.acquire() as conn:
         depth = await event_log.unpublished_count(conn)
     OUTBOX_DEPTH.set(depth)
@@ -93,7 +93,7 @@ async def report_depth(ctx: IngestContext) -> int:
     return depth
 
 
-async def purge(ctx: IngestContext) -> None:
+async def purge(ctx: IngestDeps) -> None:
     days = ctx.settings.ingest_event_log_retention_days
     if days is None:
         return
@@ -119,7 +119,7 @@ async def redeliver(runtime: Runtime) -> int:
         await conn.close()
 
 
-async def relay_forever(ctx: IngestContext) -> None:
+async def relay_forever(ctx: IngestDeps) -> None:
     last_purge = 0.0
     while True:
         drained = 0

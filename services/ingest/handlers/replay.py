@@ -8,14 +8,14 @@ from datetime import datetime
 from libs.common.problems import Problem
 from services.ingest.adapters import event_log
 from services.ingest.adapters.broker import publish_records
-from services.ingest.context import IngestContext
+from services.ingest.handlers.deps import IngestDeps
 from services.ingest.metrics import REPLAYED
 
 REPLAY_CHUNK = 2000
 REPLAY_DELIVERY_TIMEOUT_S = 30.0
 
 
-async def replay(ctx: IngestContext, start: datetime, end: datetime, types: Sequence[str] | None) -> int:
+async def replay(ctx: IngestDeps, start: datetime, end: datetime, types: Sequence[str] | None) -> int:
     if not ctx.publisher.started:
         raise Problem(503, "Broker unavailable", "replay needs the broker; try again when /readyz says ready")
     total = 0

@@ -1,7 +1,8 @@
 """Insights' schema: the purchases, scores and survey answers it counts, and the figures derived from them.
 
-`purchases` (one row per order id) is the truth for commerce; `customer_days` folds it per customer and UTC day
-(with the customer's previous purchase day, for repurchase gaps) and `customers` holds each first purchase day.
+`purchases` (one row per order id) and `refunds` are the truth for commerce; `customer_days` folds the orders, net
+of their refunds, per customer and UTC day (with the customer's previous purchase day, for repurchase gaps) and
+`customers` holds each first purchase day.
 `period_figures` and `cohort_cells` are recomputed from those for the periods listed in `dirty_periods`, so a
 late or corrected purchase changes exactly the periods it belongs to.
 """
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Numeric,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -43,6 +45,22 @@ purchases = Table(
     Column("event_id", Text, nullable=False),
     Column("coupon_code", Text),
     Index("purchases_customer_day", "customer_id", "day"),
+    # Coupon use of the churned-customers report reads only the orders that carry a coupon.
+    Index("purchases_coupon", "customer_id", "purchased_at", postgresql_where=text("coupon_code IS NOT NULL")),
+)
+
+# One row per refund event (a redelivery is the same row); matched to its order by order id whichever arrives first.
+# A refund is netted off its order's amount in the order's own period; an order refunded in full is no purchase.
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("order_id", Text, nullable=False),
+    Column("refunded_at", DateTime(timezone=True), nullable=False),
+    Column("amount", Numeric, nullable=False),
+    Index("refunds_order", "order_id"),
+    Index("refunds_customer", "customer_id"),
 )
 
 customer_days = Table(
@@ -53,7 +71,8 @@ customer_days = Table(
     Column("amount", Numeric, nullable=False),
     Column("orders", Integer, nullable=False),
     Column("prev_day", Date),
-    Index("customer_days_day", "day"),
+    # Covering: a period's active customers, revenue and repurchase gaps come from an index-only range scan.
+    Index("customer_days_day", "day", postgresql_include=["customer_id", "amount", "prev_day"]),
 )
 
 customers = Table(
@@ -73,6 +92,21 @@ scores = Table(
     Column("clv", Float),
     Column("stage", Text),
     Column("reasons", JSONB),
+    Index("scores_scored_at", "scored_at"),
+)
+
+# Each customer's scores with a stage folded into runs of the same stage and tier, rebuilt from their scores whenever
+# one arrives: the stage at a moment T is that of the run with since < T <= until (until NULL: still running), the
+# same as the last score before T, without sorting every score.
+stage_runs = Table(
+    "stage_runs",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("since", DateTime(timezone=True), primary_key=True),
+    Column("event_id", Text, primary_key=True),
+    Column("until", DateTime(timezone=True)),
+    Column("stage", Text, nullable=False),
+    Column("tier", Text),
 )
 
 # Each customer's latest profile (highest `version` of `profile.updated`): the traits the churn report compares.
@@ -99,6 +133,21 @@ churn_reports = Table(
     Column("churned", Integer, nullable=False),
     Column("event_id", Text, nullable=False),
     Column("announced_at", DateTime(timezone=True), nullable=False),
+)
+
+# The counts of a churned-customers report as last computed; deleted when a score before the period's end, an
+# erasure or a join changes them, recomputed when older than the configured age (traits are not tracked: they
+# are the latest profile as of the computation). A row is claimed (`token`, no counts) before counting: counts
+# are kept only if no change deleted the claim meanwhile.
+churn_report_counts = Table(
+    "churn_report_counts",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("period_end_at", DateTime(timezone=True), nullable=False),
+    Column("token", Text, nullable=False),
+    Column("counts", JSONB),
+    Column("computed_at", DateTime(timezone=True)),
 )
 
 survey_scores = Table(

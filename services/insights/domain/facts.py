@@ -36,6 +36,18 @@ class Purchase:
 
 
 @dataclass(frozen=True, slots=True)
+class Refund:
+    """Money given back on an order; netted off the order in the order's own period (as scoring nets it off the
+    customer's spend), so a return corrects the revenue of the month it was bought in."""
+
+    event_id: str
+    customer_id: str
+    order_id: str
+    at: datetime
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class Score:
     customer_id: str
     at: datetime
@@ -72,6 +84,20 @@ class SurveyScore:
 
 
 def purchase_of(event_id: str, customer_id: str, at: datetime, data: Mapping[str, Any]) -> Purchase:
+    order_id, amount = _order_and_amount(data)
+    coupon = data.get("coupon_code")
+    return Purchase(order_id, customer_id, at, amount, event_id, coupon if isinstance(coupon, str) else None)
+
+
+def refund_of(event_id: str, customer_id: str, at: datetime, data: Mapping[str, Any]) -> Refund | None:
+    """None for a refund of nothing (amount 0), which changes no figure."""
+    order_id, amount = _order_and_amount(data)
+    if amount < 0:
+        raise InvalidFact("data.amount: a refund cannot be negative")
+    return Refund(event_id, customer_id, order_id, at, amount) if amount > 0 else None
+
+
+def _order_and_amount(data: Mapping[str, Any]) -> tuple[str, Decimal]:
     order_id = data.get("order_id")
     if not isinstance(order_id, str) or not order_id:
         raise InvalidFact("data.order_id: missing")
@@ -81,8 +107,7 @@ def purchase_of(event_id: str, customer_id: str, at: datetime, data: Mapping[str
         raise InvalidFact("data.amount: not a number") from exc
     if not amount.is_finite():
         raise InvalidFact("data.amount: not a number")
-    coupon = data.get("coupon_code")
-    return Purchase(order_id, customer_id, at, amount, event_id, coupon if isinstance(coupon, str) else None)
+    return order_id, amount
 
 
 def score_of(event_id: str, customer_id: str, at: datetime, data: Mapping[str, Any]) -> Score:

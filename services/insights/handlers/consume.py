@@ -1,8 +1,9 @@
-"""Counting from the event stream: purchases, scores, survey answers and erasures into insights' tables.
+"""Counting from the event stream: purchases, refunds, scores, survey answers and erasures into insights' tables.
 
 Each batch stores what it brings and marks the periods whose figures it changed; `handlers/figures.py`
 recomputes those. The inbox drops redelivered events; a repeated order id replaces the stored order only when it
-is newer (event time, then event id), so the figures are the same whatever the arrival order.
+is newer (event time, then event id), and a refund is kept once per event id whether or not its order has arrived,
+so the figures are the same whatever the arrival order.
 """
 
 from __future__ import annotations
@@ -19,18 +20,23 @@ from services.insights.domain.facts import (
     DirtyPeriod,
     InvalidFact,
     Purchase,
+    Refund,
     Score,
     SurveyScore,
     periods_from,
     periods_touched,
     purchase_of,
+    refund_of,
     score_of,
     survey_score_of,
     traits_of,
 )
 from services.insights.domain.periods import utc_day
 
-PURCHASE_TYPES = frozenset({"purchase"})
+PURCHASE = "purchase"
+REFUND = "refund"
+# Both change what an order counts for: a refund nets off its order's amount.
+ORDER_TYPES = frozenset({PURCHASE, REFUND})
 SCORE_TYPES = frozenset({"score.changed"})
 FEEDBACK_TYPES = frozenset({"feedback.received"})
 PROFILE_UPDATED = "profile.updated"
@@ -66,12 +72,35 @@ def _newest_per_order(purchases: Sequence[Purchase]) -> dict[str, Purchase]:
 
 
 async def on_purchases(ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
+    """Purchases and refunds of `customer-events`: stores them, then re-derives each touched customer's purchase
+    days from the earliest day whose orders changed."""
+    kept = await _kept(ctx, events)
     try:
-        incoming = [purchase_of(e.id, e.subject, e.time, e.data) for e in await _kept(ctx, events)]
+        incoming = [purchase_of(e.id, e.subject, e.time, e.data) for e in kept if e.type == PURCHASE]
+        refunds = [r for e in kept if e.type == REFUND and (r := refund_of(e.id, e.subject, e.time, e.data))]
     except InvalidFact as exc:
         raise PoisonEvent(str(exc)) from exc
-    if not incoming:
+    since: dict[str, date] = {}
+    if incoming:
+        _earliest(since, await _store_purchases(ctx, incoming))
+    if refunds:
+        _earliest(since, await _store_refunds(ctx, refunds))
+    if not since:
         return
+    days = await store.rederive_customers(ctx.session, since)
+    dirty: set[DirtyPeriod] = set()
+    for customer, first_changed in since.items():
+        dirty |= periods_touched(days.get(customer, ()), since=first_changed)
+    await store.mark_dirty(ctx.session, dirty)
+
+
+def _earliest(since: dict[str, date], changes: list[tuple[str, date]]) -> None:
+    for customer, day in changes:
+        since[customer] = min(day, since.get(customer, day))
+
+
+async def _store_purchases(ctx: HandlerContext, incoming: list[Purchase]) -> list[tuple[str, date]]:
+    """Writes the orders that win over what is stored; returns (customer, day) of each order written or replaced."""
     newest = _newest_per_order(incoming)
     stored = await store.stored_orders(ctx.session, sorted(newest))
     winners = [
@@ -80,22 +109,23 @@ async def on_purchases(ctx: HandlerContext, events: Sequence[CloudEvent]) -> Non
         if order not in stored or p.supersedes(stored[order].at, stored[order].event_id)
     ]
     if not winners:
-        return
+        return []
     await store.write_purchases(ctx.session, winners)
-    # The earliest day each customer's figures may have changed from: a new order's day, or a replaced one's.
-    since: dict[str, date] = {}
+    changes = []
     for purchase in winners:
+        changes.append((purchase.customer_id, purchase.day))
         replaced = stored.get(purchase.order_id)
-        changes = [(purchase.customer_id, purchase.day)]
         if replaced is not None:
             changes.append((replaced.customer_id, replaced.day))
-        for customer, day in changes:
-            since[customer] = min(day, since.get(customer, day))
-    days = await store.rederive_customers(ctx.session, since)
-    dirty: set[DirtyPeriod] = set()
-    for customer, first_changed in since.items():
-        dirty |= periods_touched(days.get(customer, ()), since=first_changed)
-    await store.mark_dirty(ctx.session, dirty)
+    return changes
+
+
+async def _store_refunds(ctx: HandlerContext, refunds: list[Refund]) -> list[tuple[str, date]]:
+    """Keeps each refund once; returns (customer, day) of the stored orders they net off. A refund of an order not
+    seen yet waits in its table: the order's purchase days net it when the order arrives."""
+    refunded = await store.write_refunds(ctx.session, refunds)
+    orders = await store.stored_orders(ctx.session, sorted(refunded))
+    return [(order.customer_id, order.day) for order in orders.values()]
 
 
 async def on_scores(ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:

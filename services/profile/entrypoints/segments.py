@@ -17,11 +17,12 @@ from libs.common.clock import as_of
 from libs.common.envelope import format_time
 from libs.common.problems import Problem
 from libs.common.runtime import db_session, runtime_of
-from services.profile.adapters import repository
-from services.profile.adapters.repository import SegmentRow
+from services.profile.adapters import profiles
+from services.profile.adapters.profiles import SegmentRow
 from services.profile.adapters.tables import SCHEMA
 from services.profile.domain import Condition, InvalidCondition, parse_condition
 from services.profile.handlers.profiles import Cause, SegmentDefinitions
+from services.profile.handlers.sealing import Vault
 from services.profile.handlers.segments import Recomputed, recompute_segment
 from services.profile.handlers.timeline import InvalidCursor, decode_cursor, encode_cursor
 
@@ -104,7 +105,10 @@ async def _recompute(
     request: Request, session: AsyncSession, row: SegmentRow, condition: Condition | None
 ) -> Recomputed:
     cause = Cause(f"segment:{row.id}:v{row.version}", "segment.changed", datetime.now(UTC))
-    return await recompute_segment(session, runtime_of(request).outbox, row.id, condition, cause, _clock(request))
+    runtime = runtime_of(request)
+    return await recompute_segment(
+        session, runtime.outbox, Vault(runtime.personal), row.id, condition, cause, _clock(request)
+    )
 
 
 @router.post("/segments", status_code=201, summary="Define a segment; membership is computed at once")
@@ -142,7 +146,7 @@ async def list_segments(
     session: Session,
     _: Reader,
 ) -> dict[str, Any]:
-    return {"items": [_body(row) for row in await repository.all_segments(session)]}
+    return {"items": [_body(row) for row in await profiles.all_segments(session)]}
 
 
 @router.get("/segments/{segment_id}", summary="One segment")

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.clock import as_of
 from libs.common.outbox import Outbox
-from services.profile.adapters import repository
+from services.profile.adapters import profiles
 from services.profile.domain import ProfileState, customer_view, normalise_email, normalise_phone, set_tags
 from services.profile.handlers.profiles import Cause, SegmentDefinitions, Working, save_and_announce
+from services.profile.handlers.sealing import Vault
 
 
 class NoSuchCustomer(Exception):
@@ -23,17 +23,17 @@ class NoSuchCustomer(Exception):
 
 async def survivor(session: AsyncSession, customer_id: str) -> str:
     # Merges collapse alias chains, so one hop always reaches the profile that holds the data now.
-    return (await repository.survivors_of(session, [customer_id])).get(customer_id, customer_id)
+    return (await profiles.survivors_of(session, [customer_id])).get(customer_id, customer_id)
 
 
-async def customer(session: AsyncSession, customer_id: str, clock_mode: str) -> dict[str, Any]:
+async def customer(session: AsyncSession, vault: Vault, customer_id: str, clock_mode: str) -> dict[str, Any]:
     """Follows merges: a merged id answers with the survivor's profile and `merged_into` set."""
     held_by = await survivor(session, customer_id)
-    raw = await repository.document(session, held_by)
+    raw = await profiles.document(session, held_by)
     if raw is None:
         raise NoSuchCustomer(customer_id)
-    state = ProfileState.model_validate_json(raw)
-    in_segments = (await repository.memberships(session, [held_by])).get(held_by, set())
+    state = ProfileState.from_dict(await vault.open_text(held_by, raw))
+    in_segments = (await profiles.memberships(session, [held_by])).get(held_by, set())
     now = as_of(clock_mode, state.last_seen)
     return customer_view(state, now, segments=in_segments, requested_id=customer_id)
 
@@ -50,17 +50,16 @@ async def timeline(
 ) -> TimelinePage:
     held_by = await survivor(session, customer_id)
     # one row more than asked tells whether a next page exists without a count(*)
-    rows = await repository.timeline_page(session, held_by, before, limit + 1)
-    if not rows and before is None and not await repository.profile_exists(session, held_by):
+    rows = await profiles.timeline_page(session, held_by, before, limit + 1)
+    if not rows and before is None and not await profiles.profile_exists(session, held_by):
         raise NoSuchCustomer(customer_id)
     page = rows[:limit]
     next_key = (page[-1].event_time, page[-1].event_id) if len(rows) > limit else None
     return TimelinePage(held_by, page, next_key)
 
 
-def _summary(customer_id: str, raw: str) -> dict[str, Any]:
+def _summary(customer_id: str, state: dict[str, Any]) -> dict[str, Any]:
     """A search hit: enough to pick the right customer without loading the full view."""
-    state = orjson.loads(raw)
     orders = state.get("orders", {})
     return {
         "customer_id": customer_id,
@@ -77,6 +76,7 @@ def _summary(customer_id: str, raw: str) -> dict[str, Any]:
 
 async def search(
     session: AsyncSession,
+    vault: Vault,
     *,
     email: str | None,
     phone: str | None,
@@ -86,22 +86,27 @@ async def search(
     limit: int,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of search hits and the customer id the next page starts after (None: last page)."""
-    rows = await repository.search(
+    rows = await profiles.search(
         session,
-        email=None if email is None else normalise_email(email),
-        phone=None if phone is None else normalise_phone(phone),
+        # The columns hold blind indexes when personal data is sealed: the criterion is looked up as one.
+        email=None if email is None else vault.column("email", normalise_email(email)),
+        phone=None if phone is None else vault.column("phone", normalise_phone(phone)),
         tag=tag,
         segment=segment,
         after=after,
         limit=limit + 1,
     )
     page = rows[:limit]
-    return [_summary(customer_id, raw) for customer_id, raw in page], page[-1][0] if len(rows) > limit else None
+    opened = await vault.open_texts(dict(page))
+    return [_summary(customer_id, opened[customer_id]) for customer_id, _ in page], (
+        page[-1][0] if len(rows) > limit else None
+    )
 
 
 async def edit_tags(
     session: AsyncSession,
     outbox: Outbox,
+    vault: Vault,
     segments: SegmentDefinitions,
     customer_id: str,
     clock_mode: str,
@@ -110,14 +115,14 @@ async def edit_tags(
     remove: list[str],
 ) -> dict[str, Any]:
     async with session.begin():
-        await repository.close_erasure_gate(session)  # first: a batch in flight commits before we delete
+        await profiles.close_erasure_gate(session)  # first: a batch in flight commits before we delete
         held_by = await survivor(session, customer_id)
-        stored = await repository.lock_profiles(session, [held_by])
+        stored = await profiles.lock_profiles(session, [held_by])
         if not stored:
             raise NoSuchCustomer(customer_id)
         document = stored[0].state_json
         assert document is not None  # no held revs were passed, so every row carries its document
-        working = Working.parse(document)
+        working = Working.parse(await vault.open_text(held_by, document))
         working.state, changed = set_tags(working.state, add=add, remove=remove)
         if changed:
             now = datetime.now(UTC)
@@ -128,5 +133,6 @@ async def edit_tags(
                 [working],
                 as_of=as_of(clock_mode, working.state.last_seen),
                 segments=await segments.load(session),
+                vault=vault,
             )
     return {"customer_id": held_by, "tags": working.state.tags}

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.contracts import CustomerErased, derived
 from libs.common.outbox import Outbox
-from services.profile.adapters import repository
+from services.profile.adapters import profiles
 from services.profile.handlers.profiles import SOURCE
 
 
@@ -26,12 +26,12 @@ async def erase_customer(session: AsyncSession, outbox: Outbox, customer_id: str
     person was known under (other services may hold data under a merged id). Each id is remembered with the erasure
     time: events up to that time are dropped, so late deliveries and replays cannot restore the data, while a newer
     event starts a fresh profile (the customer came back). Runs inside the caller's transaction."""
-    await repository.close_erasure_gate(session)  # first: a batch in flight commits before we delete
+    await profiles.close_erasure_gate(session)  # first: a batch in flight commits before we delete
     # Merges collapse alias chains, so one hop always reaches the profile that holds the data now.
-    survivor = (await repository.survivors_of(session, [customer_id])).get(customer_id, customer_id)
-    stored = await repository.lock_profiles(session, [survivor])
-    ids = sorted({customer_id, survivor, *await repository.merged_into(session, survivor)})
-    await repository.erase(session, ids, now)
+    survivor = (await profiles.survivors_of(session, [customer_id])).get(customer_id, customer_id)
+    stored = await profiles.lock_profiles(session, [survivor])
+    ids = sorted({customer_id, survivor, *await profiles.merged_into(session, survivor)})
+    await profiles.erase(session, ids, now)
     request_id = str(uuid.uuid4())
     events = [
         derived(

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.envelope import CloudEvent
 from libs.common.outbox import Outbox
 from libs.common.topics import PROFILE_CHANGES
-from services.profile.adapters import repository
+from services.profile.adapters import profiles
 from services.profile.domain import Condition, ProfileState, evaluate, flat_view
 from services.profile.handlers.profiles import Cause, profile_updated
+from services.profile.handlers.sealing import Vault, document_has_personal
 
 # Profiles parsed and evaluated per round trip: bounded memory whatever the customer base.
 CHUNK = 1000
@@ -29,6 +31,7 @@ class Recomputed:
 async def recompute_segment(
     session: AsyncSession,
     outbox: Outbox,
+    vault: Vault,
     segment_id: str,
     condition: Condition | None,
     cause: Cause,
@@ -43,13 +46,19 @@ async def recompute_segment(
     outcome = Recomputed()
     after = ""
     while True:
-        candidates = await repository.segment_candidates(session, segment_id, after, CHUNK)
+        candidates = await profiles.segment_candidates(session, segment_id, after, CHUNK)
         if not candidates:
             return outcome
         after = candidates[-1].customer_id
-        chunk = _evaluate(candidates, segment_id, condition, cause, clock)
-        await repository.add_segment_members(session, segment_id, chunk.entered)
-        await repository.remove_segment_members(session, segment_id, chunk.left)
+        documents = await vault.open_texts({candidate.customer_id: candidate.state for candidate in candidates})
+        chunk = _evaluate(candidates, documents, segment_id, condition, cause, clock)
+        keys = await vault.keys_for(
+            [event.subject for event in chunk.events if document_has_personal(documents[event.subject])]
+        )
+        for event in chunk.events:
+            vault.seal_announcement(event, keys.get(event.subject))
+        await profiles.add_segment_members(session, segment_id, chunk.entered)
+        await profiles.remove_segment_members(session, segment_id, chunk.left)
         await outbox.add(session, PROFILE_CHANGES, *chunk.events)
         outcome.members += chunk.members
         outcome.entered += len(chunk.entered)
@@ -65,7 +74,8 @@ class _Chunk:
 
 
 def _evaluate(
-    candidates: Sequence[repository.SegmentCandidate],
+    candidates: Sequence[profiles.SegmentCandidate],
+    documents: Mapping[str, dict[str, Any]],
     segment_id: str,
     condition: Condition | None,
     cause: Cause,
@@ -77,7 +87,7 @@ def _evaluate(
         # Deleting a segment only needs its members' states (for the metrics of the leave events).
         if condition is None and not candidate.member:
             continue
-        state = ProfileState.model_validate_json(candidate.state)
+        state = ProfileState.from_dict(documents[candidate.customer_id])
         as_of = clock(state.last_seen)
         now_member = condition is not None and evaluate(condition, flat_view(state, as_of))
         chunk.members += now_member

@@ -1,7 +1,7 @@
 """What scoring keeps per customer: purchase facts, `profile.updated` metrics and feedback events.
 
 Purchase facts (orders, spend, first and last purchase, purchase days, repeat-day spend) are a summary of the
-purchases scoring stores itself, one row per order id (adapters/store.py): a set, so the summary does not depend on
+purchases scoring stores itself, one row per order id (adapters/scores.py): a set, so the summary does not depend on
 the order or number of deliveries. Profile sends its whole metrics document on every change; the document applied
 is the one of the highest profile version (profile stamps the number of events the profile was built from, which
 only grows), never the newest in event time: a late purchase produces a newer document about an older event.
@@ -74,7 +74,7 @@ class StoredFacts:
 
 @dataclass(frozen=True)
 class PurchaseSummary:
-    """A customer's stored purchases summed up (adapters/store.purchase_summaries)."""
+    """A customer's stored purchases summed up (adapters/scores.purchase_summaries)."""
 
     orders: int
     total_spend: float

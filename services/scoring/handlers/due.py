@@ -21,7 +21,7 @@ from libs.common.envelope import format_time, parse_time
 from libs.common.loops import poll_forever
 from libs.common.outbox import Outbox
 from libs.common.topics import SCORE_CHANGES
-from services.scoring.adapters import history, store
+from services.scoring.adapters import history, scores
 from services.scoring.handlers.rescore import Rescore, ScoringService
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,12 @@ async def run_due_pass(
     """One transaction: rescores up to the batch size of customers that are due; returns how many."""
     async with sessions() as session, session.begin():
         wall = service.wall if clock is None else clock
-        now = clock_as_of(service.settings.clock_mode, await store.newest_event_time(session), wall)
+        now = clock_as_of(service.settings.clock_mode, await scores.newest_event_time(session), wall)
         claimed = dict(await history.claim_due(session, now, service.settings.scoring_due_batch_size))
-        ids = await store.try_lock_customers(session, claimed)
+        ids = await scores.try_lock_customers(session, claimed)
         if not ids:
             return 0
-        stored, documents = await store.lock_and_load(session, ids, create_missing=False)
+        stored, documents = await scores.lock_and_load(session, ids, create_missing=False)
         active = await service.active_model(session)
         work = []
         for customer_id in ids:
@@ -58,7 +58,7 @@ async def run_due_pass(
         # a full pass is ~1 ms of numpy per customer: off the event loop, as the consumers do
         result = await asyncio.to_thread(service.score_batch, work, stored, documents, active)
         result.due.update({customer_id: None for customer_id in ids if customer_id not in stored})
-        await store.save(session, [], result.documents)
+        await scores.save(session, [], result.documents)
         await result.store_history_and_due(session)
         if result.events:
             await outbox.add(session, SCORE_CHANGES, *result.events)

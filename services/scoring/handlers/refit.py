@@ -24,7 +24,7 @@ from libs.common.contracts import DriftDetected, derived
 from libs.common.envelope import CloudEvent, format_time
 from libs.common.outbox import Outbox
 from libs.common.topics import SCORE_CHANGES
-from services.scoring.adapters import history, store
+from services.scoring.adapters import history, scores
 from services.scoring.domain.bgnbd import FloatArray
 from services.scoring.domain.customer_score import ScoringConfig, ScoringModel, build_scoring_model_from_arrays
 from services.scoring.domain.model_selection import Selection, Summaries, full_triples, select_model
@@ -73,7 +73,7 @@ def fit_base(
     penalizer: float,
     holdout_days: float = 90.0,
 ) -> Fitted:
-    """Pure and CPU-bound (call it in a thread). ``columns`` holds one row per buyer (store.BUYER_COLUMNS): orders,
+    """Pure and CPU-bound (call it in a thread). ``columns`` holds one row per buyer (scores.BUYER_COLUMNS): orders,
     total spend, first and last purchase UTC day, last purchase epoch seconds, purchase days, repeat-day spend,
     calibration purchase days, last calibration purchase day and holdout purchase days, for a cut-off
     ``holdout_days`` before ``as_of``. Day numbers are floor(epoch / 86400): differences equal calendar-day
@@ -82,7 +82,7 @@ def fit_base(
     n = int(columns.shape[0])
     if n < config.min_buyers_to_fit:
         return Fitted(prior_model(PRIOR_RFM_EDGES), True, n, 0, time.perf_counter() - started, None)
-    c = {name: columns[:, i] for i, name in enumerate(store.BUYER_COLUMNS)}
+    c = {name: columns[:, i] for i, name in enumerate(scores.BUYER_COLUMNS)}
     now_epoch = as_of.timestamp()
     today = float(np.floor(now_epoch / _SECONDS_PER_DAY))
     summaries = Summaries(
@@ -213,19 +213,19 @@ async def _refit(
     started = time.perf_counter()
     settings = service.settings
     async with sessions() as lock_session, lock_session.begin():
-        if not await store.try_refit_lock(lock_session, REFIT_LOCK_ID):
+        if not await scores.try_refit_lock(lock_session, REFIT_LOCK_ID):
             raise RefitInProgress("a refit is already running")
         holdout_days = settings.scoring_holdout_days
         async with sessions() as session:
             as_of = await service.clock(session)
-            n_customers, buyers = await store.load_buyers(session, as_of, cutoff_day(as_of, holdout_days))
+            n_customers, buyers = await scores.load_buyers(session, as_of, cutoff_day(as_of, holdout_days))
         fitted = await asyncio.to_thread(
             fit_base, buyers, as_of, service.config, settings.scoring_refit_penalizer, holdout_days
         )
         model = fitted.model
         selection = fitted.selection
         async with sessions() as session, session.begin():
-            version = await store.insert_model(
+            version = await scores.insert_model(
                 session,
                 dict(
                     as_of=as_of,
@@ -289,13 +289,13 @@ async def rescore_base(
     cause = f"refit:{active.version}"
     while True:
         async with sessions() as session, session.begin():
-            ids = await store.customer_ids_after(session, after, service.settings.scoring_rescore_batch_size)
+            ids = await scores.customer_ids_after(session, after, service.settings.scoring_rescore_batch_size)
             if not ids:
                 return rescored, emitted
-            stored, documents = await store.lock_and_load(session, ids, create_missing=False)
+            stored, documents = await scores.lock_and_load(session, ids, create_missing=False)
             work = [Rescore(cid, cause, as_of, as_of, "refit") for cid in ids if cid in stored]  # erased: skip
             batch = await asyncio.to_thread(service.score_batch, work, stored, documents, active)
-            await store.save(session, [], batch.documents)
+            await scores.save(session, [], batch.documents)
             await batch.store_history_and_due(session)
             if batch.events:
                 await outbox.add(session, SCORE_CHANGES, *batch.events)
@@ -327,7 +327,7 @@ async def refit_periodically(
     while True:
         try:
             async with sessions() as session:
-                newest = await store.newest_model_fitted_at(session)
+                newest = await scores.newest_model_fitted_at(session)
             age = None if newest is None else (datetime.now(UTC) - newest).total_seconds()
             if age is None or age >= interval:
                 await refit(service, sessions, outbox, trigger="schedule")

@@ -29,7 +29,7 @@ from libs.common.envelope import CloudEvent
 from libs.common.erasures import ERASED_EVENT_TYPE, erased_id
 from libs.common.logs import current_customer_id, current_event_id
 from libs.common.topics import SCORE_CHANGES
-from services.scoring.adapters import history, store
+from services.scoring.adapters import history, scores
 from services.scoring.domain.due import DueConfig, earliest, model_due, next_due
 from services.scoring.domain.facts import (
     StoredFacts,
@@ -98,11 +98,11 @@ class ScoringService:
     async def active_model(self, session: AsyncSession) -> ActiveModel:
         """The newest stored model. One indexed max() per batch; the model itself is reloaded only
         when another replica (or this one) stored a new version."""
-        latest = await store.latest_model_version(session)
+        latest = await scores.latest_model_version(session)
         if latest is None:
             return NO_MODEL
         if self._active.version != latest:
-            self._active = await store.load_model(session, latest)
+            self._active = await scores.load_model(session, latest)
         return self._active
 
     def use_model(self, active: ActiveModel) -> None:
@@ -110,7 +110,7 @@ class ScoringService:
 
     async def clock(self, session: AsyncSession, newest_in_batch: datetime | None = None) -> datetime:
         """Wall time live; the newest event time seen (stored watermark or this batch) in replay."""
-        newest = await store.newest_event_time(session)
+        newest = await scores.newest_event_time(session)
         if newest_in_batch is not None and (newest is None or newest_in_batch > newest):
             newest = newest_in_batch
         return clock_as_of(self.settings.clock_mode, newest, self.wall)
@@ -184,19 +184,19 @@ class ScoringService:
         and put the derived events in the outbox."""
         session = ctx.session
         named = {customer_id for event in events for customer_id in _ids_named(event)}
-        await store.lock_customers(session, named)
-        resolved = await store.resolve(session, named)
-        erased = await store.erased_at(session, {*named, *resolved.values()})
+        await scores.lock_customers(session, named)
+        resolved = await scores.resolve(session, named)
+        erased = await scores.erased_at(session, {*named, *resolved.values()})
         admitted = [event for event in events if not _describes_erased(event, resolved, erased)]
         if not admitted:
             return
         targets = {_target(event, resolved) for event in admitted if event.type not in _STRUCTURAL}
-        stored, documents = await store.lock_and_load(session, sorted(targets))
+        stored, documents = await scores.lock_and_load(session, sorted(targets))
         active = await self.active_model(session)
-        watermark = await store.newest_event_time(session)
+        watermark = await scores.newest_event_time(session)
         fold = Fold(watermark=watermark)
-        bought: list[store.PurchaseRow] = []
-        refunded: list[store.RefundRow] = []
+        bought: list[scores.PurchaseRow] = []
+        refunded: list[scores.RefundRow] = []
         for event in admitted:
             current_event_id.set(event.id)
             current_customer_id.set(event.subject)
@@ -251,9 +251,9 @@ class ScoringService:
         refunded = [
             row for row in refunded if not (row.customer_id in erased and row.refunded_at <= erased[row.customer_id])
         ]
-        await store.add_purchases(session, bought)
-        await store.add_refunds(session, refunded)
-        summaries = await store.purchase_summaries(session, fold.purchases_changed)
+        await scores.add_purchases(session, bought)
+        await scores.add_refunds(session, refunded)
+        summaries = await scores.purchase_summaries(session, fold.purchases_changed)
         for customer_id in fold.purchases_changed:
             if customer_id in fold.changed:
                 facts = apply_purchases(fold.changed[customer_id], summaries.get(customer_id))
@@ -265,12 +265,12 @@ class ScoringService:
             result = await asyncio.to_thread(self.score_batch, work, stored, documents, active)
         else:
             result = self.score_batch(work, stored, documents, active)
-        await store.save(session, list(fold.changed.values()), result.documents)
+        await scores.save(session, list(fold.changed.values()), result.documents)
         await result.store_history_and_due(session)
         if result.events:
             await ctx.emit(SCORE_CHANGES, *result.events)
         if fold.watermark is not None:
-            await store.advance_clock(session, fold.watermark)
+            await scores.advance_clock(session, fold.watermark)
 
     async def _erase(
         self,
@@ -283,8 +283,8 @@ class ScoringService:
         documents: dict[str, dict[str, Any]],
     ) -> None:
         customer_id = erased_id(event)
-        ids = [customer_id, *await store.ids_joined_to(session, customer_id)]
-        await store.erase_customers(session, ids, event.time)
+        ids = [customer_id, *await scores.ids_joined_to(session, customer_id)]
+        await scores.erase_customers(session, ids, event.time)
         for erased_one in ids:
             erased[erased_one] = max(event.time, erased.get(erased_one, event.time))
             resolved[erased_one] = erased_one
@@ -308,7 +308,7 @@ class ScoringService:
         into_id = resolved.get(into_id, into_id)
         if from_id == into_id:
             return
-        await store.join(session, from_id, into_id)
+        await scores.join(session, from_id, into_id)
         for alias, target in list(resolved.items()):
             if alias == from_id or target == from_id:
                 resolved[alias] = into_id
@@ -317,7 +317,7 @@ class ScoringService:
             state.pop(from_id, None)
         fold.purchases_changed.discard(from_id)
         if into_id not in stored:
-            loaded, loaded_documents = await store.lock_and_load(session, [into_id])
+            loaded, loaded_documents = await scores.lock_and_load(session, [into_id])
             stored.update(loaded)
             documents.update(loaded_documents)
         facts = stored.get(into_id) or StoredFacts(into_id)
@@ -371,7 +371,7 @@ def _version(profile: ProfileUpdated) -> int | None:
     return profile.version if "version" in profile.model_fields_set else None
 
 
-def _purchase_row(event: CloudEvent, customer_id: str) -> store.PurchaseRow | None:
+def _purchase_row(event: CloudEvent, customer_id: str) -> scores.PurchaseRow | None:
     order_id = event.data.get("order_id")
     try:
         amount = float(event.data.get("amount"))  # type: ignore[arg-type]
@@ -379,10 +379,10 @@ def _purchase_row(event: CloudEvent, customer_id: str) -> store.PurchaseRow | No
         return None
     if not order_id or not math.isfinite(amount):
         return None
-    return store.PurchaseRow(customer_id, str(order_id), event.time, amount, event.id)
+    return scores.PurchaseRow(customer_id, str(order_id), event.time, amount, event.id)
 
 
-def _refund_row(event: CloudEvent, customer_id: str) -> store.RefundRow | None:
+def _refund_row(event: CloudEvent, customer_id: str) -> scores.RefundRow | None:
     order_id = event.data.get("order_id")
     try:
         amount = float(event.data.get("amount"))  # type: ignore[arg-type]
@@ -390,4 +390,4 @@ def _refund_row(event: CloudEvent, customer_id: str) -> store.RefundRow | None:
         return None
     if not order_id or not math.isfinite(amount) or amount <= 0:
         return None
-    return store.RefundRow(customer_id, event.id, str(order_id), event.time, amount)
+    return scores.RefundRow(customer_id, event.id, str(order_id), event.time, amount)

@@ -19,6 +19,7 @@ from services.campaign.bootstrap import campaign_settings, create_app
 from tests.campaign.integration.harness import WebhookServer
 from tests.conftest import Isolation, running
 from tests.derived import complete
+from tests.problems import assert_problem
 from tests.waiting import eventually
 
 serve = asynccontextmanager(running)
@@ -36,9 +37,7 @@ async def test_invalid_definitions_answer_422_naming_the_field(isolated: Isolati
     async with serve(create_app(settings)) as client:
         bad_holdout = {**STAGE_SMS, "holdout_percent": 80}
         response = await client.post("/v1/campaigns", json=bad_holdout, headers=auth)
-        assert response.status_code == 422
-        assert response.headers["content-type"] == "application/problem+json"
-        assert [e["field"] for e in response.json()["errors"]] == ["holdout_percent"]
+        assert_problem(response, 422, "holdout_percent")
 
         email_without_subject = {**STAGE_SMS, "actions": [{"type": "message", "channel": "email", "body": "x"}]}
         response = await client.post("/v1/campaigns", json=email_without_subject, headers=auth)

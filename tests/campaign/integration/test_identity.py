@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from libs.common.consumer import HandlerContext
-from services.campaign.adapters import repository as repo
+from services.campaign.adapters import campaigns
 from services.campaign.adapters.tables import loyalty_accounts, purchases
 from tests.campaign.integration.harness import NOON, Harness, event
 
@@ -62,8 +62,8 @@ async def test_a_merge_moves_purchases_coupons_and_consent_and_later_events_foll
     assert {row.customer_id for row in actions} == {"c-erp"}
     assert "silver" in {row.campaign_id for row in actions} and len(actions) == 2  # and the moved welcome coupon
     async with h.sessions() as session:
-        facts = await repo.load_facts(session, "c-erp")
-        gone = await repo.load_facts(session, "c-shop")
+        facts = await campaigns.load_facts(session, "c-erp")
+        gone = await campaigns.load_facts(session, "c-shop")
     assert facts["consents"] == {"email": False, "sms": True} and facts["name"] == "Ann"
     assert gone["consents"] == {} and gone.get("name") is None
 

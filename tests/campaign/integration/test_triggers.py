@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from services.campaign.adapters import repository as repo
+from services.campaign.adapters import campaigns
 from services.campaign.adapters.tables import scheduled_triggers
 from services.campaign.domain.coupons import is_valid_code
 from services.campaign.domain.definitions import CampaignDefinition
@@ -198,7 +198,7 @@ async def test_a_time_triggered_campaign_created_later_covers_every_known_custom
     async with h.sessions() as session:
         created = await admin.create_campaign(h.deps, session, definition)
     async with h.sessions() as session, session.begin():  # saved again: the same rows, none twice
-        stored = await repo.load_campaign(session, created["id"])
+        stored = await campaigns.load_campaign(session, created["id"])
         assert stored is not None
         await schedule_campaign_for_everyone(h.deps, session, stored)
     async with h.sessions() as session:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from httpx import AsyncClient, Response
+from httpx import AsyncClient
 
 from libs.common.envelope import CloudEvent
 from libs.common.kafka import Publisher
@@ -18,17 +18,12 @@ from services.feedback.handlers import customers as customer_handlers
 from services.feedback.handlers.surveys import survey_response_handler
 from tests.conftest import running
 from tests.feedback.integration.harness import Harness, event
+from tests.problems import assert_problem
 from tests.topics import read_events
 from tests.waiting import eventually
 
 serve = asynccontextmanager(running)
 READER = {"Authorization": "Bearer test-reader-key"}
-
-
-def assert_problem(response: Response, status: int, field: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    assert field in [e["field"] for e in response.json()["errors"]], response.json()
 
 
 def forge(token: str, **changes: Any) -> str:

@@ -120,3 +120,14 @@ def erased(event_id: str, customer: str, at: datetime) -> CloudEvent:
         time=at,
         data={"customer_id": customer},
     )
+
+
+def refund(event_id: str, customer: str, at: datetime, amount: float | str, *, order_id: str) -> CloudEvent:
+    return CloudEvent(
+        id=event_id,
+        source="shop",
+        type="refund",
+        subject=customer,
+        time=at,
+        data={"order_id": order_id, "amount": amount, "currency": "USD", "reason": "returned"},
+    )

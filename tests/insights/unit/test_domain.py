@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.insights.domain.facts import InvalidFact, periods_touched, purchase_of, survey_score_of
+from services.insights.domain.facts import InvalidFact, periods_touched, purchase_of, refund_of, survey_score_of
 from services.insights.domain.kpis import PeriodCounts, anomalies, kpis
 from services.insights.domain.periods import Grain, label, period_end, period_start, periods_apart, shift
 
@@ -107,3 +107,10 @@ def test_bad_event_data_names_the_field() -> None:
     with pytest.raises(InvalidFact, match=r"data\.score"):
         survey_score_of("e", "c", None, {"score_type": "csat", "score": 9})  # type: ignore[arg-type]
     assert survey_score_of("e", "c", None, {"score_type": "complaint"}) is None  # type: ignore[arg-type]
+    with pytest.raises(InvalidFact, match=r"data\.amount"):
+        refund_of("e", "c", None, {"order_id": "o", "amount": "-5"})  # type: ignore[arg-type]
+    with pytest.raises(InvalidFact, match=r"data\.order_id"):
+        refund_of("e", "c", None, {"amount": "5"})  # type: ignore[arg-type]
+    assert refund_of("e", "c", None, {"order_id": "o", "amount": "0"}) is None  # type: ignore[arg-type]
+    given_back = refund_of("e", "c", None, {"order_id": "o", "amount": "2.50"})  # type: ignore[arg-type]
+    assert given_back is not None and given_back.amount == Decimal("2.50")

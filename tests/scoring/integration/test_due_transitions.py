@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from libs.common.envelope import format_time
-from services.scoring.adapters import store
+from services.scoring.adapters import scores
 from services.scoring.adapters.tables import due_times, messaging
 from services.scoring.domain.bgnbd import BgNbdParams
 from services.scoring.domain.due import PAST_BOUNDARY
@@ -144,7 +144,7 @@ async def test_replay_moves_on_the_newest_event_time_and_stamps_the_due_time(rep
 async def _store_bg_nbd(h: Harness, params: dict[str, float]) -> None:
     """A fitted model whose chosen purchase model is BG/NBD with ``params`` (time in days)."""
     async with h.sessions() as session, session.begin():
-        await store.insert_model(
+        await scores.insert_model(
             session,
             dict(
                 as_of=datetime.now(UTC),

@@ -20,6 +20,7 @@ from services.scoring.adapters.tables import models, scores
 from services.scoring.bootstrap import create_app
 from services.scoring.handlers.refit import REFIT_LOCK_ID, RefitInProgress, refit
 from tests.conftest import ADMIN_KEY, Isolation
+from tests.problems import assert_problem
 from tests.scoring.integration.helpers import Harness, harness, of_type, profile_updated, purchase
 
 with warnings.catch_warnings():
@@ -131,7 +132,7 @@ async def test_score_list_paging_filters_and_problems(api: tuple[Harness, httpx.
     assert body["tier"] == "high" and body["total_spend"] == 1500.0 and body["customer_id"] == "c-2"
     assert set(body["rfm"]) >= {"r", "f", "m", "score"} and "expected_purchases_30d" in body
     missing = await client.get("/v1/customers/nobody/score", headers=READER)
-    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    assert_problem(missing, 404)
 
     pages: list[list[str]] = []
     cursor: str | None = None
@@ -157,9 +158,7 @@ async def test_score_list_paging_filters_and_problems(api: tuple[Harness, httpx.
         ({"cursor": "%%%"}, "cursor"),
     ):
         bad = await client.get("/v1/scores", params=params, headers=READER)
-        assert bad.status_code == 422, params
-        assert bad.headers["content-type"] == "application/problem+json"
-        assert bad.json()["errors"][0]["field"] == field
+        assert_problem(bad, 422, field)
     assert (await client.get("/v1/scores")).status_code == 401
 
 

@@ -16,6 +16,7 @@ from libs.common.envelope import CloudEvent
 from services.scoring.adapters.tables import due_times, score_history
 from services.scoring.bootstrap import create_app
 from tests.conftest import Isolation
+from tests.problems import assert_problem
 from tests.scoring.integration.helpers import Harness, harness, of_type, purchase
 
 READER = {"Authorization": "Bearer test-reader-key"}
@@ -74,16 +75,14 @@ async def test_history_problems(api: tuple[Harness, httpx.AsyncClient]) -> None:
     h, client = api
     await h.purchases(purchase("p1", "c-1", datetime.now(UTC) - timedelta(hours=1), 10.0))
     missing = await client.get("/v1/customers/nobody/score/history", headers=READER)
-    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    assert_problem(missing, 404)
     for params, field in (
         ({"cursor": "%%%"}, "cursor"),
         ({"cursor": "WzFd"}, "cursor"),
         ({"limit": "0"}, "query.limit"),
     ):
         bad = await client.get("/v1/customers/c-1/score/history", params=params, headers=READER)
-        assert bad.status_code == 422, params
-        assert bad.headers["content-type"] == "application/problem+json"
-        assert bad.json()["errors"][0]["field"] == field
+        assert_problem(bad, 422, field)
     assert (await client.get("/v1/customers/c-1/score/history")).status_code == 401
 
 

@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import asyncpg
-from fastapi import Request
 
 from libs.common.kafka import Publisher
 from libs.common.ratelimit import TokenBucket
-from libs.common.runtime import Runtime, runtime_of
+from libs.common.runtime import Runtime
 from libs.common.topics import CUSTOMER_EVENTS
 from services.ingest.domain.acceptance import Acceptance
 from services.ingest.domain.circuit import Circuit
@@ -24,7 +23,7 @@ from services.ingest.settings import IngestSettings
 
 
 class Committer(Protocol):
-    """What the handlers need of the group committer (handlers/group_commit.py), which itself needs this context."""
+    """What the handlers need of the group committer (handlers/group_commit.py), which itself needs these deps."""
 
     async def submit(self, events: Sequence[ValidEvent], source: str) -> list[Acceptance]: ...
 
@@ -32,7 +31,7 @@ class Committer(Protocol):
 
 
 @dataclass
-class IngestContext:
+class IngestDeps:
     runtime: Runtime
     settings: IngestSettings
     pool: asyncpg.Pool
@@ -69,14 +68,3 @@ class IngestContext:
     def broker_succeeded(self) -> None:
         self.circuit.succeeded()
         BROKER_CIRCUIT_OPEN.set(0)
-
-
-def ingest_of(request: Request) -> IngestContext:
-    context: IngestContext = request.app.state.ingest
-    return context
-
-
-def runtime_settings(request: Request) -> IngestSettings:
-    settings = runtime_of(request).settings
-    assert isinstance(settings, IngestSettings)
-    return settings

@@ -7,7 +7,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import RowMapping, select
+from sqlalchemy import RowMapping, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -124,3 +124,35 @@ async def find(
         finished = tickets.c.status.in_(("resolved", "closed"))
         query = query.where(finished if done else ~finished)
     return list((await session.execute(query)).mappings().all())
+
+
+async def raised_clocks(session: AsyncSession, ticket_id: str) -> set[str]:
+    """The SLA clocks of the ticket already recorded as breached."""
+    rows = await session.execute(select(sla_breaches.c.clock).where(sla_breaches.c.ticket_id == ticket_id))
+    return set(rows.scalars())
+
+
+async def insert_breach(session: AsyncSession, **values: Any) -> bool:
+    """Records a breach; False when the (ticket, clock) was recorded already (the primary key decides)."""
+    inserted = await session.execute(
+        pg_insert(sla_breaches).values(**values).on_conflict_do_nothing().returning(sla_breaches.c.ticket_id)
+    )
+    return inserted.first() is not None
+
+
+async def claim_due(session: AsyncSession, now: datetime, limit: int) -> Sequence[RowMapping]:
+    """Tickets whose SLA deadline has come, locked with SKIP LOCKED so replicas split the work."""
+    result = await session.execute(
+        select(tickets)
+        .where(tickets.c.sla_due_at <= now)
+        .order_by(tickets.c.sla_due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return result.mappings().all()
+
+
+async def newest_update(session: AsyncSession) -> datetime | None:
+    """The newest ticket change seen: the replay clock of the SLA checker."""
+    newest: datetime | None = await session.scalar(select(func.max(tickets.c.updated_at)))
+    return newest
