@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.aliases import JOIN_EVENT_TYPES, joined_ids
 from libs.common.clock import as_of as clock_as_of
-from libs.common.clock import wall_clock
 from libs.common.consumer import HandlerContext
 from libs.common.contracts import (
     Contract,
@@ -30,7 +29,7 @@ from libs.common.erasures import ERASED_EVENT_TYPE, erased_id
 from libs.common.logs import current_customer_id, current_event_id
 from libs.common.topics import SCORE_CHANGES
 from services.scoring.adapters import history, scores
-from services.scoring.domain.due import DueConfig, next_due
+from services.scoring.domain.due import next_due
 from services.scoring.domain.facts import (
     StoredFacts,
     apply_feedback,
@@ -39,8 +38,8 @@ from services.scoring.domain.facts import (
     seen,
 )
 from services.scoring.domain.history import HistoryEntry, history_entry
-from services.scoring.domain.policy import NO_MODEL, ActiveModel, outgoing_events, score, score_document, snapshot_of
-from services.scoring.settings import ScoringSettings
+from services.scoring.domain.policy import ActiveModel, outgoing_events, score, score_document, snapshot_of
+from services.scoring.handlers.deps import ScoringDeps
 
 SOURCE = "retain/scoring"
 PROFILE_EVENT_TYPES = frozenset({"profile.updated", ERASED_EVENT_TYPE}) | JOIN_EVENT_TYPES
@@ -74,94 +73,59 @@ class BatchResult:
         await history.set_due(session, self.due)
 
 
-class ScoringService:
-    """Holds the configuration and the active model; one per process, shared by consumers, the
-    refit task and the API."""
-
-    def __init__(self, settings: ScoringSettings, wall: Callable[[], datetime] = wall_clock) -> None:
-        self.settings = settings
-        self.wall = wall  # the live clock; tests inject their own
-        self.config = settings.scoring_config()
-        self.change = settings.change_config()
-        self.small_base = settings.small_base_config()
-        self.due_config = DueConfig(
-            lifecycle=self.config.lifecycle,
-            churn=self.config.churn,
-            complaint_open_days=settings.scoring_complaint_open_days,
-            sla_breach_days=settings.scoring_sla_breach_days,
+def score_batch(
+    deps: ScoringDeps,
+    work: Sequence[Rescore],
+    stored: dict[str, StoredFacts],
+    documents: dict[str, dict[str, Any]],
+    active: ActiveModel,
+) -> BatchResult:
+    """Pure CPU: scores ``work`` in order against the current documents (updated as it goes, so
+    two events of one customer in a batch compare against each other)."""
+    result = BatchResult()
+    for item in work:
+        facts = stored.get(item.customer_id) or StoredFacts(item.customer_id)
+        previous = documents.get(item.customer_id)
+        customer = facts.customer_facts(
+            item.as_of, deps.settings.scoring_complaint_open_days, deps.settings.scoring_sla_breach_days
         )
-        self._active: ActiveModel = NO_MODEL
-
-    # -- model and clock -------------------------------------------------------------------------
-
-    async def active_model(self, session: AsyncSession) -> ActiveModel:
-        """The newest stored model. One indexed max() per batch; the model itself is reloaded only
-        when another replica (or this one) stored a new version."""
-        latest = await scores.latest_model_version(session)
-        if latest is None:
-            return NO_MODEL
-        if self._active.version != latest:
-            self._active = await scores.load_model(session, latest)
-        return self._active
-
-    def use_model(self, active: ActiveModel) -> None:
-        self._active = active
-
-    async def clock(self, session: AsyncSession, newest_in_batch: datetime | None = None) -> datetime:
-        """Wall time live; the newest event time seen (stored watermark or this batch) in replay."""
-        newest = await scores.newest_event_time(session)
-        if newest_in_batch is not None and (newest is None or newest_in_batch > newest):
-            newest = newest_in_batch
-        return clock_as_of(self.settings.clock_mode, newest, self.wall)
-
-    # -- scoring -----------------------------------------------------------------------------------
-
-    def score_batch(
-        self,
-        work: Sequence[Rescore],
-        stored: dict[str, StoredFacts],
-        documents: dict[str, dict[str, Any]],
-        active: ActiveModel,
-    ) -> BatchResult:
-        """Pure CPU: scores ``work`` in order against the current documents (updated as it goes, so
-        two events of one customer in a batch compare against each other)."""
-        result = BatchResult()
-        for item in work:
-            facts = stored.get(item.customer_id) or StoredFacts(item.customer_id)
-            previous = documents.get(item.customer_id)
-            customer = facts.customer_facts(
-                item.as_of, self.settings.scoring_complaint_open_days, self.settings.scoring_sla_breach_days
+        previous_snapshot = None if previous is None else snapshot_of(previous)
+        outcome = score(customer, item.as_of, active, previous_snapshot, deps.config, deps.small_base)
+        document = score_document(outcome, customer, active.version, deps.small_base)
+        for out in outgoing_events(previous, document, deps.change):
+            # built through the contract: a field the contract does not declare cannot leave the service
+            _, event = derived(
+                _CONTRACT_OF[out.type].model_validate(out.data),
+                cause=f"{item.cause_id}#{out.key}",
+                source=SOURCE,
+                subject=item.customer_id,
+                time=item.time,
             )
-            previous_snapshot = None if previous is None else snapshot_of(previous)
-            outcome = score(customer, item.as_of, active, previous_snapshot, self.config, self.small_base)
-            document = score_document(outcome, customer, active.version, self.small_base)
-            for out in outgoing_events(previous, document, self.change):
-                # built through the contract: a field the contract does not declare cannot leave the service
-                _, event = derived(
-                    _CONTRACT_OF[out.type].model_validate(out.data),
-                    cause=f"{item.cause_id}#{out.key}",
-                    source=SOURCE,
-                    subject=item.customer_id,
-                    time=item.time,
-                )
-                result.events.append(event)
-                if out.type == "score.changed":
-                    result.history.append(
-                        history_entry(
-                            item.customer_id,
-                            event.id,
-                            at=item.time,
-                            as_of=item.as_of,
-                            trigger=item.trigger,
-                            cause_id=item.cause_id,
-                            previous=previous,
-                            document=document,
-                        )
+            result.events.append(event)
+            if out.type == "score.changed":
+                result.history.append(
+                    history_entry(
+                        item.customer_id,
+                        event.id,
+                        at=item.time,
+                        as_of=item.as_of,
+                        trigger=item.trigger,
+                        cause_id=item.cause_id,
+                        previous=previous,
+                        document=document,
                     )
-            result.due[item.customer_id] = next_due(facts, item.as_of, self.due_config)
-            documents[item.customer_id] = document
-            result.documents[item.customer_id] = document
-        return result
+                )
+        result.due[item.customer_id] = next_due(facts, item.as_of, deps.due_config)
+        documents[item.customer_id] = document
+        result.documents[item.customer_id] = document
+    return result
+
+
+class ScoringConsumers:
+    """The consumers of profile-changes, feedback-events and purchases: fold each batch, rescore, emit."""
+
+    def __init__(self, deps: ScoringDeps) -> None:
+        self.deps = deps
 
     # -- consumers ---------------------------------------------------------------------------------
 
@@ -188,7 +152,7 @@ class ScoringService:
             return
         targets = {_target(event, resolved) for event in admitted if event.type not in _STRUCTURAL}
         stored, documents = await scores.lock_and_load(session, sorted(targets))
-        active = await self.active_model(session)
+        active = await self.deps.active_model(session)
         watermark = await scores.newest_event_time(session)
         fold = Fold(watermark=watermark)
         bought: list[scores.PurchaseRow] = []
@@ -234,7 +198,7 @@ class ScoringService:
                     event.type,
                     feedback.wire(),
                     event.time,
-                    self.settings.scoring_complaint_open_days,
+                    self.deps.settings.scoring_complaint_open_days,
                     event.id,
                 )
             stored[customer_id] = facts
@@ -254,13 +218,13 @@ class ScoringService:
             if customer_id in fold.changed:
                 facts = apply_purchases(fold.changed[customer_id], summaries.get(customer_id))
                 stored[customer_id] = fold.changed[customer_id] = facts
-        now = clock_as_of(self.settings.clock_mode, fold.watermark, self.wall)
+        now = clock_as_of(self.deps.settings.clock_mode, fold.watermark, self.deps.wall)
         work = [Rescore(cid, cause, at, now) for cid, (cause, at) in sorted(fold.causes.items()) if cid in fold.changed]
         if len(work) >= _THREAD_FROM_CUSTOMERS:
             # a full batch is ~1 ms of numpy per customer: off the event loop, so HTTP stays responsive
-            result = await asyncio.to_thread(self.score_batch, work, stored, documents, active)
+            result = await asyncio.to_thread(score_batch, self.deps, work, stored, documents, active)
         else:
-            result = self.score_batch(work, stored, documents, active)
+            result = score_batch(self.deps, work, stored, documents, active)
         await scores.save(session, list(fold.changed.values()), result.documents)
         await result.store_history_and_due(session)
         if result.events:
