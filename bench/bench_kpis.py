@@ -157,6 +157,11 @@ async def from_scratch(figures: Figures) -> None:
         rows = await session.scalar(text("SELECT count(*) FROM insights.customer_days"))
     derived = time.perf_counter() - started
     report("derive purchase days and first purchases", derived, f"{rows:,} customer-days")
+    began = time.perf_counter()
+    async with figures.sessions() as session, session.begin():
+        await store.rebuild_stage_runs(session, None)
+        runs = await session.scalar(text("SELECT count(*) FROM insights.stage_runs"))
+    report("derive stage runs from scores", time.perf_counter() - began, f"{runs:,} runs")
     async with figures.sessions() as session, session.begin():
         await store.mark_dirty(session, periods_from(first, last))
     for grain in ("month", "quarter", "week"):

@@ -88,6 +88,7 @@ async def erase(session: AsyncSession, customer_id: str, at: datetime) -> list[d
     await session.execute(text("DELETE FROM insights.customers WHERE customer_id = :id"), params)
     await session.execute(text("DELETE FROM insights.customer_traits WHERE customer_id = :id"), params)
     await session.execute(text("DELETE FROM insights.cluster_members WHERE customer_id = :id"), params)
+    await session.execute(text("DELETE FROM insights.stage_runs WHERE customer_id = :id"), params)
     await aliases.forget(session, customer_id)
     for statement in (
         "DELETE FROM insights.scores WHERE customer_id = :id RETURNING scored_at AS at",
@@ -142,7 +143,7 @@ async def join(session: AsyncSession, from_id: str, into_id: str) -> tuple[str, 
         await session.execute(
             text(f"UPDATE insights.{table} SET customer_id = :into WHERE customer_id = :from"), params
         )
-    for table in ("scores", "customer_traits", "cluster_members"):
+    for table in ("scores", "stage_runs", "customer_traits", "cluster_members"):
         await session.execute(text(f"DELETE FROM insights.{table} WHERE customer_id = :from"), params)
     return into_id, days, moved
 
@@ -330,6 +331,38 @@ async def write_scores(session: AsyncSession, scores: Sequence[Score]) -> None:
             "reasons": [orjson.dumps(list(s.reasons)).decode() for s in ordered],
         },
     )
+    await rebuild_stage_runs(session, {s.customer_id for s in ordered if s.stage is not None})
+
+
+# Runs of equal stage and tier over a customer's scores in (time, event id) order; `until` is the next run's start.
+_STAGE_RUNS_SQL = """
+INSERT INTO insights.stage_runs (customer_id, since, event_id, until, stage, tier)
+SELECT customer_id, scored_at, event_id,
+       lead(scored_at) OVER (PARTITION BY customer_id ORDER BY scored_at, event_id), stage, tier
+FROM (
+    SELECT customer_id, scored_at, event_id, stage, tier, lag(stage) OVER w AS prev_stage,
+           lag(tier) OVER w AS prev_tier, row_number() OVER w AS n
+    FROM insights.scores WHERE stage IS NOT NULL {only}
+    WINDOW w AS (PARTITION BY customer_id ORDER BY scored_at, event_id)
+) s
+WHERE n = 1 OR stage IS DISTINCT FROM prev_stage OR tier IS DISTINCT FROM prev_tier
+"""
+
+
+async def rebuild_stage_runs(session: AsyncSession, customer_ids: Iterable[str] | None) -> None:
+    """Rebuilds the stage runs of these customers from all their scores (None: of everyone, after a bulk load), so
+    a late score lands in its place whatever the arrival order."""
+    if customer_ids is None:
+        await session.execute(text("TRUNCATE insights.stage_runs"))
+        await session.execute(text(_STAGE_RUNS_SQL.format(only="")))
+        await session.execute(text("ANALYZE insights.stage_runs"))
+        return
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return
+    only = "AND customer_id = ANY(CAST(:ids AS text[]))"
+    await session.execute(text(f"DELETE FROM insights.stage_runs WHERE 1 = 1 {only}"), {"ids": ids})
+    await session.execute(text(_STAGE_RUNS_SQL.format(only=only)), {"ids": ids})
 
 
 async def write_survey_scores(session: AsyncSession, answers: Sequence[SurveyScore]) -> None:
@@ -666,43 +699,60 @@ async def write_traits(session: AsyncSession, traits: Sequence[Traits]) -> None:
 
 
 # The customers the report compares: those whose stage became churned within the period (churned at its end, not at
-# its start) and the active base (a base stage at its end), each with their last score before the end.
+# its start) and the active base (a base stage at its end), with tier at the end; CLV and churn reasons of the last
+# score before the end are looked up for the churned only (the base needs neither).
 _REPORT_CUSTOMERS_SQL = """
 CREATE TEMPORARY TABLE report_customers ON COMMIT DROP AS
-WITH at_end AS (
-    SELECT DISTINCT ON (customer_id) customer_id, stage, tier, clv, reasons FROM insights.scores
-    WHERE scored_at < :end_at AND stage IS NOT NULL ORDER BY customer_id, scored_at DESC, event_id DESC
-), at_start AS (
-    SELECT DISTINCT ON (customer_id) customer_id, stage FROM insights.scores
-    WHERE scored_at < :start_at AND stage IS NOT NULL ORDER BY customer_id, scored_at DESC, event_id DESC
-)
-SELECT e.customer_id, e.tier, e.clv, e.reasons, e.stage = 'churned' AS churned
-FROM at_end e LEFT JOIN at_start s USING (customer_id)
-WHERE (e.stage = 'churned' AND s.stage IS DISTINCT FROM 'churned') OR e.stage = ANY(CAST(:base AS text[]))
+SELECT e.customer_id, e.tier, e.churned, l.clv, l.reasons FROM (
+    SELECT r.customer_id, r.tier, r.stage = 'churned' AS churned FROM insights.stage_runs r
+    WHERE r.since < :end_at AND (r.until IS NULL OR r.until >= :end_at) AND (
+        r.stage = ANY(CAST(:base AS text[]))
+        OR (r.stage = 'churned' AND r.since >= :start_at AND NOT EXISTS (
+            SELECT 1 FROM insights.stage_runs b WHERE b.customer_id = r.customer_id AND b.stage = 'churned'
+            AND b.since < :start_at AND (b.until IS NULL OR b.until >= :start_at)
+        ))
+    )
+) e LEFT JOIN LATERAL (
+    SELECT s.clv, s.reasons FROM insights.scores s
+    WHERE e.churned AND s.customer_id = e.customer_id AND s.scored_at < :end_at AND s.stage IS NOT NULL
+    ORDER BY s.scored_at DESC, s.event_id DESC LIMIT 1
+) l ON true
 """
 
-# One value per customer and trait (the buckets of the report); traits are the customer's latest profile.
-_TRAIT_COUNTS_SQL = """
-SELECT r.churned, t.trait, t.value, count(*) AS customers
-FROM report_customers r LEFT JOIN insights.customer_traits c USING (customer_id)
-CROSS JOIN LATERAL (VALUES
-    ('favourite_category', coalesce(c.favourite_category, 'unknown')),
-    ('region', coalesce(c.region, 'unknown')),
-    ('channel', coalesce(c.channel, 'no logins')),
-    ('tier', coalesce(r.tier, 'unscored')),
-    ('complaints', CASE WHEN coalesce(c.open_tickets, 0) > 0 THEN 'open' ELSE 'none open' END),
-    ('nps_band', CASE WHEN c.last_nps IS NULL THEN 'no answer' WHEN c.last_nps >= 9 THEN 'promoter'
-                      WHEN c.last_nps >= 7 THEN 'passive' ELSE 'detractor' END),
-    ('coupon_use', CASE WHEN EXISTS (
-        SELECT 1 FROM insights.purchases p
-        WHERE p.customer_id = r.customer_id AND p.coupon_code IS NOT NULL AND p.purchased_at < :end_at
-    ) THEN 'used' ELSE 'never' END),
-    ('days_since_last_login', CASE WHEN c.last_login_at IS NULL THEN 'never'
-        WHEN c.last_login_at > :end_at - interval '8 days' THEN '0-7'
-        WHEN c.last_login_at > :end_at - interval '31 days' THEN '8-30'
-        WHEN c.last_login_at > :end_at - interval '91 days' THEN '31-90' ELSE '91+' END)
-) AS t(trait, value)
-GROUP BY 1, 2, 3
+# One value per customer and trait (the buckets of the report); traits are the customer's latest profile. One pass
+# over the customers counts every trait (a grouping set per trait).
+TRAITS = (
+    "favourite_category",
+    "region",
+    "channel",
+    "tier",
+    "complaints",
+    "nps_band",
+    "coupon_use",
+    "days_since_last_login",
+)
+_TRAIT_COUNTS_SQL = f"""
+WITH coupons AS (
+    SELECT DISTINCT customer_id FROM insights.purchases WHERE coupon_code IS NOT NULL AND purchased_at < :end_at
+), valued AS (
+    SELECT r.churned,
+        coalesce(c.favourite_category, 'unknown') AS favourite_category,
+        coalesce(c.region, 'unknown') AS region,
+        coalesce(c.channel, 'no logins') AS channel,
+        coalesce(r.tier, 'unscored') AS tier,
+        CASE WHEN coalesce(c.open_tickets, 0) > 0 THEN 'open' ELSE 'none open' END AS complaints,
+        CASE WHEN c.last_nps IS NULL THEN 'no answer' WHEN c.last_nps >= 9 THEN 'promoter'
+             WHEN c.last_nps >= 7 THEN 'passive' ELSE 'detractor' END AS nps_band,
+        CASE WHEN u.customer_id IS NOT NULL THEN 'used' ELSE 'never' END AS coupon_use,
+        CASE WHEN c.last_login_at IS NULL THEN 'never'
+             WHEN c.last_login_at > :end_at - interval '8 days' THEN '0-7'
+             WHEN c.last_login_at > :end_at - interval '31 days' THEN '8-30'
+             WHEN c.last_login_at > :end_at - interval '91 days' THEN '31-90' ELSE '91+' END AS days_since_last_login
+    FROM report_customers r LEFT JOIN insights.customer_traits c USING (customer_id)
+    LEFT JOIN coupons u ON u.customer_id = r.customer_id
+)
+SELECT churned, {", ".join(f"GROUPING({t}) AS g_{t}" for t in TRAITS)}, {", ".join(TRAITS)}, count(*) AS customers
+FROM valued GROUP BY GROUPING SETS ({", ".join(f"(churned, {t})" for t in TRAITS)})
 """
 
 _TOP_CHURNED_SQL = """
@@ -733,6 +783,8 @@ async def churn_counts(session: AsyncSession, grain: Grain, start: date, *, top:
     """Who became churned in the period, the traits of them and of the active base, and the `top` by CLV."""
     end = period_end(start, grain)
     bounds = {"start_at": midnight(start), "end_at": midnight(end), "end": end}
+    # The trait counts group the whole base once per trait: in memory, not in sorted runs spilled to disk.
+    await session.execute(text("SET LOCAL work_mem = '64MB'"))
     await session.execute(text("DROP TABLE IF EXISTS report_customers"))
     await session.execute(text(_REPORT_CUSTOMERS_SQL), {**bounds, "base": list(BASE_STAGES)})
     await session.execute(text("ANALYZE report_customers"))
@@ -747,7 +799,9 @@ async def churn_counts(session: AsyncSession, grain: Grain, start: date, *, top:
     churned: dict[tuple[str, str], int] = {}
     base: dict[tuple[str, str], int] = {}
     for row in await session.execute(text(_TRAIT_COUNTS_SQL), bounds):
-        (churned if row.churned else base)[(row.trait, row.value)] = row.customers
+        # The grouping set of the row is the one trait whose GROUPING() is 0 (grouped by it).
+        trait = next(t for t in TRAITS if getattr(row, f"g_{t}") == 0)
+        (churned if row.churned else base)[(trait, getattr(row, trait))] = row.customers
     rows = await session.execute(text(_TOP_CHURNED_SQL), {**bounds, "top": top})
     return ChurnCounts(
         totals.churned, totals.base, float(totals.clv_lost), churned, base, [dict(r._mapping) for r in rows]
@@ -815,6 +869,9 @@ async def cluster_members(session: AsyncSession) -> dict[str, str]:
     return {row.customer_id: row.segment for row in rows}
 
 
+_MEMBERS_CHUNK = 50_000
+
+
 async def replace_clusters(
     session: AsyncSession, described: Sequence[Mapping[str, Any]], members: Mapping[str, str]
 ) -> None:
@@ -831,13 +888,15 @@ async def replace_clusters(
             {**cluster, "centre": orjson.dumps(cluster["centre"]).decode(), "z": orjson.dumps(cluster["z"]).decode()},
         )
     ordered = sorted(members.items())
-    await session.execute(
-        text(
-            "INSERT INTO insights.cluster_members (customer_id, segment) "
-            "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:segments AS text[]))"
-        ),
-        {"ids": [c for c, _ in ordered], "segments": [s for _, s in ordered]},
-    )
+    for low in range(0, len(ordered), _MEMBERS_CHUNK):
+        chunk = ordered[low : low + _MEMBERS_CHUNK]
+        await session.execute(
+            text(
+                "INSERT INTO insights.cluster_members (customer_id, segment) "
+                "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:segments AS text[]))"
+            ),
+            {"ids": [c for c, _ in chunk], "segments": [s for _, s in chunk]},
+        )
 
 
 async def stored_clusters(session: AsyncSession) -> list[dict[str, Any]]:

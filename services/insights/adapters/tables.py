@@ -21,6 +21,7 @@ from sqlalchemy import (
     Numeric,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -44,6 +45,8 @@ purchases = Table(
     Column("event_id", Text, nullable=False),
     Column("coupon_code", Text),
     Index("purchases_customer_day", "customer_id", "day"),
+    # Coupon use of the churned-customers report reads only the orders that carry a coupon.
+    Index("purchases_coupon", "customer_id", "purchased_at", postgresql_where=text("coupon_code IS NOT NULL")),
 )
 
 # One row per refund event (a redelivery is the same row); matched to its order by order id whichever arrives first.
@@ -88,6 +91,21 @@ scores = Table(
     Column("clv", Float),
     Column("stage", Text),
     Column("reasons", JSONB),
+    Index("scores_scored_at", "scored_at"),
+)
+
+# Each customer's scores with a stage folded into runs of the same stage and tier, rebuilt from their scores whenever
+# one arrives: the stage at a moment T is that of the run with since < T <= until (until NULL: still running), the
+# same as the last score before T, without sorting every score.
+stage_runs = Table(
+    "stage_runs",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("since", DateTime(timezone=True), primary_key=True),
+    Column("event_id", Text, primary_key=True),
+    Column("until", DateTime(timezone=True)),
+    Column("stage", Text, nullable=False),
+    Column("tier", Text),
 )
 
 # Each customer's latest profile (highest `version` of `profile.updated`): the traits the churn report compares.

@@ -44,23 +44,31 @@ def standardise(raw: Matrix) -> tuple[Matrix, Matrix, Matrix]:
 
 
 def silhouette(x: Matrix, labels: NDArray[np.int_], *, sample: int, seed: int) -> float | None:
-    """Mean silhouette over a sample of rows (all of them when fewer); None with fewer than two clusters."""
+    """Mean silhouette over a sample of rows (all of them when fewer); None with fewer than two clusters.
+
+    Distances from each sampled row to every cluster of the sample are summed in one matrix product, so the cost is
+    the sample's distance matrix, not a Python loop per row and cluster.
+    """
     if len(set(labels.tolist())) < 2:
         return None
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(x), size=min(sample, len(x)), replace=False)
     xs, ls = x[rows], labels[rows]
-    distances = cdist(xs, xs)
-    scores = []
-    for n in range(len(xs)):
-        own = ls == ls[n]
-        if own.sum() <= 1:
-            scores.append(0.0)  # a lone point: silhouette 0 by convention
-            continue
-        a = distances[n, own].sum() / (own.sum() - 1)
-        b = min(distances[n, ls == other].mean() for other in set(ls.tolist()) if other != ls[n])
-        scores.append((b - a) / max(a, b) if max(a, b) > 0 else 0.0)
-    return float(np.mean(scores))
+    present, column = np.unique(ls, return_inverse=True)
+    if len(present) < 2:
+        return 0.0  # the sample holds one cluster: every row of it is a lone cluster's, silhouette 0
+    members = np.zeros((len(xs), len(present)))
+    members[np.arange(len(xs)), column] = 1.0
+    sums = cdist(xs, xs) @ members  # row n, cluster c: sum of distances from n to the members of c
+    sizes = members.sum(axis=0)
+    own_size = sizes[column]
+    a = sums[np.arange(len(xs)), column] / np.maximum(own_size - 1, 1)
+    others = sums / sizes
+    others[np.arange(len(xs)), column] = np.inf
+    b = others.min(axis=1)
+    scale = np.maximum(a, b)
+    scores = np.where((own_size > 1) & (scale > 0), (b - a) / np.where(scale > 0, scale, 1.0), 0.0)
+    return float(scores.mean())
 
 
 def fit(raw: Matrix, *, k: int | None, k_range: tuple[int, int], seed: int, sample: int = 2000) -> Fit:

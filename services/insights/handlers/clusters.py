@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.clock import as_of, wall_clock
-from libs.common.contracts import SegmentsChanged, derived
+from libs.common.contracts import SegmentsChanged, contract_of, derived
+from libs.common.envelope import CloudEvent
 from libs.common.outbox import Outbox
 from services.insights.adapters import store
 from services.insights.domain.clusters import FEATURES, fit
@@ -20,6 +22,8 @@ from services.insights.settings import InsightsSettings
 log = logging.getLogger(__name__)
 
 SOURCE = "retain/insights"
+_OUTBOX_CHUNK = 5000
+SEGMENTS_TOPIC = contract_of(SegmentsChanged).topic
 
 
 @dataclass
@@ -64,22 +68,16 @@ class Clusters:
             await store.lock_clusters(session)
             before = await store.cluster_members(session)
             await store.replace_clusters(session, described, members)
-            changed = 0
-            for customer in sorted(set(before) | set(members)):
-                old, new = before.get(customer), members.get(customer)
-                if old == new:
-                    continue
-                topic, event = derived(
-                    SegmentsChanged(
-                        segments_entered=[new] if new else [], segments_left=[old] if old else [], fit_id=fit_id
-                    ),
-                    cause=f"clusters:{fit_id}:{customer}",
-                    source=SOURCE,
-                    subject=customer,
-                    time=moment,
-                )
-                await self.outbox.add(session, topic, event)
-                changed += 1
+            moves = [
+                (customer, before.get(customer), members.get(customer))
+                for customer in sorted(set(before) | set(members))
+                if before.get(customer) != members.get(customer)
+            ]
+            for low in range(0, len(moves), _OUTBOX_CHUNK):
+                # Building the events of a whole base is seconds of Python: off the event loop, a chunk at a time.
+                events = await asyncio.to_thread(_segment_events, moves[low : low + _OUTBOX_CHUNK], fit_id, moment)
+                await self.outbox.add(session, SEGMENTS_TOPIC, *events)
+            changed = len(moves)
         log.info("clusters refitted", extra={"k": result.k, "customers": len(ids), "changed": changed})
         return {"k": result.k, "silhouette": result.silhouette, "customers": len(ids), "changed": changed}
 
@@ -107,3 +105,17 @@ class Clusters:
                 raise
             except Exception:
                 log.exception("refitting clusters failed; retrying at the next interval")
+
+
+def _segment_events(moves: list[tuple[str, str | None, str | None]], fit_id: str, moment: datetime) -> list[CloudEvent]:
+    """`segments.changed` for each customer whose cluster changed: entered the new one, left the old one."""
+    return [
+        derived(
+            SegmentsChanged(segments_entered=[new] if new else [], segments_left=[old] if old else [], fit_id=fit_id),
+            cause=f"clusters:{fit_id}:{customer}",
+            source=SOURCE,
+            subject=customer,
+            time=moment,
+        )[1]
+        for customer, old, new in moves
+    ]

@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, select, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import ARRAY, Row, Text, any_, bindparam, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.scoring.adapters import bulk
 from services.scoring.adapters.tables import due_times, score_history
 from services.scoring.domain.history import HistoryEntry
-
-_ROWS_PER_STATEMENT = 1000
 
 
 async def append(session: AsyncSession, entries: Sequence[HistoryEntry]) -> None:
     """Adds entries; one already recorded under its event id (a reprocessed cause) stays as it was."""
-    rows = [asdict(entry) for entry in entries]
-    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        await session.execute(
-            pg_insert(score_history).values(rows[start : start + _ROWS_PER_STATEMENT]).on_conflict_do_nothing()
+    if entries:
+        rows = sorted(
+            ({name: getattr(entry, name) for name in _HISTORY_COLUMNS} for entry in entries),
+            key=lambda row: (row["customer_id"], row["event_id"]),
         )
+        await session.execute(_APPEND, bulk.parameters(score_history, _HISTORY_COLUMNS, rows))
+
+
+_HISTORY_COLUMNS = tuple(f.name for f in fields(HistoryEntry))
+_APPEND = bulk.insert_statement(score_history, _HISTORY_COLUMNS, "ON CONFLICT DO NOTHING")
+_DUE_COLUMNS = ("customer_id", "due_at")
+_SET_DUE = bulk.insert_statement(due_times, _DUE_COLUMNS, bulk.upsert_all(due_times, ("customer_id",), _DUE_COLUMNS))
+_DROP_DUE = delete(due_times).where(due_times.c.customer_id == any_(bindparam("ids", type_=ARRAY(Text))))
 
 
 async def page(
@@ -47,15 +53,10 @@ async def set_due(session: AsyncSession, due: dict[str, datetime | None]) -> Non
     """Each customer's next due time replaces the one before; None removes it."""
     gone = sorted(customer_id for customer_id, at in due.items() if at is None)
     if gone:
-        await session.execute(delete(due_times).where(due_times.c.customer_id.in_(gone)))
+        await session.execute(_DROP_DUE, {"ids": gone})
     rows = [{"customer_id": customer_id, "due_at": at} for customer_id, at in sorted(due.items()) if at is not None]
-    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        statement = pg_insert(due_times).values(rows[start : start + _ROWS_PER_STATEMENT])
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[due_times.c.customer_id], set_={"due_at": statement.excluded.due_at}
-            )
-        )
+    if rows:
+        await session.execute(_SET_DUE, bulk.parameters(due_times, _DUE_COLUMNS, rows))
 
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[tuple[str, datetime]]:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Row, delete, func, insert, select, text, tuple_, update
+from sqlalchemy import ARRAY, Row, Text, any_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scoring.adapters import history
+from services.scoring.adapters import bulk, history
 from services.scoring.adapters.tables import aliases, clock, erasures, facts, models, purchases, refunds, scores
 from services.scoring.domain.bgnbd import BgNbdParams
 from services.scoring.domain.customer_score import ScoringModel
@@ -24,15 +24,6 @@ from services.scoring.domain.purchase_models import model_from_params
 from services.scoring.domain.rfm import RankReference, RfmEdges
 
 _FACT_FIELDS = tuple(f.name for f in fields(StoredFacts))
-# asyncpg allows 32767 bind parameters per statement; facts has ~20 columns
-_ROWS_PER_STATEMENT = 1000
-
-
-def _chunks(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
-    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        yield rows[start : start + _ROWS_PER_STATEMENT]
-
-
 # Advisory locks of scoring's own keyspace (two-key form), apart from the ones other services take on the same ids.
 _CUSTOMER_LOCK_CLASS = 0x53434F52  # "SCOR"
 _SECONDS_PER_DAY = 86_400.0
@@ -145,9 +136,13 @@ class RefundRow:
 
 async def add_refunds(session: AsyncSession, rows: Sequence[RefundRow]) -> None:
     """One row per refund event; a redelivered one changes nothing."""
-    values = [asdict(row) for row in sorted(rows, key=lambda row: (row.customer_id, row.event_id))]
-    for chunk in _chunks(values):
-        await session.execute(pg_insert(refunds).values(chunk).on_conflict_do_nothing())
+    ordered = sorted(rows, key=lambda row: (row.customer_id, row.event_id))
+    if ordered:
+        await session.execute(_ADD_REFUNDS, bulk.parameters(refunds, _REFUND_COLUMNS, map(_row_dict, ordered)))
+
+
+_REFUND_COLUMNS = tuple(f.name for f in fields(RefundRow))
+_ADD_REFUNDS = bulk.insert_statement(refunds, _REFUND_COLUMNS, "ON CONFLICT DO NOTHING")
 
 
 @dataclass(frozen=True)
@@ -168,18 +163,24 @@ async def add_purchases(session: AsyncSession, rows: Sequence[PurchaseRow]) -> N
         held = chosen.get(key)
         if held is None or (row.purchased_at, row.event_id) < (held.purchased_at, held.event_id):
             chosen[key] = row
-    values = [asdict(chosen[key]) for key in sorted(chosen)]
-    for chunk in _chunks(values):
-        statement = pg_insert(purchases).values(chunk)
-        excluded = statement.excluded
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[purchases.c.customer_id, purchases.c.order_id],
-                set_={"purchased_at": excluded.purchased_at, "amount": excluded.amount, "event_id": excluded.event_id},
-                where=tuple_(excluded.purchased_at, excluded.event_id)
-                < tuple_(purchases.c.purchased_at, purchases.c.event_id),
-            )
-        )
+    if chosen:
+        ordered = [_row_dict(chosen[key]) for key in sorted(chosen)]
+        await session.execute(_ADD_PURCHASES, bulk.parameters(purchases, _PURCHASE_COLUMNS, ordered))
+
+
+_PURCHASE_COLUMNS = tuple(f.name for f in fields(PurchaseRow))
+_ADD_PURCHASES = bulk.insert_statement(
+    purchases,
+    _PURCHASE_COLUMNS,
+    "ON CONFLICT (customer_id, order_id) DO UPDATE SET purchased_at = EXCLUDED.purchased_at, "
+    "amount = EXCLUDED.amount, event_id = EXCLUDED.event_id "
+    "WHERE (EXCLUDED.purchased_at, EXCLUDED.event_id) < (t.purchased_at, t.event_id)",
+)
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    """A flat dataclass as a dict (dataclasses.asdict deep-copies every value, which a write does not need)."""
+    return {name: getattr(row, name) for name in row.__dataclass_fields__}
 
 
 def _net_orders(only_ids: bool) -> str:
@@ -304,38 +305,44 @@ async def lock_and_load(
     if not ids:
         return {}, {}
     if create_missing:
-        await session.execute(pg_insert(facts).values([{"customer_id": cid} for cid in ids]).on_conflict_do_nothing())
-    fact_rows = (
-        await session.execute(
-            select(facts).where(facts.c.customer_id.in_(ids)).order_by(facts.c.customer_id).with_for_update()
-        )
-    ).all()
-    score_rows = (
-        await session.execute(
-            select(scores.c.customer_id, scores.c.score)
-            .where(scores.c.customer_id.in_(ids))
-            .order_by(scores.c.customer_id)
-            .with_for_update()
-        )
-    ).all()
-    loaded = {row.customer_id: StoredFacts(**{name: row._mapping[name] for name in _FACT_FIELDS}) for row in fact_rows}
+        await session.execute(_CREATE_MISSING, {"customer_id": ids})
+    fact_rows = (await session.execute(_LOCK_FACTS, {"ids": ids})).all()
+    score_rows = (await session.execute(_LOCK_SCORES, {"ids": ids})).all()
+    loaded = {row.customer_id: StoredFacts(*row) for row in fact_rows}
     return loaded, {row.customer_id: row.score for row in score_rows}
+
+
+def _among(column: Any) -> Any:
+    """`column = ANY(:ids)`: one statement shape for any number of ids (IN (...) renders one per count)."""
+    return column == any_(bindparam("ids", type_=ARRAY(Text)))
+
+
+_CREATE_MISSING = bulk.insert_statement(facts, ("customer_id",), "ON CONFLICT DO NOTHING")
+_LOCK_FACTS = (
+    select(*(facts.c[name] for name in _FACT_FIELDS))
+    .where(_among(facts.c.customer_id))
+    .order_by(facts.c.customer_id)
+    .with_for_update()
+)
+_LOCK_SCORES = (
+    select(scores.c.customer_id, scores.c.score)
+    .where(_among(scores.c.customer_id))
+    .order_by(scores.c.customer_id)
+    .with_for_update()
+)
+_SAVE_FACTS = bulk.insert_statement(
+    facts, _FACT_FIELDS, bulk.upsert_all(facts, ("customer_id",), _FACT_FIELDS, touch="updated_at")
+)
+_SCORE_COLUMNS = ("customer_id", "tier", "stage", "churn_risk", "clv", "model_version", "score", "as_of")
+_SAVE_SCORES = bulk.insert_statement(
+    scores, _SCORE_COLUMNS, bulk.upsert_all(scores, ("customer_id",), _SCORE_COLUMNS, touch="updated_at")
+)
 
 
 async def save(session: AsyncSession, stored: Sequence[StoredFacts], documents: dict[str, dict[str, Any]]) -> None:
     if stored:
-        rows = [asdict(f) for f in stored]
-        for chunk in _chunks(rows):
-            statement = pg_insert(facts).values(chunk)
-            await session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[facts.c.customer_id],
-                    set_={
-                        **{n: statement.excluded[n] for n in _FACT_FIELDS if n != "customer_id"},
-                        "updated_at": func.now(),
-                    },
-                )
-            )
+        rows = sorted((_row_dict(f) for f in stored), key=lambda row: row["customer_id"])
+        await session.execute(_SAVE_FACTS, bulk.parameters(facts, _FACT_FIELDS, rows))
     if documents:
         rows = [
             {
@@ -348,17 +355,9 @@ async def save(session: AsyncSession, stored: Sequence[StoredFacts], documents: 
                 "score": doc,
                 "as_of": datetime.fromisoformat(doc["as_of"].replace("Z", "+00:00")),
             }
-            for customer_id, doc in documents.items()
+            for customer_id, doc in sorted(documents.items())
         ]
-        for chunk in _chunks(rows):
-            statement = pg_insert(scores).values(chunk)
-            columns = ("tier", "stage", "churn_risk", "clv", "model_version", "score", "as_of")
-            await session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[scores.c.customer_id],
-                    set_={**{n: statement.excluded[n] for n in columns}, "updated_at": func.now()},
-                )
-            )
+        await session.execute(_SAVE_SCORES, bulk.parameters(scores, _SCORE_COLUMNS, rows))
 
 
 async def erase(session: AsyncSession, customer_ids: Iterable[str]) -> None:

@@ -7,10 +7,8 @@ the consumer loop would (one transaction per event), and only the API tests star
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import Message
 from typing import Any
@@ -40,32 +38,11 @@ from services.campaign.handlers.scheduler import Scheduler
 from services.campaign.handlers.sender import Sender
 from services.campaign.settings import CampaignSettings, campaign_settings
 from tests.conftest import Isolation
-from tests.derived import complete
+from tests.derived import NOON as NOON
+from tests.derived import Clock as Clock
+from tests.derived import derived_event
 
-# Tuesday noon UTC: outside quiet hours in UTC, so only tests that want quiet hours meet them.
-NOON = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-_ids = itertools.count()
-
-
-class Clock:
-    def __init__(self, now: datetime = NOON) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def event(
-    type_: str, customer: str, data: dict[str, Any], at: datetime = NOON, event_id: str | None = None
-) -> CloudEvent:
-    return CloudEvent(
-        id=event_id or f"ev-{next(_ids)}",
-        source="test",
-        type=type_,
-        subject=customer,
-        time=at,
-        data=complete(type_, data),
-    )
+event = derived_event
 
 
 @dataclass

@@ -6,10 +6,8 @@ would (one transaction per event); test_app.py runs the whole app over HTTP and 
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -26,31 +24,11 @@ from services.feedback.bootstrap import MIGRATIONS
 from services.feedback.handlers.deps import FeedbackDeps
 from services.feedback.settings import FeedbackSettings
 from tests.conftest import Isolation
-from tests.derived import complete
+from tests.derived import NOON, derived_event
+from tests.derived import Clock as Clock
 
-T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-_ids = itertools.count()
-
-
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def event(
-    type_: str, customer: str, data: dict[str, Any], at: datetime = T0, event_id: str | None = None
-) -> CloudEvent:
-    return CloudEvent(
-        id=event_id or f"ev-{next(_ids)}",
-        source="test",
-        type=type_,
-        subject=customer,
-        time=at,
-        data=complete(type_, data),
-    )
+T0 = NOON
+event = derived_event
 
 
 @dataclass

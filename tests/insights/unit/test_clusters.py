@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.spatial.distance import cdist
 
 from services.insights.domain.clusters import describe, fit, silhouette, standardise
 
@@ -58,3 +61,30 @@ def test_describe_uses_the_middle_words_near_the_mean() -> None:
     assert describe(centre, zero).startswith(
         "neither recent nor lapsed, buying now and then, average spend, average expected value"
     )
+
+
+def naive_silhouette(x: np.ndarray, labels: np.ndarray) -> float:
+    """The textbook definition, row by row (a lone member of its cluster scores 0)."""
+    distances = cdist(x, x)
+    scores = []
+    for n in range(len(x)):
+        own = labels == labels[n]
+        if own.sum() <= 1:
+            scores.append(0.0)
+            continue
+        a = distances[n, own].sum() / (own.sum() - 1)
+        b = min(distances[n, labels == other].mean() for other in set(labels.tolist()) if other != labels[n])
+        scores.append((b - a) / max(a, b) if max(a, b) > 0 else 0.0)
+    return float(np.mean(scores))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), rows=st.integers(2, 60), k=st.integers(2, 5))
+def test_the_vectorised_silhouette_is_the_textbook_one(seed: int, rows: int, k: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 4)).round(1)  # rounded: duplicate rows and zero distances occur
+    labels = rng.integers(0, k, rows)
+    if len(set(labels.tolist())) < 2:
+        labels[0], labels[-1] = 0, 1
+    got = silhouette(x, labels, sample=rows, seed=seed)
+    assert got == pytest.approx(naive_silhouette(x, labels), abs=1e-9)

@@ -1,0 +1,87 @@
+"""Set-at-a-time writes of a consumer batch: one statement over `unnest` arrays per table, whatever the batch size.
+
+A multi-row `INSERT ... VALUES` built per batch is compiled by SQLAlchemy every time (a bind parameter per cell):
+under a catch-up load that compilation was most of scoring's CPU. These statements have one shape, so they are
+compiled and prepared once, and asyncpg encodes each column as one array. Callers pass rows sorted by key, so two
+writers meeting on the same rows take their locks in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import orjson
+from sqlalchemy import BigInteger, Boolean, DateTime, Double, Integer, Table, Text, TextClause, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+@dataclass(frozen=True)
+class _Kind:
+    array: str  # the PostgreSQL array type the column travels as
+    select: str  # how the unnested value becomes the column's value ({} is the value)
+    encode: Callable[[Any], Any] | None = None
+
+
+_TEXT = _Kind("text[]", "{}")
+_KINDS: tuple[tuple[type[Any], _Kind], ...] = (
+    # JSON documents and text arrays travel as JSON text: unnest would flatten an array of arrays
+    (JSONB, _Kind("text[]", "CAST({} AS jsonb)", _json)),
+    (ARRAY, _Kind("text[]", "ARRAY(SELECT jsonb_array_elements_text(CAST({} AS jsonb)))", _json)),
+    (DateTime, _Kind("timestamptz[]", "{}")),
+    (BigInteger, _Kind("bigint[]", "{}")),
+    (Integer, _Kind("integer[]", "{}")),
+    (Double, _Kind("float8[]", "{}")),
+    (Boolean, _Kind("boolean[]", "{}")),
+    (Text, _TEXT),
+)
+
+
+def _kind(table: Table, column: str) -> _Kind:
+    column_type = table.c[column].type
+    for python_type, kind in _KINDS:
+        if isinstance(column_type, python_type):
+            return kind
+    raise TypeError(f"{table.name}.{column}: no array form for {column_type!r}")
+
+
+@cache
+def _insert(table: Table, columns: tuple[str, ...], on_conflict: str) -> TextClause:
+    kinds = [_kind(table, name) for name in columns]
+    arrays = ", ".join(f"CAST(:{name} AS {kind.array})" for name, kind in zip(columns, kinds, strict=True))
+    values = ", ".join(kind.select.format(f"u.{name}") for name, kind in zip(columns, kinds, strict=True))
+    return text(
+        f"INSERT INTO {table.fullname} AS t ({', '.join(columns)}) "
+        f"SELECT {values} FROM unnest({arrays}) AS u({', '.join(columns)}) {on_conflict}"
+    )
+
+
+def insert_statement(table: Table, columns: Sequence[str], on_conflict: str) -> TextClause:
+    """``INSERT INTO table (columns) SELECT ... FROM unnest(...)`` followed by ``on_conflict`` (plain SQL naming
+    the target table ``t``), built once per shape."""
+    return _insert(table, tuple(columns), on_conflict)
+
+
+def upsert_all(table: Table, key: Sequence[str], columns: Sequence[str], *, touch: str | None = None) -> str:
+    """The ON CONFLICT clause that replaces every non-key column of ``columns`` (and sets ``touch`` to now())."""
+    assignments = [f"{name} = EXCLUDED.{name}" for name in columns if name not in key]
+    if touch is not None:
+        assignments.append(f"{touch} = now()")
+    return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(assignments)}"
+
+
+def parameters(table: Table, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Column-wise arrays of ``rows``, each value in the form its column travels in."""
+    listed = list(rows)
+    out: dict[str, list[Any]] = {}
+    for name in columns:
+        encode = _kind(table, name).encode
+        values = [row[name] for row in listed]
+        out[name] = values if encode is None else [encode(value) for value in values]
+    return out
