@@ -153,10 +153,7 @@ class ScoringConsumers:
         targets = {_target(event, resolved) for event in admitted if event.type not in _STRUCTURAL}
         stored, documents = await scores.lock_and_load(session, sorted(targets))
         active = await self.deps.active_model(session)
-        watermark = await scores.newest_event_time(session)
-        fold = Fold(watermark=watermark)
-        bought: list[scores.PurchaseRow] = []
-        refunded: list[scores.RefundRow] = []
+        fold = Fold(watermark=await scores.newest_event_time(session))
         for event in admitted:
             current_event_id.set(event.id)
             current_customer_id.set(event.subject)
@@ -171,45 +168,62 @@ class ScoringConsumers:
             customer_id = _target(event, resolved)
             if _describes_erased(event, resolved, erased, customer_id):
                 continue  # erased earlier in this batch
-            facts = stored.get(customer_id) or StoredFacts(customer_id)
-            if event.type == PURCHASE_EVENT_TYPE:
-                row = _purchase_row(event, customer_id)
-                if row is None:
-                    continue
-                bought.append(row)
-                fold.purchases_changed.add(customer_id)
-                facts = seen(facts, event.time)
-            elif event.type == REFUND_EVENT_TYPE:
-                refund = _refund_row(event, customer_id)
-                if refund is None:
-                    continue
-                refunded.append(refund)
-                fold.purchases_changed.add(customer_id)
-                facts = seen(facts, event.time)
-            elif event.type == "profile.updated":
-                profile = parse(event, ProfileUpdated)
-                facts = apply_profile_metrics(
-                    facts, profile.metrics.model_dump(mode="json"), event.time, _version(profile)
-                )
-            elif event.type in FEEDBACK_EVENT_TYPES:
-                feedback = parse(event, FEEDBACK_CONTRACTS[event.type])
-                facts = apply_feedback(
-                    facts,
-                    event.type,
-                    feedback.wire(),
-                    event.time,
-                    self.deps.settings.scoring_complaint_open_days,
-                    event.id,
-                )
+            facts = self._fold_event(event, customer_id, stored.get(customer_id) or StoredFacts(customer_id), fold)
+            if facts is None:
+                continue
             stored[customer_id] = facts
             fold.changed[customer_id] = facts
             fold.causes[customer_id] = (event.id, event.time)
+        await self._store_purchases(session, fold, stored, erased)
+        await self._score_and_emit(ctx, fold, stored, documents, active)
+
+    def _fold_event(self, event: CloudEvent, customer_id: str, facts: StoredFacts, fold: Fold) -> StoredFacts | None:
+        """The customer's facts with one purchase, refund, profile or feedback event applied; None for a purchase
+        or refund that changes nothing. Purchases and refunds are collected in `fold` to be stored together."""
+        if event.type == PURCHASE_EVENT_TYPE:
+            row = _purchase_row(event, customer_id)
+            if row is None:
+                return None
+            fold.bought.append(row)
+            fold.purchases_changed.add(customer_id)
+            return seen(facts, event.time)
+        if event.type == REFUND_EVENT_TYPE:
+            refund = _refund_row(event, customer_id)
+            if refund is None:
+                return None
+            fold.refunded.append(refund)
+            fold.purchases_changed.add(customer_id)
+            return seen(facts, event.time)
+        if event.type == "profile.updated":
+            profile = parse(event, ProfileUpdated)
+            return apply_profile_metrics(facts, profile.metrics.model_dump(mode="json"), event.time, _version(profile))
+        if event.type in FEEDBACK_EVENT_TYPES:
+            feedback = parse(event, FEEDBACK_CONTRACTS[event.type])
+            return apply_feedback(
+                facts,
+                event.type,
+                feedback.wire(),
+                event.time,
+                self.deps.settings.scoring_complaint_open_days,
+                event.id,
+            )
+        return facts
+
+    @staticmethod
+    async def _store_purchases(
+        session: AsyncSession, fold: Fold, stored: dict[str, StoredFacts], erased: dict[str, datetime]
+    ) -> None:
+        """Stores the batch's purchases and refunds and folds the new purchase summaries into the facts."""
         # a purchase of this batch about a customer an erasure of this batch covers is the erased person's
         bought = [
-            row for row in bought if not (row.customer_id in erased and row.purchased_at <= erased[row.customer_id])
+            row
+            for row in fold.bought
+            if not (row.customer_id in erased and row.purchased_at <= erased[row.customer_id])
         ]
         refunded = [
-            row for row in refunded if not (row.customer_id in erased and row.refunded_at <= erased[row.customer_id])
+            row
+            for row in fold.refunded
+            if not (row.customer_id in erased and row.refunded_at <= erased[row.customer_id])
         ]
         await scores.add_purchases(session, bought)
         await scores.add_refunds(session, refunded)
@@ -218,6 +232,17 @@ class ScoringConsumers:
             if customer_id in fold.changed:
                 facts = apply_purchases(fold.changed[customer_id], summaries.get(customer_id))
                 stored[customer_id] = fold.changed[customer_id] = facts
+
+    async def _score_and_emit(
+        self,
+        ctx: HandlerContext,
+        fold: Fold,
+        stored: dict[str, StoredFacts],
+        documents: dict[str, dict[str, Any]],
+        active: ActiveModel,
+    ) -> None:
+        """Scores each changed customer once, as of the batch's clock, and stores and announces what changed."""
+        session = ctx.session
         now = clock_as_of(self.deps.settings.clock_mode, fold.watermark, self.deps.wall)
         work = [Rescore(cid, cause, at, now) for cid, (cause, at) in sorted(fold.causes.items()) if cid in fold.changed]
         if len(work) >= _THREAD_FROM_CUSTOMERS:
@@ -298,6 +323,8 @@ class Fold:
     changed: dict[str, StoredFacts] = field(default_factory=dict)
     causes: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # last event of each customer
     purchases_changed: set[str] = field(default_factory=set)
+    bought: list[scores.PurchaseRow] = field(default_factory=list)
+    refunded: list[scores.RefundRow] = field(default_factory=list)
 
 
 def _ids_named(event: CloudEvent) -> tuple[str, ...]:
