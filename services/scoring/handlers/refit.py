@@ -208,6 +208,38 @@ async def refit(
     return result
 
 
+def _model_row(
+    fitted: Fitted, as_of: datetime, n_customers: int, trigger: str, config: ScoringConfig
+) -> dict[str, Any]:
+    """The stored row of a fitted model: parameters, ranks, diagnostics and the model selection."""
+    model = fitted.model
+    selection = fitted.selection
+    return dict(
+        as_of=as_of,
+        n_customers=n_customers,
+        n_buyers=fitted.n_buyers,
+        n_unique_triples=fitted.n_unique_triples,
+        small_base=fitted.small_base,
+        bgnbd=None if model.bgnbd is None else asdict(model.bgnbd),
+        gamma_gamma=None if model.gamma_gamma is None else asdict(model.gamma_gamma),
+        rfm_edges=_edges_json(model.rfm_edges),
+        rfm_rank=[float(v) for v in model.rfm_rank.sorted_values],
+        clv_rank=None if model.clv_rank is None else [float(v) for v in model.clv_rank.sorted_values],
+        diagnostics={
+            "trigger": trigger,
+            "fit_seconds": round(fitted.fit_seconds, 4),
+            "min_buyers_to_fit": config.min_buyers_to_fit,
+            "bgnbd_usable": model.bgnbd is not None,
+            "gamma_gamma_usable": model.gamma_gamma is not None,
+            "time_unit": TIME_UNIT,
+            "chosen_by": None if selection is None else selection.basis,
+        },
+        chosen_model=None if selection is None else selection.chosen_name,
+        candidates=None if selection is None else _json_safe(selection.candidates),
+        holdout=None if selection is None else _json_safe(selection.holdout),
+    )
+
+
 async def _refit(
     deps: ScoringDeps, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, *, trigger: str
 ) -> RefitResult:
@@ -226,33 +258,7 @@ async def _refit(
         model = fitted.model
         selection = fitted.selection
         async with sessions() as session, session.begin():
-            version = await scores.insert_model(
-                session,
-                dict(
-                    as_of=as_of,
-                    n_customers=n_customers,
-                    n_buyers=fitted.n_buyers,
-                    n_unique_triples=fitted.n_unique_triples,
-                    small_base=fitted.small_base,
-                    bgnbd=None if model.bgnbd is None else asdict(model.bgnbd),
-                    gamma_gamma=None if model.gamma_gamma is None else asdict(model.gamma_gamma),
-                    rfm_edges=_edges_json(model.rfm_edges),
-                    rfm_rank=[float(v) for v in model.rfm_rank.sorted_values],
-                    clv_rank=None if model.clv_rank is None else [float(v) for v in model.clv_rank.sorted_values],
-                    diagnostics={
-                        "trigger": trigger,
-                        "fit_seconds": round(fitted.fit_seconds, 4),
-                        "min_buyers_to_fit": deps.config.min_buyers_to_fit,
-                        "bgnbd_usable": model.bgnbd is not None,
-                        "gamma_gamma_usable": model.gamma_gamma is not None,
-                        "time_unit": TIME_UNIT,
-                        "chosen_by": None if selection is None else selection.basis,
-                    },
-                    chosen_model=None if selection is None else selection.chosen_name,
-                    candidates=None if selection is None else _json_safe(selection.candidates),
-                    holdout=None if selection is None else _json_safe(selection.holdout),
-                ),
-            )
+            version = await scores.insert_model(session, _model_row(fitted, as_of, n_customers, trigger, deps.config))
             drift = drift_event(version, selection, settings.scoring_drift_threshold, as_of)
             if drift is not None:
                 await outbox.add(session, SCORE_CHANGES, drift)
