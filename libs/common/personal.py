@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -45,6 +45,8 @@ PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
     "ticket.updated": ("text",),
     "ticket.closed": ("resolution",),
     "survey.response": ("comment",),
+    # Profile announces a customer's contact facts (campaign needs them to reach the person) sealed again.
+    "profile.updated": ("metrics.name", "metrics.email", "metrics.phone", "metrics.birthday"),
 }
 INDEXED_FIELDS: tuple[str, ...] = ("email", "phone")
 
@@ -117,25 +119,52 @@ def open_value(data_key: bytes, customer_id: str, field: str, token: str) -> str
     return AESGCM(data_key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], f"{customer_id}:{field}".encode()).decode()
 
 
+def _get(data: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path ("metrics.email"); None when any step is missing."""
+    node: Any = data
+    for step in path.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(step)
+    return node
+
+
+def _parent(data: dict[str, Any], path: str, copy: bool) -> tuple[dict[str, Any] | None, str]:
+    """The dict holding the last step of `path` (copied on the way down when `copy`, so the input stays intact)."""
+    *steps, last = path.split(".")
+    node = data
+    for step in steps:
+        child = node.get(step)
+        if not isinstance(child, dict):
+            return None, last
+        if copy:
+            child = dict(child)
+            node[step] = child
+        node = child
+    return node, last
+
+
 def needs_key(event_type: str, data: dict[str, Any]) -> bool:
-    return any(data.get(name) is not None for name in PERSONAL_FIELDS.get(event_type, ()))
+    return any(_get(data, name) is not None for name in PERSONAL_FIELDS.get(event_type, ()))
 
 
 def seal_data(
     event_type: str, customer_id: str, data: dict[str, Any], key_id: str, data_key: bytes, index_key: bytes
 ) -> dict[str, Any]:
     """`data` with its personal fields sealed and the `sealed` description added; unchanged if it has none."""
-    fields = [name for name in PERSONAL_FIELDS.get(event_type, ()) if data.get(name) is not None]
+    fields = [name for name in PERSONAL_FIELDS.get(event_type, ()) if _get(data, name) is not None]
     if not fields:
         return data
     out = dict(data)
     indexes: dict[str, str] = {}
     for name in fields:
-        value = data[name]
+        holder, last = _parent(out, name, copy=True)
+        assert holder is not None  # _get found a value on this path
+        value = holder[last]
         text = value.isoformat() if isinstance(value, date) else str(value)
         if name in INDEXED_FIELDS:
             indexes[name] = blind_index(index_key, name, text)
-        out[name] = seal_value(data_key, customer_id, name, text)
+        holder[last] = seal_value(data_key, customer_id, name, text)
     out[SEALED] = {"v": SCHEME_VERSION, "key_id": key_id, "fields": fields, "index": indexes}
     return out
 
@@ -166,28 +195,47 @@ class KeyClient:
 
     async def key(self, customer_id: str, max_age_s: float | None = None) -> UnwrappedKey | None:
         """The customer's key, from the cache when it is younger than `max_age_s` (default: the TTL)."""
-        cached = self._cache.get(customer_id)
+        return (await self.keys([customer_id], max_age_s))[customer_id]
+
+    async def keys(
+        self, customer_ids: Iterable[str], max_age_s: float | None = None, create: bool = False
+    ) -> dict[str, UnwrappedKey | None]:
+        """Each customer's key (None: none, or destroyed); one request for all the cache does not hold.
+
+        `create` asks the key service to make a key for a customer who has none: a service that keeps personal data
+        at rest under an id no sealed event came with (a merge survivor, a survey answered on feedback's page).
+        """
         now = time.monotonic()
         limit = self._ttl_s if max_age_s is None else min(max_age_s, self._ttl_s)
-        if cached is not None and now - cached[0] < limit:
-            return cached[1]
-        try:
-            response = await self._client.get(f"/v1/keys/{customer_id}")
-        except httpx.HTTPError as exc:
-            raise KeyServiceUnavailable(f"key service: {exc!r}") from exc
-        if response.status_code == 404:
-            found: UnwrappedKey | None = None
-        elif response.status_code == 200:
-            body = response.json()
-            wrapped = base64.b64decode(body["wrapped_key"])
+        found: dict[str, UnwrappedKey | None] = {}
+        wanted: list[str] = []
+        for customer_id in dict.fromkeys(customer_ids):
+            cached = self._cache.get(customer_id)
+            if cached is not None and now - cached[0] < limit and (cached[1] is not None or not create):
+                found[customer_id] = cached[1]
+            else:
+                wanted.append(customer_id)
+        for start in range(0, len(wanted), MAX_KEYS_PER_REQUEST):
+            chunk = wanted[start : start + MAX_KEYS_PER_REQUEST]
             try:
-                found = UnwrappedKey(body["key_id"], self._wrapper.unwrap(wrapped, customer_id))
-            except InvalidTag as exc:
-                # Not this event's fault: this service's master key is not ingest's. Wait, drop nothing.
-                raise KeyServiceUnavailable("the master key does not unwrap the key service's keys") from exc
-        else:
-            raise KeyServiceUnavailable(f"key service answered {response.status_code}")
-        self._cache[customer_id] = (now, found)
+                response = await self._client.post("/v1/keys", json={"customer_ids": chunk, "create": create})
+            except httpx.HTTPError as exc:
+                raise KeyServiceUnavailable(f"key service: {exc!r}") from exc
+            if response.status_code != 200:
+                raise KeyServiceUnavailable(f"key service answered {response.status_code}")
+            answered = {item["customer_id"]: item for item in response.json()["keys"]}
+            for customer_id in chunk:
+                item = answered.get(customer_id)
+                key: UnwrappedKey | None = None
+                if item is not None:
+                    try:
+                        unwrapped = self._wrapper.unwrap(base64.b64decode(item["wrapped_key"]), customer_id)
+                    except InvalidTag as exc:
+                        # Not this event's fault: this service's master key is not ingest's. Wait, drop nothing.
+                        raise KeyServiceUnavailable("the master key does not unwrap the key service's keys") from exc
+                    key = UnwrappedKey(item["key_id"], unwrapped)
+                self._cache[customer_id] = (now, key)
+                found[customer_id] = key
         return found
 
     def forget(self, customer_ids: Iterable[str]) -> None:
@@ -199,6 +247,8 @@ class KeyClient:
 
 
 KEY_SERVICE_PURPOSE = "retain key service"
+# Customers per key-service request: a consumer batch's keys in one or a few round trips.
+MAX_KEYS_PER_REQUEST = 1000
 # A cached key that does not open an event is asked for again once it is this old, not for every event of an
 # erased customer's history.
 REFRESH_AFTER_S = 1.0
@@ -206,10 +256,14 @@ BLIND_INDEX_PURPOSE = "retain blind index"
 
 
 class PersonalData:
-    """What a consuming service needs to read sealed events: the key client."""
+    """What a service needs for personal data: the key client, the blind-index key, and whether to seal at rest."""
 
-    def __init__(self, keys: KeyClient) -> None:
+    def __init__(self, keys: KeyClient, index_key: bytes | None = None, sealing: bool = True) -> None:
         self.keys = keys
+        self.index_key = index_key
+        # Off (RETAIN_PERSONAL_DATA_ENCRYPTION=false, the benchmarks' baseline): events and rows are kept clear;
+        # sealed events from before are still opened.
+        self.sealing = sealing and index_key is not None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PersonalData | None:
@@ -218,23 +272,54 @@ class PersonalData:
             return None
         wrapper = MasterKeyWrapper(master)
         client = KeyClient(settings.key_service_url, credential_for(master), wrapper, settings.key_cache_ttl_s)
-        return cls(client)
+        return cls(client, derived_secret(master, BLIND_INDEX_PURPOSE), settings.personal_data_encryption)
+
+    def index(self, field: str, value: str) -> str:
+        """What a service stores and looks up instead of an email or phone: its blind index (clear when not sealing)."""
+        if not self.sealing or self.index_key is None:
+            return normalised(field, value)
+        return blind_index(self.index_key, field, value)
+
+    async def keys_for(self, customer_ids: Iterable[str]) -> dict[str, UnwrappedKey]:
+        """Keys to seal with at rest, created where missing (empty when not sealing)."""
+        if not self.sealing:
+            return {}
+        found = await self.keys.keys(customer_ids, create=True)
+        return {customer_id: key for customer_id, key in found.items() if key is not None}
 
     async def open_events(self, events: Sequence[CloudEvent]) -> None:
-        """Opens every sealed event in place; fields of a destroyed (or replaced) key are dropped."""
+        """Opens every sealed event in place; fields of a destroyed (or replaced) key are dropped.
+
+        The keys of a batch come in one request (cached ones not at all); an event sealed with a key other than the
+        cached one (the customer was erased and came back) asks once more, for all such customers together.
+        """
         for event in events:
             if event.type == "customer.erased":
                 self.keys.forget([str(event.data.get("customer_id") or event.subject)])
-            sealed = event.data.get(SEALED)
-            if not isinstance(sealed, dict):
-                continue
-            key = await self.keys.key(event.subject)
-            if key is None or key.key_id != sealed.get("key_id"):
-                # A cached answer from before the customer came back (erased, then a new key): ask again.
-                key = await self.keys.key(event.subject, max_age_s=REFRESH_AFTER_S)
-            opened = open_data(event.subject, event.data, key)
+        sealed_events = [event for event in events if isinstance(event.data.get(SEALED), dict)]
+        if not sealed_events:
+            return
+        keys = await self.keys.keys(event.subject for event in sealed_events)
+        stale = {
+            event.subject
+            for event in sealed_events
+            if (found := keys[event.subject]) is None or found.key_id != event.data[SEALED].get("key_id")
+        }
+        if stale:
+            keys.update(await self.keys.keys(stale, max_age_s=REFRESH_AFTER_S))
+        for event in sealed_events:
+            opened = open_data(event.subject, event.data, keys[event.subject])
             event.data.clear()
             event.data.update(opened)
+
+
+def strip_personal(events: Sequence[CloudEvent]) -> None:
+    """Every sealed event in place without its personal fields, as if the key were gone (nothing fetched)."""
+    for event in events:
+        if isinstance(event.data.get(SEALED), dict):
+            stripped = open_data(event.subject, event.data, None)
+            event.data.clear()
+            event.data.update(stripped)
 
 
 def open_data(customer_id: str, data: dict[str, Any], key: UnwrappedKey | None) -> dict[str, Any]:
@@ -245,16 +330,26 @@ def open_data(customer_id: str, data: dict[str, Any], key: UnwrappedKey | None) 
     out = {name: value for name, value in data.items() if name != SEALED}
     usable = key is not None and key.key_id == sealed.get("key_id")
     for name in sealed.get("fields", ()):
-        token = out.get(name)
-        if not isinstance(token, str) or not token.startswith(PREFIX):
+        if not isinstance(name, str):
+            continue
+        holder, last = _parent(out, name, copy=True)
+        token = None if holder is None else holder.get(last)
+        if holder is None or not isinstance(token, str) or not token.startswith(PREFIX):
             continue
         if not usable or key is None:
-            out.pop(name, None)
+            # Kept as an absent value (None) inside nested documents, whose schema names the field.
+            if "." in name:
+                holder[last] = None
+            else:
+                holder.pop(last, None)
             continue
         try:
-            out[name] = open_value(key.data_key, customer_id, name, token)
+            holder[last] = open_value(key.data_key, customer_id, name, token)
         except (InvalidTag, ValueError):
-            out.pop(name, None)
+            if "." in name:
+                holder[last] = None
+            else:
+                holder.pop(last, None)
     return out
 
 
@@ -268,3 +363,36 @@ def new_key_id() -> str:
 
 def credential_for(master_key: bytes) -> str:
     return base64.urlsafe_b64encode(derived_secret(master_key, KEY_SERVICE_PURPOSE)).decode()
+
+
+# A value kept at rest by a service whose rows can move between customer ids (a merge moves a ticket to the
+# survivor): the token names the id whose key sealed it, so it still opens after the move, and erasing the person
+# (every id they were known under) destroys that key too.
+OWNED_PREFIX = "pdo1:"
+
+
+def seal_owned(key: UnwrappedKey, owner: str, field: str, value: str) -> str:
+    return f"{OWNED_PREFIX}{owner}:{seal_value(key.data_key, owner, field, value)}"
+
+
+def owner_of(token: str) -> str | None:
+    """The customer id whose key sealed an owned token; None for anything else (a clear value)."""
+    if not token.startswith(OWNED_PREFIX):
+        return None
+    owner, separator, rest = token[len(OWNED_PREFIX) :].rpartition(":" + PREFIX.rstrip(":"))
+    return owner if separator and rest.startswith(":") else None
+
+
+def open_owned(keys: Mapping[str, UnwrappedKey | None], field: str, token: str) -> str | None:
+    """The clear value of an owned token; None when its key is gone (the person was erased). A clear value is
+    returned as it is (written before sealing was on)."""
+    owner = owner_of(token)
+    if owner is None:
+        return token
+    key = keys.get(owner)
+    if key is None:
+        return None
+    try:
+        return open_value(key.data_key, owner, field, token[len(OWNED_PREFIX) + len(owner) + 1 :])
+    except (InvalidTag, ValueError):
+        return None

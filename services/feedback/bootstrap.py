@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -89,4 +92,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app(definition(deps), settings)
     app.state.feedback = deps
     install_error_handlers(app)
+    shared_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with shared_lifespan(app) as state:
+            # The runtime's key client: one cache for opening events and for the texts sealed at rest.
+            deps.personal = app.state.runtime.personal
+            yield state
+
+    app.router.lifespan_context = lifespan
     return app

@@ -19,10 +19,12 @@ from services.insights.handlers.figures import Figures
 from services.insights.settings import InsightsSettings, insights_settings
 
 SUBSCRIPTIONS = [
-    Subscription("customer-events", (CUSTOMER_EVENTS,), consume.on_purchases, consume.ORDER_TYPES),
+    Subscription("customer-events", (CUSTOMER_EVENTS,), consume.on_purchases, consume.ORDER_TYPES, personal_data=False),
     Subscription("score-changes", (SCORE_CHANGES,), consume.on_scores, consume.SCORE_TYPES),
     Subscription("feedback-events", (FEEDBACK_EVENTS,), consume.on_feedback, consume.FEEDBACK_TYPES),
-    Subscription("profile-changes", (PROFILE_CHANGES,), consume.on_profile_changes, consume.PROFILE_TYPES),
+    Subscription(
+        "profile-changes", (PROFILE_CHANGES,), consume.on_profile_changes, consume.PROFILE_TYPES, personal_data=False
+    ),
 ]
 
 

@@ -28,6 +28,9 @@ class InsightsSettings(Settings):
     insights_churn_top: int = Field(default=20, ge=1, le=1000)
     insights_churn_min_lift: float = Field(default=1.2, gt=0)
     insights_churn_min_customers: int = Field(default=3, ge=1)
+    # A counted report is served until a score, erasure or join changes it, or until it is this old (the traits it
+    # compares are the latest profiles as of its counting).
+    insights_churn_report_max_age_s: float = Field(default=3600.0, ge=0)
     # Behavioural clusters: k (0: chosen by silhouette within the range), refit interval, seed of k-means++.
     insights_cluster_k: int = Field(default=0, ge=0, le=50)
     insights_cluster_k_min: int = Field(default=2, ge=1)

@@ -43,7 +43,13 @@ def definition(deps: ScoringDeps) -> ServiceDefinition:
         migrations_dir=Path(__file__).parent / "migrations",
         tables=messaging,
         subscriptions=[
-            Subscription("profile-changes", (PROFILE_CHANGES,), consumers.handle_profile_changes, PROFILE_EVENT_TYPES),
+            Subscription(
+                "profile-changes",
+                (PROFILE_CHANGES,),
+                consumers.handle_profile_changes,
+                PROFILE_EVENT_TYPES,
+                personal_data=False,
+            ),
             Subscription("feedback-events", (FEEDBACK_EVENTS,), consumers.handle_feedback, FEEDBACK_EVENT_TYPES),
             # purchases straight from upstream, kept per order id: the BTYD summaries need purchase days
             Subscription("purchases", (CUSTOMER_EVENTS,), consumers.handle_purchases, PURCHASE_EVENT_TYPES),

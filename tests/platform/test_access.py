@@ -23,7 +23,7 @@ PUBLIC = re.compile(r"^/(healthz|readyz|metrics|unsubscribe|surveys/)|^/v1/surve
 # Any valid key may ask who it is.
 ANY_KEY = {"/v1/auth/whoami"}
 # Answer only services holding the master key, with a credential derived from it: every API key is refused.
-SERVICES_ONLY = {"/v1/keys/{customer_id}"}
+SERVICES_ONLY = {"/v1/keys/{customer_id}", "/v1/keys"}
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from libs.common import personal
+from libs.common.envelope import CloudEvent
 from libs.common.personal import UnwrappedKey
 
 INDEX_KEY = os.urandom(32)
@@ -107,3 +109,14 @@ def test_the_master_key_wraps_data_keys_per_customer() -> None:
         personal.MasterKeyWrapper(os.urandom(32)).unwrap(wrapped, "c-1")
     with pytest.raises(ValueError, match="32 bytes"):
         personal.MasterKeyWrapper(b"short")
+
+
+def test_a_consumer_without_use_for_personal_data_gets_the_event_without_it() -> None:
+    key = new_key()
+    data = {"metrics": {"email": "eve@example.com", "name": "Eve Example", "region": "CA"}, "changed": ["region"]}
+    sealed = personal.seal_data("profile.updated", "c-1", data, key.key_id, key.data_key, INDEX_KEY)
+    assert "eve@example.com" not in repr(sealed) and sealed["metrics"]["region"] == "CA"
+    assert personal.open_data("c-1", sealed, key) == data
+    event = CloudEvent("e-1", "test", "profile.updated", "c-1", datetime.now(UTC), sealed)
+    personal.strip_personal([event])
+    assert event.data == {"metrics": {"email": None, "name": None, "region": "CA"}, "changed": ["region"]}

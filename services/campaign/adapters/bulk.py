@@ -14,6 +14,7 @@ from sqlalchemy import ARRAY, ColumnElement, Text, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.common import unnest
 from services.campaign.adapters.tables import (
     campaigns,
     customer_facts,
@@ -31,11 +32,13 @@ def among(column: Any, values: Collection[str]) -> ColumnElement[bool]:
 
 FACT_COLUMNS = tuple(c.name for c in customer_facts.c if c.name not in ("customer_id", "updated_at"))
 
-_upsert_facts = pg_insert(customer_facts)
-_upsert_facts = _upsert_facts.on_conflict_do_update(
-    index_elements=[customer_facts.c.customer_id],
-    set_={**{name: _upsert_facts.excluded[name] for name in FACT_COLUMNS}, "updated_at": func.now()},
+_FACT_ROW = ("customer_id", *FACT_COLUMNS)
+# unnest arrays, not executemany: one statement for the batch rather than one execution per row in PostgreSQL
+_upsert_facts = unnest.insert_statement(
+    customer_facts, _FACT_ROW, unnest.upsert_all(customer_facts, ("customer_id",), _FACT_ROW, touch="updated_at")
 )
+_PURCHASE_ROW = tuple(c.name for c in purchases.c)
+_insert_purchases = unnest.insert_statement(purchases, _PURCHASE_ROW, "ON CONFLICT DO NOTHING")
 
 _upsert_loyalty = pg_insert(loyalty_accounts)
 _upsert_loyalty = _upsert_loyalty.on_conflict_do_update(
@@ -107,7 +110,7 @@ async def upsert_facts(session: AsyncSession, rows: Iterable[Mapping[str, Any]])
     values = [{"customer_id": row["customer_id"], **{name: row.get(name) for name in FACT_COLUMNS}} for row in rows]
     if values:
         values.sort(key=lambda row: row["customer_id"])
-        await session.execute(_upsert_facts, values)
+        await session.execute(_upsert_facts, unnest.parameters(customer_facts, _FACT_ROW, values))
 
 
 async def erasures_of(session: AsyncSession, customer_ids: Collection[str]) -> dict[str, datetime]:
@@ -153,7 +156,7 @@ async def load_levels(session: AsyncSession, customer_ids: Collection[str]) -> d
 async def insert_purchases(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
         ordered = sorted(rows, key=lambda row: (row["customer_id"], row["order_id"]))
-        await session.execute(pg_insert(purchases).on_conflict_do_nothing(), ordered)
+        await session.execute(_insert_purchases, unnest.parameters(purchases, _PURCHASE_ROW, ordered))
 
 
 async def mark_refunded(session: AsyncSession, keys: Collection[tuple[str, str]]) -> None:

@@ -61,9 +61,10 @@ async def complaint_counts(
 
 async def comments(
     session: AsyncSession, source: str, since: datetime | None, until: datetime | None, limit: int
-) -> list[str]:
-    """The newest `limit` non-empty comments: survey comments, ticket texts, or both."""
-    texts: list[tuple[datetime, str]] = []
+) -> list[tuple[str, str]]:
+    """The newest `limit` non-empty comments, each as (field, text as stored): survey comments ("survey.comment"),
+    ticket texts ("ticket.text"), or both."""
+    texts: list[tuple[datetime, str, str]] = []
     if source in ("surveys", "all"):
         r = survey_responses.c
         rows = await session.execute(
@@ -72,7 +73,7 @@ async def comments(
             .order_by(r.responded_at.desc())
             .limit(limit)
         )
-        texts.extend((at, text) for at, text in rows)
+        texts.extend((at, "survey.comment", text) for at, text in rows)
     if source in ("tickets", "all"):
         t = tickets.c
         rows = await session.execute(
@@ -81,6 +82,6 @@ async def comments(
             .order_by(t.opened_at.desc())
             .limit(limit)
         )
-        texts.extend((at, text) for at, text in rows)
+        texts.extend((at, "ticket.text", text) for at, text in rows)
     texts.sort(key=lambda item: item[0], reverse=True)
-    return [text for _, text in texts[:limit]]
+    return [(field, text) for _, field, text in texts[:limit]]

@@ -1,25 +1,18 @@
-"""Signed, per-customer survey links.
+"""Signed, per-customer survey links (`libs.common.signed_tokens`).
 
-Token = ``base64url(payload JSON) "." base64url(HMAC-SHA256(secret, payload))``,
-unpadded. The payload carries survey id, customer id, expiry (epoch seconds)
-and a random nonce, so two links for the same customer differ and the
-service can refuse a second answer by storing the nonce under a unique key.
-
-Checks run cheapest-to-trust first: shape, then signature (nothing inside an
-unsigned payload is believed), then expiry, then survey.
+The payload carries survey id, customer id, expiry (epoch seconds) and a random nonce, so two links for the same
+customer differ and the service can refuse a second answer by storing the nonce under a unique key. Checks run
+cheapest-to-trust first: shape, then signature, then expiry, then survey.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 
+from libs.common import signed_tokens
 from services.feedback.domain.errors import FeedbackDomainError
 
 TOKEN_VERSION = 1
@@ -54,29 +47,6 @@ class TokenClaims:
     nonce: str
 
 
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise MalformedToken("token is not valid base64url") from exc
-
-
-def _key(secret: str | bytes) -> bytes:
-    key = secret.encode("utf-8") if isinstance(secret, str) else secret
-    if not key:
-        # An empty key would make every token trivially forgeable.
-        raise ValueError("survey token secret must not be empty")
-    return key
-
-
-def _sign(secret: str | bytes, payload_b64: str) -> bytes:
-    return hmac.new(_key(secret), payload_b64.encode("ascii"), hashlib.sha256).digest()
-
-
 def issue_token(
     secret: str | bytes,
     survey_id: str,
@@ -95,9 +65,7 @@ def issue_token(
         "e": int(expires_at.timestamp()),
         "n": nonce if nonce is not None else secrets.token_urlsafe(16),
     }
-    body = json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-    payload_b64 = _b64encode(body.encode("utf-8"))
-    return f"{payload_b64}.{_b64encode(_sign(secret, payload_b64))}"
+    return signed_tokens.sign_token(secret, payload)
 
 
 def verify_token(
@@ -110,20 +78,12 @@ def verify_token(
 
     The token expires at ``expires_at`` exactly (``now >= expires_at`` fails).
     """
-    if not isinstance(token, str) or token.count(".") != 1:
-        raise MalformedToken("token must have exactly two dot-separated parts")
-    payload_b64, sig_b64 = token.split(".")
-    if not payload_b64 or not sig_b64:
-        raise MalformedToken("token has an empty part")
     try:
-        payload_b64.encode("ascii")
-    except UnicodeEncodeError as exc:
-        raise MalformedToken("token is not ASCII") from exc
-    signature = _b64decode(sig_b64)
-    payload_raw = _b64decode(payload_b64)
-    if not hmac.compare_digest(signature, _sign(secret, payload_b64)):
-        raise ForgedToken("token signature does not match")
-    claims = _parse_payload(payload_raw)
+        claims = _claims_of(signed_tokens.open_token(secret, token, TOKEN_VERSION))
+    except signed_tokens.ForgedToken as exc:
+        raise ForgedToken(str(exc)) from exc
+    except signed_tokens.SignedTokenError as exc:
+        raise MalformedToken(str(exc)) from exc
     if now >= claims.expires_at:
         raise ExpiredToken(f"token expired at {claims.expires_at.isoformat()}")
     if expected_survey_id is not None and claims.survey_id != expected_survey_id:
@@ -131,22 +91,8 @@ def verify_token(
     return claims
 
 
-def _parse_payload(raw: bytes) -> TokenClaims:
-    # Only reachable with a valid signature, so a failure here means a bug or a
-    # leaked secret - still reported as malformed rather than crashing.
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedToken("token payload is not JSON") from exc
-    if not isinstance(data, dict) or data.get("v") != TOKEN_VERSION:
-        raise MalformedToken("unsupported token payload")
-    survey_id, customer_id, expires, nonce = data.get("s"), data.get("c"), data.get("e"), data.get("n")
+def _claims_of(data: dict[str, Any]) -> TokenClaims:
+    survey_id, customer_id, nonce = data.get("s"), data.get("c"), data.get("n")
     if not (isinstance(survey_id, str) and isinstance(customer_id, str) and isinstance(nonce, str)):
-        raise MalformedToken("token payload is missing fields")
-    if isinstance(expires, bool) or not isinstance(expires, int):
-        raise MalformedToken("token expiry is not an integer")
-    try:
-        expires_at = datetime.fromtimestamp(expires, UTC)
-    except (OverflowError, OSError, ValueError) as exc:
-        raise MalformedToken("token expiry out of range") from exc
-    return TokenClaims(survey_id, customer_id, expires_at, nonce)
+        raise signed_tokens.MalformedToken("token payload is missing fields")
+    return TokenClaims(survey_id, customer_id, signed_tokens.expiry_of(data.get("e")), nonce)

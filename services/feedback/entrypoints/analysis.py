@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from services.feedback.domain.nps import GroupBy, Period
 from services.feedback.entrypoints.common import Deps, Reader, Session, utc
 from services.feedback.handlers import analysis
+from services.feedback.handlers.sealing import Vault
 
 router = APIRouter(prefix="/v1/analysis", tags=["analysis"])
 
@@ -63,7 +64,7 @@ async def themes(
     until: Until = None,
 ) -> dict[str, Any]:
     documents, found = await analysis.themes(
-        session, source, utc(since), utc(until), k, deps.settings.themes_max_documents
+        session, Vault(deps.personal), source, utc(since), utc(until), k, deps.settings.themes_max_documents
     )
     return {
         "source": source,

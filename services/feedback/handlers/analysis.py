@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.feedback.adapters import reports
 from services.feedback.domain.nps import GroupBy, Period, SurveyAnswer, csat_report, nps_report, period_bucket
 from services.feedback.domain.themes import Theme, top_themes
+from services.feedback.handlers.sealing import Vault
 
 UNKNOWN = "unknown"
 Metric = Literal["nps", "csat"]
@@ -75,8 +76,15 @@ async def complaint_categories(
 
 
 async def themes(
-    session: AsyncSession, source: str, since: datetime | None, until: datetime | None, k: int, limit: int
+    session: AsyncSession,
+    vault: Vault,
+    source: str,
+    since: datetime | None,
+    until: datetime | None,
+    k: int,
+    limit: int,
 ) -> tuple[int, list[Theme]]:
-    texts = await reports.comments(session, source, since, until, limit)
+    # Sealed at rest: opened here, in one key request, and only for the extractor.
+    texts = await vault.open_texts(await reports.comments(session, source, since, until, limit))
     # jieba segmentation is CPU-bound (and loads its dictionary on first use): keep it off the event loop.
     return len(texts), await asyncio.to_thread(top_themes, texts, k)

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from libs.common.clock import as_of, wall_clock
 from libs.common.outbox import Outbox
+from libs.common.personal import PersonalData
 from services.feedback.domain.sla import SlaTable
 from services.feedback.settings import FeedbackSettings
 
@@ -23,6 +24,8 @@ class FeedbackDeps:
     settings: FeedbackSettings
     outbox: Outbox
     clock: Callable[[], datetime] = wall_clock
+    # Keys for the texts kept sealed at rest (handlers/sealing.py): the runtime's, set at start; None: kept clear.
+    personal: PersonalData | None = None
     sla_table: SlaTable = field(init=False)
     token_secret: str = field(init=False)
 

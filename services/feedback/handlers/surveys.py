@@ -20,6 +20,7 @@ from services.feedback.domain.nps import validate_csat_score, validate_nps_score
 from services.feedback.domain.sentiment import Sentiment, analyze
 from services.feedback.domain.survey_tokens import TokenError, issue_token, verify_token
 from services.feedback.handlers.deps import SOURCE, FeedbackDeps
+from services.feedback.handlers.sealing import Vault
 
 
 class TokenReused(TokenError):
@@ -82,7 +83,7 @@ async def record_response(
             "survey_id": answer.survey_id,
             "nps": answer.nps,
             "csat": answer.csat,
-            "comment": answer.comment,
+            "comment": await Vault(deps.personal).seal_comment(answer.customer_id, answer.comment),
             "sentiment": sentiment.label,
             "sentiment_score": sentiment.score,
             "tier": facts.tier,

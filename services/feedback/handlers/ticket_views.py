@@ -11,9 +11,17 @@ from services.feedback.adapters import tickets
 from services.feedback.adapters.tables import aliases
 from services.feedback.domain.sla import SlaClock, parse_tier
 from services.feedback.handlers.deps import FeedbackDeps
+from services.feedback.handlers.sealing import Vault
 
 
 async def ticket_view(deps: FeedbackDeps, session: AsyncSession, row: RowMapping) -> dict[str, Any]:
+    """The ticket as the API shows it, its text and notes opened."""
+    view = await _sealed_view(deps, session, row)
+    await Vault(deps.personal).open_ticket_views([view])
+    return view
+
+
+async def _sealed_view(deps: FeedbackDeps, session: AsyncSession, row: RowMapping) -> dict[str, Any]:
     ticket = tickets.to_domain(row)
     clock = SlaClock(ticket.sla_ticket(parse_tier(row["tier"])), deps.sla_table)
     breached = await tickets.breaches_of(session, ticket.ticket_id)
@@ -46,7 +54,7 @@ async def ticket_view(deps: FeedbackDeps, session: AsyncSession, row: RowMapping
         "resolved_at": _iso(row["resolved_at"]),
         "closed_at": _iso(row["closed_at"]),
         "status_history": row["status_history"],
-        "timeline": row["timeline"],
+        "timeline": [{**entry, "detail": dict(entry.get("detail") or {})} for entry in row["timeline"]],
         "sla": sla,
     }
 
@@ -75,4 +83,6 @@ async def list_tickets(
         customer_id = await aliases.resolve(session, customer_id)
     equal = {"customer_id": customer_id, "status": status, "queue": queue, "agent_id": agent_id}
     rows = await tickets.find(session, equal=equal, done=None if state == "any" else state == "done", limit=limit)
-    return [await ticket_view(deps, session, row) for row in rows]
+    views = [await _sealed_view(deps, session, row) for row in rows]
+    await Vault(deps.personal).open_ticket_views(views)  # one key request for the page
+    return views

@@ -28,6 +28,7 @@ from services.feedback.domain.sla import TIERS
 from services.feedback.domain.tickets import TimelineEntry, apply_event
 from services.feedback.handlers import routing, sla
 from services.feedback.handlers.deps import SOURCE, FeedbackDeps
+from services.feedback.handlers.sealing import Vault
 
 TICKET_EVENTS = frozenset({"ticket.opened", "ticket.updated", "ticket.closed"})
 
@@ -84,13 +85,15 @@ async def open_ticket(
             ),
         ),
     )
+    sentiment = analyze(ticket.text).label  # of the clear text, before it is sealed
+    ticket = await Vault(deps.personal).seal_ticket(ticket)
     if not await tickets.insert(session, ticket, tier=tier, queue=decision.queue, agent_id=decision.agent_id):
         row = await tickets.load_for_update(session, ticket_id)
         assert row is not None
         _same_customer(row, customer_id)
         return row, False
     topic, complaint = derived(
-        FeedbackReceived(score_type="complaint", category=ticket.category, sentiment=analyze(ticket.text).label),
+        FeedbackReceived(score_type="complaint", category=ticket.category, sentiment=sentiment),
         cause=cause_id,
         source=SOURCE,
         subject=customer_id,
@@ -131,6 +134,7 @@ async def change_ticket(
         _same_customer(row, customer_id)
     ticket = tickets.to_domain(row)
     updated = apply_event(ticket, event_type, ticket.customer_id, _upstream_status(data, ticket.status), at)
+    updated = await Vault(deps.personal).seal_ticket(updated)
     await tickets.update(session, updated)
     await sla.evaluate(deps, session, outbox, updated, row["tier"], deps.now(at))
     fresh = await tickets.load(session, ticket_id)

@@ -39,10 +39,10 @@ class Sealer:
         )
 
 
-async def keys_for(
+async def stored_keys_for(
     conn: asyncpg.Connection, sealer: Sealer, customer_ids: set[str]
-) -> dict[str, personal.UnwrappedKey]:
-    """Each customer's data key, created for those who have none yet."""
+) -> dict[str, key_store.StoredKey]:
+    """Each customer's stored (wrapped) key, created for those who have none yet."""
     fresh = {customer_id: personal.new_data_key() for customer_id in customer_ids}
     candidates = {
         customer_id: (personal.new_key_id(), sealer.wrapper.wrap(key, customer_id))
@@ -54,6 +54,14 @@ async def keys_for(
         found = await key_store.find(conn, customer_id)
         if found is not None:
             stored[customer_id] = found
+    return stored
+
+
+async def keys_for(
+    conn: asyncpg.Connection, sealer: Sealer, customer_ids: set[str]
+) -> dict[str, personal.UnwrappedKey]:
+    """Each customer's data key, created for those who have none yet."""
+    stored = await stored_keys_for(conn, sealer, customer_ids)
     return {
         customer_id: personal.UnwrappedKey(key_id, sealer.wrapper.unwrap(wrapped, customer_id))
         for customer_id, (key_id, wrapped) in stored.items()

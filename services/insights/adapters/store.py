@@ -13,7 +13,16 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.insights.adapters.tables import aliases
+from libs.common.db import bulk_upsert
+from services.insights.adapters import tables
+from services.insights.adapters.tables import (
+    aliases,
+    customer_traits,
+    purchases,
+    refunds,
+    scores,
+    survey_scores,
+)
 from services.insights.domain.churn import BASE_STAGES
 from services.insights.domain.facts import DirtyPeriod, Purchase, Refund, Score, SurveyScore, Traits
 from services.insights.domain.kpis import PeriodCounts
@@ -22,6 +31,7 @@ from services.insights.domain.periods import Grain, midnight, period_end, shift
 # Two-key advisory locks in a class of their own (the one-key space holds migrations and refits).
 _LOCK_CLASS = 0x494E5349  # "INSI"
 _ERASURE_LOCK = 1
+_REPORT_COUNTS_LOCK = 2
 _DECILES = [round(0.1 * n, 1) for n in range(1, 10)]
 
 
@@ -89,6 +99,7 @@ async def erase(session: AsyncSession, customer_id: str, at: datetime) -> list[d
     await session.execute(text("DELETE FROM insights.customer_traits WHERE customer_id = :id"), params)
     await session.execute(text("DELETE FROM insights.cluster_members WHERE customer_id = :id"), params)
     await session.execute(text("DELETE FROM insights.stage_runs WHERE customer_id = :id"), params)
+    await forget_churn_counts(session, None)
     await aliases.forget(session, customer_id)
     for statement in (
         "DELETE FROM insights.scores WHERE customer_id = :id RETURNING scored_at AS at",
@@ -145,6 +156,7 @@ async def join(session: AsyncSession, from_id: str, into_id: str) -> tuple[str, 
         )
     for table in ("scores", "stage_runs", "customer_traits", "cluster_members"):
         await session.execute(text(f"DELETE FROM insights.{table} WHERE customer_id = :from"), params)
+    await forget_churn_counts(session, None)
     return into_id, days, moved
 
 
@@ -166,47 +178,45 @@ async def stored_orders(session: AsyncSession, order_ids: Sequence[str]) -> dict
     }
 
 
-async def write_purchases(session: AsyncSession, purchases: Sequence[Purchase]) -> None:
+async def write_purchases(session: AsyncSession, orders: Sequence[Purchase]) -> None:
     """Inserts or replaces whole orders (the caller decided which version of each order wins)."""
-    ordered = sorted(purchases, key=lambda p: p.order_id)
-    await session.execute(
-        text(
-            "INSERT INTO insights.purchases (order_id, customer_id, purchased_at, day, amount, event_id, coupon_code) "
-            "SELECT * FROM unnest(CAST(:orders AS text[]), CAST(:customers AS text[]), "
-            "CAST(:ats AS timestamptz[]), CAST(:days AS date[]), CAST(:amounts AS numeric[]), "
-            "CAST(:events AS text[]), CAST(:coupons AS text[])) "
-            "ON CONFLICT (order_id) DO UPDATE SET customer_id = excluded.customer_id, "
-            "purchased_at = excluded.purchased_at, day = excluded.day, amount = excluded.amount, "
-            "event_id = excluded.event_id, coupon_code = excluded.coupon_code"
-        ),
-        {
-            "orders": [p.order_id for p in ordered],
-            "customers": [p.customer_id for p in ordered],
-            "ats": [p.at for p in ordered],
-            "days": [p.day for p in ordered],
-            "amounts": [p.amount for p in ordered],
-            "events": [p.event_id for p in ordered],
-            "coupons": [p.coupon_code for p in ordered],
-        },
+    await bulk_upsert(
+        session,
+        purchases,
+        [
+            {
+                "order_id": p.order_id,
+                "customer_id": p.customer_id,
+                "purchased_at": p.at,
+                "day": p.day,
+                "amount": p.amount,
+                "event_id": p.event_id,
+                "coupon_code": p.coupon_code,
+            }
+            for p in orders
+        ],
+        key=["order_id"],
+        update=["customer_id", "purchased_at", "day", "amount", "event_id", "coupon_code"],
     )
 
 
-async def write_refunds(session: AsyncSession, refunds: Sequence[Refund]) -> set[str]:
+async def write_refunds(session: AsyncSession, given_back: Sequence[Refund]) -> set[str]:
     """Keeps each refund event once; returns the order ids of the refunds not stored before."""
-    ordered = sorted(refunds, key=lambda r: r.event_id)
-    rows = await session.execute(
-        text(
-            "INSERT INTO insights.refunds (event_id, customer_id, order_id, refunded_at, amount) "
-            "SELECT * FROM unnest(CAST(:events AS text[]), CAST(:customers AS text[]), CAST(:orders AS text[]), "
-            "CAST(:ats AS timestamptz[]), CAST(:amounts AS numeric[])) ON CONFLICT DO NOTHING RETURNING order_id"
-        ),
-        {
-            "events": [r.event_id for r in ordered],
-            "customers": [r.customer_id for r in ordered],
-            "orders": [r.order_id for r in ordered],
-            "ats": [r.at for r in ordered],
-            "amounts": [r.amount for r in ordered],
-        },
+    rows = await bulk_upsert(
+        session,
+        refunds,
+        [
+            {
+                "event_id": r.event_id,
+                "customer_id": r.customer_id,
+                "order_id": r.order_id,
+                "refunded_at": r.at,
+                "amount": r.amount,
+            }
+            for r in given_back
+        ],
+        key=["event_id"],
+        returning=["order_id"],
     )
     return {row.order_id for row in rows}
 
@@ -312,26 +322,27 @@ async def first_purchase_day(session: AsyncSession) -> date | None:
 # -- scores and survey answers ------------------------------------------------------------------------------------
 
 
-async def write_scores(session: AsyncSession, scores: Sequence[Score]) -> None:
-    ordered = sorted(scores, key=lambda s: (s.customer_id, s.at, s.event_id))
-    await session.execute(
-        text(
-            "INSERT INTO insights.scores (customer_id, scored_at, event_id, tier, clv, stage, reasons) "
-            "SELECT * FROM unnest(CAST(:customers AS text[]), CAST(:ats AS timestamptz[]), CAST(:events AS text[]), "
-            "CAST(:tiers AS text[]), CAST(:clvs AS float8[]), CAST(:stages AS text[]), CAST(:reasons AS jsonb[])) "
-            "ON CONFLICT DO NOTHING"
-        ),
-        {
-            "customers": [s.customer_id for s in ordered],
-            "ats": [s.at for s in ordered],
-            "events": [s.event_id for s in ordered],
-            "tiers": [s.tier for s in ordered],
-            "clvs": [s.clv for s in ordered],
-            "stages": [s.stage for s in ordered],
-            "reasons": [orjson.dumps(list(s.reasons)).decode() for s in ordered],
-        },
+async def write_scores(session: AsyncSession, received: Sequence[Score]) -> None:
+    await bulk_upsert(
+        session,
+        scores,
+        [
+            {
+                "customer_id": s.customer_id,
+                "scored_at": s.at,
+                "event_id": s.event_id,
+                "tier": s.tier,
+                "clv": s.clv,
+                "stage": s.stage,
+                "reasons": orjson.dumps(list(s.reasons)).decode(),
+            }
+            for s in received
+        ],
+        key=["customer_id", "scored_at", "event_id"],
     )
-    await rebuild_stage_runs(session, {s.customer_id for s in ordered if s.stage is not None})
+    await rebuild_stage_runs(session, {s.customer_id for s in received if s.stage is not None})
+    if received:
+        await forget_churn_counts(session, min(s.at for s in received))
 
 
 # Runs of equal stage and tier over a customer's scores in (time, event id) order; `until` is the next run's start.
@@ -366,19 +377,20 @@ async def rebuild_stage_runs(session: AsyncSession, customer_ids: Iterable[str] 
 
 
 async def write_survey_scores(session: AsyncSession, answers: Sequence[SurveyScore]) -> None:
-    await session.execute(
-        text(
-            "INSERT INTO insights.survey_scores (event_id, customer_id, answered_at, kind, score) "
-            "SELECT * FROM unnest(CAST(:events AS text[]), CAST(:customers AS text[]), CAST(:ats AS timestamptz[]), "
-            "CAST(:kinds AS text[]), CAST(:scores AS int[])) ON CONFLICT DO NOTHING"
-        ),
-        {
-            "events": [a.event_id for a in answers],
-            "customers": [a.customer_id for a in answers],
-            "ats": [a.at for a in answers],
-            "kinds": [a.kind for a in answers],
-            "scores": [a.score for a in answers],
-        },
+    await bulk_upsert(
+        session,
+        survey_scores,
+        [
+            {
+                "event_id": a.event_id,
+                "customer_id": a.customer_id,
+                "answered_at": a.at,
+                "kind": a.kind,
+                "score": a.score,
+            }
+            for a in answers
+        ],
+        key=["event_id"],
     )
 
 
@@ -670,39 +682,30 @@ async def write_traits(session: AsyncSession, traits: Sequence[Traits]) -> None:
     for t in traits:
         if t.customer_id not in newest or t.version > newest[t.customer_id].version:
             newest[t.customer_id] = t
-    ordered = [newest[c] for c in sorted(newest)]
-    await session.execute(
-        text(
-            "INSERT INTO insights.customer_traits (customer_id, version, favourite_category, region, channel, "
-            "open_tickets, last_nps, last_login_at, last_purchase_at) "
-            "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:versions AS int[]), CAST(:categories AS text[]), "
-            "CAST(:regions AS text[]), CAST(:channels AS text[]), CAST(:tickets AS int[]), CAST(:nps AS int[]), "
-            "CAST(:logins AS timestamptz[]), CAST(:purchases AS timestamptz[])) "
-            "ON CONFLICT (customer_id) DO UPDATE SET version = excluded.version, "
-            "favourite_category = excluded.favourite_category, region = excluded.region, channel = excluded.channel, "
-            "open_tickets = excluded.open_tickets, last_nps = excluded.last_nps, "
-            "last_login_at = excluded.last_login_at, last_purchase_at = excluded.last_purchase_at "
-            "WHERE customer_traits.version < excluded.version"
-        ),
-        {
-            "ids": [t.customer_id for t in ordered],
-            "versions": [t.version for t in ordered],
-            "categories": [t.favourite_category for t in ordered],
-            "regions": [t.region for t in ordered],
-            "channels": [t.channel for t in ordered],
-            "tickets": [t.open_tickets for t in ordered],
-            "nps": [t.last_nps for t in ordered],
-            "logins": [t.last_login_at for t in ordered],
-            "purchases": [t.last_purchase_at for t in ordered],
-        },
+    columns = [
+        "version",
+        "favourite_category",
+        "region",
+        "channel",
+        "open_tickets",
+        "last_nps",
+        "last_login_at",
+        "last_purchase_at",
+    ]
+    await bulk_upsert(
+        session,
+        customer_traits,
+        [{"customer_id": t.customer_id} | {c: getattr(t, c) for c in columns} for t in newest.values()],
+        key=["customer_id"],
+        update=columns,
+        update_where="customer_traits.version < excluded.version",
     )
 
 
 # The customers the report compares: those whose stage became churned within the period (churned at its end, not at
 # its start) and the active base (a base stage at its end), with tier at the end; CLV and churn reasons of the last
 # score before the end are looked up for the churned only (the base needs neither).
-_REPORT_CUSTOMERS_SQL = """
-CREATE TEMPORARY TABLE report_customers ON COMMIT DROP AS
+_REPORT_CUSTOMERS_SELECT = """
 SELECT e.customer_id, e.tier, e.churned, l.clv, l.reasons FROM (
     SELECT r.customer_id, r.tier, r.stage = 'churned' AS churned FROM insights.stage_runs r
     WHERE r.since < :end_at AND (r.until IS NULL OR r.until >= :end_at) AND (
@@ -718,6 +721,11 @@ SELECT e.customer_id, e.tier, e.churned, l.clv, l.reasons FROM (
     ORDER BY s.scored_at DESC, s.event_id DESC LIMIT 1
 ) l ON true
 """
+_REPORT_CUSTOMERS_SQL = f"CREATE TEMPORARY TABLE report_customers ON COMMIT DROP AS {_REPORT_CUSTOMERS_SELECT}"
+_TOTALS = (
+    "count(*) FILTER (WHERE churned) AS churned, count(*) FILTER (WHERE NOT churned) AS base, "
+    "coalesce(sum(clv) FILTER (WHERE churned), 0) AS clv_lost"
+)
 
 # One value per customer and trait (the buckets of the report); traits are the customer's latest profile. One pass
 # over the customers counts every trait (a grouping set per trait).
@@ -788,14 +796,7 @@ async def churn_counts(session: AsyncSession, grain: Grain, start: date, *, top:
     await session.execute(text("DROP TABLE IF EXISTS report_customers"))
     await session.execute(text(_REPORT_CUSTOMERS_SQL), {**bounds, "base": list(BASE_STAGES)})
     await session.execute(text("ANALYZE report_customers"))
-    totals = (
-        await session.execute(
-            text(
-                "SELECT count(*) FILTER (WHERE churned) AS churned, count(*) FILTER (WHERE NOT churned) AS base, "
-                "coalesce(sum(clv) FILTER (WHERE churned), 0) AS clv_lost FROM report_customers"
-            )
-        )
-    ).one()
+    totals = (await session.execute(text(f"SELECT {_TOTALS} FROM report_customers"))).one()
     churned: dict[tuple[str, str], int] = {}
     base: dict[tuple[str, str], int] = {}
     for row in await session.execute(text(_TRAIT_COUNTS_SQL), bounds):
@@ -806,6 +807,108 @@ async def churn_counts(session: AsyncSession, grain: Grain, start: date, *, top:
     return ChurnCounts(
         totals.churned, totals.base, float(totals.clv_lost), churned, base, [dict(r._mapping) for r in rows]
     )
+
+
+def _counts_document(counts: ChurnCounts) -> str:
+    return orjson.dumps(
+        {
+            "churned": counts.churned,
+            "base": counts.base,
+            "clv_lost": counts.clv_lost,
+            "churned_traits": [[t, v, n] for (t, v), n in sorted(counts.churned_traits.items())],
+            "base_traits": [[t, v, n] for (t, v), n in sorted(counts.base_traits.items())],
+            "top": counts.top,
+        },
+        default=str,
+    ).decode()
+
+
+async def cached_churn_counts(
+    session: AsyncSession, grain: Grain, start: date, *, max_age_s: float
+) -> ChurnCounts | None:
+    """The period's counts as last computed, unless something changed them since or they are older than
+    `max_age_s`."""
+    document = await session.scalar(
+        text(
+            "SELECT counts FROM insights.churn_report_counts WHERE grain = :g AND period_start = :s "
+            "AND counts IS NOT NULL AND computed_at > now() - make_interval(secs => :age)"
+        ),
+        {"g": grain.value, "s": start, "age": max_age_s},
+    )
+    if document is None:
+        return None
+    return ChurnCounts(
+        document["churned"],
+        document["base"],
+        document["clv_lost"],
+        {(t, v): n for t, v, n in document["churned_traits"]},
+        {(t, v): n for t, v, n in document["base_traits"]},
+        [_top_row(row) for row in document["top"]],
+    )
+
+
+_TOP_TIMES = ("churned_at", "last_login_at", "last_answer_at")
+
+
+def _top_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A listed customer as `churn_counts` gives it: times and days back from their ISO strings."""
+    parsed = {key: datetime.fromisoformat(row[key]) if row.get(key) else None for key in _TOP_TIMES}
+    day = row.get("last_purchase_day")
+    return {**row, **parsed, "last_purchase_day": date.fromisoformat(day) if day else None}
+
+
+async def claim_churn_counts(session: AsyncSession, grain: Grain, start: date) -> str:
+    """Claims the period's row before counting (its own transaction). The exclusive lock waits for every change in
+    flight to commit, and a change committing later sees the claim and deletes it: counts kept under a claim that
+    survived are never older than the data."""
+    token = uuid.uuid4().hex
+    await session.execute(text("SELECT pg_advisory_xact_lock(:c, :k)"), {"c": _LOCK_CLASS, "k": _REPORT_COUNTS_LOCK})
+    await session.execute(
+        text(
+            "INSERT INTO insights.churn_report_counts (grain, period_start, period_end_at, token) "
+            "VALUES (:g, :s, :end_at, :token) ON CONFLICT (grain, period_start) "
+            "DO UPDATE SET token = excluded.token, counts = NULL, computed_at = NULL"
+        ),
+        {"g": grain.value, "s": start, "end_at": midnight(period_end(start, grain)), "token": token},
+    )
+    return token
+
+
+async def keep_churn_counts(session: AsyncSession, grain: Grain, start: date, token: str, counts: ChurnCounts) -> None:
+    await session.execute(
+        text(
+            "UPDATE insights.churn_report_counts SET counts = CAST(:counts AS jsonb), computed_at = now() "
+            "WHERE grain = :g AND period_start = :s AND token = :token"
+        ),
+        {"g": grain.value, "s": start, "token": token, "counts": _counts_document(counts)},
+    )
+
+
+async def forget_churn_counts(session: AsyncSession, changed_at: datetime | None) -> None:
+    """Drops the counted reports a score at `changed_at` can change (those of periods ending after it); None: all
+    of them (an erasure or a join moves customers in every period). Holds the lock shared until commit, so a claim
+    is either seen here or made after this change is visible."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock_shared(:c, :k)"), {"c": _LOCK_CLASS, "k": _REPORT_COUNTS_LOCK}
+    )
+    if changed_at is None:
+        await session.execute(text("DELETE FROM insights.churn_report_counts"))
+    else:
+        await session.execute(
+            text("DELETE FROM insights.churn_report_counts WHERE period_end_at > :at"), {"at": changed_at}
+        )
+
+
+async def churn_totals(session: AsyncSession, grain: Grain, start: date) -> tuple[int, int, float]:
+    """(churned, active base, CLV lost) of the period: what its announcement carries, without the traits."""
+    end = period_end(start, grain)
+    row = (
+        await session.execute(
+            text(f"SELECT {_TOTALS} FROM ({_REPORT_CUSTOMERS_SELECT}) r"),
+            {"start_at": midnight(start), "end_at": midnight(end), "base": list(BASE_STAGES)},
+        )
+    ).one()
+    return row.churned, row.base, float(row.clv_lost)
 
 
 async def first_score_at(session: AsyncSession) -> datetime | None:
@@ -890,13 +993,7 @@ async def replace_clusters(
     ordered = sorted(members.items())
     for low in range(0, len(ordered), _MEMBERS_CHUNK):
         chunk = ordered[low : low + _MEMBERS_CHUNK]
-        await session.execute(
-            text(
-                "INSERT INTO insights.cluster_members (customer_id, segment) "
-                "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:segments AS text[]))"
-            ),
-            {"ids": [c for c, _ in chunk], "segments": [s for _, s in chunk]},
-        )
+        await bulk_upsert(session, tables.cluster_members, [{"customer_id": c, "segment": g} for c, g in chunk])
 
 
 async def stored_clusters(session: AsyncSession) -> list[dict[str, Any]]:

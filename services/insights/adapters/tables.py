@@ -71,7 +71,8 @@ customer_days = Table(
     Column("amount", Numeric, nullable=False),
     Column("orders", Integer, nullable=False),
     Column("prev_day", Date),
-    Index("customer_days_day", "day"),
+    # Covering: a period's active customers, revenue and repurchase gaps come from an index-only range scan.
+    Index("customer_days_day", "day", postgresql_include=["customer_id", "amount", "prev_day"]),
 )
 
 customers = Table(
@@ -132,6 +133,21 @@ churn_reports = Table(
     Column("churned", Integer, nullable=False),
     Column("event_id", Text, nullable=False),
     Column("announced_at", DateTime(timezone=True), nullable=False),
+)
+
+# The counts of a churned-customers report as last computed; deleted when a score before the period's end, an
+# erasure or a join changes them, recomputed when older than the configured age (traits are not tracked: they
+# are the latest profile as of the computation). A row is claimed (`token`, no counts) before counting: counts
+# are kept only if no change deleted the claim meanwhile.
+churn_report_counts = Table(
+    "churn_report_counts",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("period_end_at", DateTime(timezone=True), nullable=False),
+    Column("token", Text, nullable=False),
+    Column("counts", JSONB),
+    Column("computed_at", DateTime(timezone=True)),
 )
 
 survey_scores = Table(

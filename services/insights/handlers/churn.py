@@ -27,8 +27,7 @@ class ChurnReports(InsightsDeps):
         moment = await self.now()
         start = period_start(at, grain) if at is not None else await self.last_closed(grain)
         end = period_end(start, grain)
-        async with self.sessions() as session, session.begin():
-            counts = await store.churn_counts(session, grain, start, top=self.settings.insights_churn_top)
+        counts = await self._counts(grain, start)
         rows = lifts(counts.churned_traits, counts.base_traits, counts.churned, counts.base)
         strongest = over_represented(
             rows, min_lift=self.settings.insights_churn_min_lift, min_churned=self.settings.insights_churn_min_customers
@@ -47,6 +46,20 @@ class ChurnReports(InsightsDeps):
             "traits": [r.as_dict() for r in rows],
             "top_clv_lost": [_customer(row) for row in counts.top],
         }
+
+    async def _counts(self, grain: Grain, start: date) -> store.ChurnCounts:
+        """The report's counts as kept since they were last counted, or counted now (and kept)."""
+        async with self.sessions() as session:
+            max_age = self.settings.insights_churn_report_max_age_s
+            counts = await store.cached_churn_counts(session, grain, start, max_age_s=max_age)
+        if counts is not None:
+            return counts
+        async with self.sessions() as session, session.begin():
+            token = await store.claim_churn_counts(session, grain, start)
+        async with self.sessions() as session, session.begin():
+            counts = await store.churn_counts(session, grain, start, top=self.settings.insights_churn_top)
+            await store.keep_churn_counts(session, grain, start, token, counts)
+        return counts
 
     async def announce(self) -> int:
         """Emits `churn.report_ready` once for each closed period since scores began (a few per call)."""
@@ -68,15 +81,17 @@ class ChurnReports(InsightsDeps):
         return len(pending)
 
     async def _announce(self, grain: Grain, start: date) -> None:
-        report = await self.report(grain, start)
+        # The event carries the totals only: the traits are counted when the report is read.
+        async with self.sessions() as session, session.begin():
+            churned, base, clv_lost = await store.churn_totals(session, grain, start)
         topic, event = derived(
             ChurnReportReady(
                 period=grain.value,
                 period_start=start,
-                period_label=report["label"],
-                churned=report["churned"],
-                active_base=report["active_base"],
-                clv_lost=report["clv_lost"],
+                period_label=label(start, grain),
+                churned=churned,
+                active_base=base,
+                clv_lost=clv_lost,
                 report=f"/v1/reports/churned?period={grain.value}&at={start.isoformat()}",
             ),
             cause=f"churn-report:{grain.value}:{start.isoformat()}",
@@ -85,7 +100,7 @@ class ChurnReports(InsightsDeps):
             time=midnight(period_end(start, grain)),
         )
         async with self.sessions() as session, session.begin():
-            if await store.record_report(session, grain, start, report["churned"], event.id, wall_clock()):
+            if await store.record_report(session, grain, start, churned, event.id, wall_clock()):
                 await self.outbox.add(session, topic, event)
 
 

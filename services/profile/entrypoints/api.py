@@ -16,6 +16,7 @@ from libs.common.problems import Problem
 from libs.common.runtime import db_session, runtime_of
 from services.profile.entrypoints.segments import SEGMENT_DEFINITIONS
 from services.profile.handlers import customers, erasure
+from services.profile.handlers.sealing import Vault
 from services.profile.handlers.timeline import InvalidCursor, decode_cursor, encode_cursor
 
 Session = Annotated[AsyncSession, Depends(db_session)]
@@ -29,6 +30,10 @@ CustomerId = Annotated[str, Path(min_length=1, max_length=128)]
 Tag = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
+
+
+def vault_of(request: Request) -> Vault:
+    return Vault(runtime_of(request).personal)
 
 
 def _not_found(customer_id: str) -> Problem:
@@ -51,7 +56,7 @@ async def get_customer(
     """Follows merges: a merged id answers with the survivor's profile and `merged_into` set."""
     await audit.record(request, principal, audit.CUSTOMER_VIEWED, customer_id=customer_id)
     try:
-        return await customers.customer(session, customer_id, request.app.state.settings.clock_mode)
+        return await customers.customer(session, vault_of(request), customer_id, request.app.state.settings.clock_mode)
     except customers.NoSuchCustomer as exc:
         raise _not_found(customer_id) from exc
 
@@ -113,7 +118,7 @@ async def search_customers(
         except InvalidCursor as exc:
             raise _bad_cursor(exc) from exc
     items, last = await customers.search(
-        session, email=email, phone=phone, tag=tag, segment=segment, after=after, limit=limit
+        session, vault_of(request), email=email, phone=phone, tag=tag, segment=segment, after=after, limit=limit
     )
     return {"items": items, "next_cursor": None if last is None else encode_cursor(last)}
 
@@ -125,6 +130,7 @@ async def _edit_tags(
         return await customers.edit_tags(
             session,
             runtime_of(request).outbox,
+            vault_of(request),
             SEGMENT_DEFINITIONS,
             customer_id,
             request.app.state.settings.clock_mode,

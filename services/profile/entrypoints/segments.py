@@ -17,6 +17,7 @@ from libs.common.runtime import db_session, runtime_of
 from services.profile.domain import Condition, InvalidCondition, parse_condition
 from services.profile.handlers import segments
 from services.profile.handlers.profiles import SegmentDefinitions
+from services.profile.handlers.sealing import Vault
 from services.profile.handlers.segments import Recomputed, SegmentExists, SegmentNotFound, SegmentRow
 from services.profile.handlers.timeline import InvalidCursor, decode_cursor, encode_cursor
 
@@ -78,6 +79,10 @@ def _not_found(exc: SegmentNotFound) -> Problem:
     return Problem(404, "Not Found", str(exc))
 
 
+def _vault(request: Request) -> Vault:
+    return Vault(runtime_of(request).personal)
+
+
 def _clock(request: Request) -> Any:
     mode = request.app.state.settings.clock_mode
     return lambda newest: as_of(mode, newest)
@@ -94,7 +99,14 @@ async def create_segment(
     segment_id = body.id or f"seg-{uuid.uuid4().hex[:12]}"
     try:
         row, recomputed = await segments.create_segment(
-            session, runtime_of(request).outbox, _clock(request), segment_id, body.name, body.condition, condition
+            session,
+            runtime_of(request).outbox,
+            _vault(request),
+            _clock(request),
+            segment_id,
+            body.name,
+            body.condition,
+            condition,
         )
     except SegmentExists as exc:
         raise Problem(409, "Conflict", str(exc)) from exc
@@ -132,7 +144,14 @@ async def update_segment(
     condition = _parse(body.condition) if body.condition is not None else None
     try:
         row, recomputed = await segments.update_segment(
-            session, runtime_of(request).outbox, _clock(request), segment_id, body.name, body.condition, condition
+            session,
+            runtime_of(request).outbox,
+            _vault(request),
+            _clock(request),
+            segment_id,
+            body.name,
+            body.condition,
+            condition,
         )
     except SegmentNotFound as exc:
         raise _not_found(exc) from exc
@@ -147,7 +166,9 @@ async def delete_segment(
     _: Writer,
 ) -> dict[str, Any]:
     try:
-        recomputed = await segments.delete_segment(session, runtime_of(request).outbox, _clock(request), segment_id)
+        recomputed = await segments.delete_segment(
+            session, runtime_of(request).outbox, _vault(request), _clock(request), segment_id
+        )
     except SegmentNotFound as exc:
         raise _not_found(exc) from exc
     return {"id": segment_id, "deleted": True, "left": recomputed.left}

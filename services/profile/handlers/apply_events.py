@@ -23,7 +23,7 @@ from libs.common.envelope import CloudEvent
 from libs.common.events import UPSTREAM_EVENT_TYPES, EventData
 from libs.common.topics import PROFILE_CHANGES
 from services.profile.adapters import profiles
-from services.profile.adapters.profiles import StoredProfile, TimelineRow
+from services.profile.adapters.profiles import TimelineRow
 from services.profile.domain import (
     DecisionKind,
     InvalidEvent,
@@ -41,6 +41,7 @@ from services.profile.handlers.profiles import (
     Working,
     save_and_announce,
 )
+from services.profile.handlers.sealing import Vault
 from services.profile.handlers.timeline import summarise
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ class ProfileConsumer:
         if not parsed:
             return
         survivors = await profiles.survivors_of(session, subjects)
-        batch = await self._load(session, parsed, survivors)
+        vault = Vault(ctx.personal)
+        batch = await self._load(session, parsed, survivors, vault)
         timeline = self._apply(batch, parsed, survivors)
 
         for survivor, merged, _ in batch.merges:
@@ -118,6 +120,7 @@ class ProfileConsumer:
             as_of=clock,
             segments=await self.segments.load(session),
             cache=self.cache,
+            vault=vault,
         )
         # A merge later in the batch moves rows written under the merged id; remap before inserting.
         timeline = [
@@ -204,7 +207,7 @@ class ProfileConsumer:
         return parsed
 
     async def _load(
-        self, session: Any, parsed: list[tuple[CloudEvent, EventData]], survivors: dict[str, str]
+        self, session: Any, parsed: list[tuple[CloudEvent, EventData]], survivors: dict[str, str], vault: Vault
     ) -> _Batch:
         ids = {follow(survivors, event.subject) for event, _ in parsed}
         wanted: dict[str, set[str]] = {kind: set() for kind in MATCHED_KINDS}
@@ -214,17 +217,23 @@ class ProfileConsumer:
                     if kind in wanted:
                         wanted[kind].add(value)
         batch = _Batch()
-        unheld: list[StoredProfile] = []
-        for stored in await profiles.lock_profiles(session, ids, wanted, self.cache.held_revs(ids)):
+        stored_documents: dict[str, str] = {}
+        unheld: list[str] = []
+        # The columns hold blind indexes of email and phone: the batch's values are looked up as such.
+        locked = await profiles.lock_profiles(session, ids, vault.lookups(wanted), self.cache.held_revs(ids))
+        for stored in locked:
             working = self.cache.take(stored)
-            if working is None:
-                unheld.append(stored)
-                continue
-            batch.profiles[stored.customer_id] = working
+            if working is not None:
+                batch.profiles[stored.customer_id] = working
+            elif stored.state_json is not None:
+                stored_documents[stored.customer_id] = stored.state_json
+            else:
+                # The cache's entry changed after `held_revs` (a concurrent transaction rolled back): read it.
+                unheld.append(stored.customer_id)
         if unheld:
-            documents = await profiles.documents(session, [stored.customer_id for stored in unheld])
-            for stored in unheld:
-                batch.profiles[stored.customer_id] = self.cache.miss(documents[stored.customer_id])
+            stored_documents.update(await profiles.documents(session, unheld))
+        for customer_id, document in (await vault.open_texts(stored_documents)).items():
+            batch.profiles[customer_id] = self.cache.miss(document)
         for working in batch.profiles.values():
             batch.index_profile(working)
         return batch

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.clock import as_of
@@ -15,6 +14,7 @@ from libs.common.outbox import Outbox
 from services.profile.adapters import profiles
 from services.profile.domain import ProfileState, customer_view, normalise_email, normalise_phone, set_tags
 from services.profile.handlers.profiles import Cause, SegmentDefinitions, Working, save_and_announce
+from services.profile.handlers.sealing import Vault
 
 
 class NoSuchCustomer(Exception):
@@ -26,13 +26,13 @@ async def survivor(session: AsyncSession, customer_id: str) -> str:
     return (await profiles.survivors_of(session, [customer_id])).get(customer_id, customer_id)
 
 
-async def customer(session: AsyncSession, customer_id: str, clock_mode: str) -> dict[str, Any]:
+async def customer(session: AsyncSession, vault: Vault, customer_id: str, clock_mode: str) -> dict[str, Any]:
     """Follows merges: a merged id answers with the survivor's profile and `merged_into` set."""
     held_by = await survivor(session, customer_id)
     raw = await profiles.document(session, held_by)
     if raw is None:
         raise NoSuchCustomer(customer_id)
-    state = ProfileState.model_validate_json(raw)
+    state = ProfileState.from_dict(await vault.open_text(held_by, raw))
     in_segments = (await profiles.memberships(session, [held_by])).get(held_by, set())
     now = as_of(clock_mode, state.last_seen)
     return customer_view(state, now, segments=in_segments, requested_id=customer_id)
@@ -58,9 +58,8 @@ async def timeline(
     return TimelinePage(held_by, page, next_key)
 
 
-def _summary(customer_id: str, raw: str) -> dict[str, Any]:
+def _summary(customer_id: str, state: dict[str, Any]) -> dict[str, Any]:
     """A search hit: enough to pick the right customer without loading the full view."""
-    state = orjson.loads(raw)
     orders = state.get("orders", {})
     return {
         "customer_id": customer_id,
@@ -77,6 +76,7 @@ def _summary(customer_id: str, raw: str) -> dict[str, Any]:
 
 async def search(
     session: AsyncSession,
+    vault: Vault,
     *,
     email: str | None,
     phone: str | None,
@@ -88,20 +88,25 @@ async def search(
     """A page of search hits and the customer id the next page starts after (None: last page)."""
     rows = await profiles.search(
         session,
-        email=None if email is None else normalise_email(email),
-        phone=None if phone is None else normalise_phone(phone),
+        # The columns hold blind indexes when personal data is sealed: the criterion is looked up as one.
+        email=None if email is None else vault.column("email", normalise_email(email)),
+        phone=None if phone is None else vault.column("phone", normalise_phone(phone)),
         tag=tag,
         segment=segment,
         after=after,
         limit=limit + 1,
     )
     page = rows[:limit]
-    return [_summary(customer_id, raw) for customer_id, raw in page], page[-1][0] if len(rows) > limit else None
+    opened = await vault.open_texts(dict(page))
+    return [_summary(customer_id, opened[customer_id]) for customer_id, _ in page], (
+        page[-1][0] if len(rows) > limit else None
+    )
 
 
 async def edit_tags(
     session: AsyncSession,
     outbox: Outbox,
+    vault: Vault,
     segments: SegmentDefinitions,
     customer_id: str,
     clock_mode: str,
@@ -117,7 +122,7 @@ async def edit_tags(
             raise NoSuchCustomer(customer_id)
         document = stored[0].state_json
         assert document is not None  # no held revs were passed, so every row carries its document
-        working = Working.parse(document)
+        working = Working.parse(await vault.open_text(held_by, document))
         working.state, changed = set_tags(working.state, add=add, remove=remove)
         if changed:
             now = datetime.now(UTC)
@@ -128,5 +133,6 @@ async def edit_tags(
                 [working],
                 as_of=as_of(clock_mode, working.state.last_seen),
                 segments=await segments.load(session),
+                vault=vault,
             )
     return {"customer_id": held_by, "tags": working.state.tags}

@@ -10,15 +10,15 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.profile.adapters import profiles
 from services.profile.adapters.peers import EXPORT_SOURCES, Peers
+from services.profile.handlers.sealing import Vault
 
 
 async def export_customer(
-    session: AsyncSession, peers: Peers, customer_id: str, authorization: str
+    session: AsyncSession, vault: Vault, peers: Peers, customer_id: str, authorization: str
 ) -> dict[str, Any] | None:
     """None when profile knows no such customer."""
     survivor = (await profiles.survivors_of(session, [customer_id])).get(customer_id, customer_id)
@@ -47,7 +47,7 @@ async def export_customer(
         "complete": not incomplete,
         "unavailable": sorted(incomplete),
         "services": {
-            "profile": {"profile": orjson.loads(state), "timeline": timeline, "segments": segments},
+            "profile": {"profile": await vault.open_text(survivor, state), "timeline": timeline, "segments": segments},
             **services,
         },
     }

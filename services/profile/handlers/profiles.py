@@ -20,6 +20,7 @@ from libs.common import contracts
 from libs.common.contracts import ProfileUpdated, derived
 from libs.common.envelope import CloudEvent
 from libs.common.outbox import Outbox
+from libs.common.personal import UnwrappedKey
 from libs.common.topics import PROFILE_CHANGES
 from services.profile.adapters import profiles
 from services.profile.adapters.profiles import ProfileRow, StoredProfile
@@ -36,6 +37,7 @@ from services.profile.domain import (
     normalise,
     parse_condition,
 )
+from services.profile.handlers.sealing import Vault, has_personal, sealed_copy
 
 SOURCE = "retain/profile"
 
@@ -95,9 +97,9 @@ class Working:
         return cls(state=state, before=before, seen={applied.id for applied in state.applied_events})
 
     @classmethod
-    def parse(cls, state_json: str) -> Working:
-        before = orjson.loads(state_json)
-        return cls.of(ProfileState.from_dict(before), before)
+    def parse(cls, document: dict[str, Any]) -> Working:
+        """From the stored document, parsed and opened (`Vault.open_texts`)."""
+        return cls.of(ProfileState.from_dict(document), document)
 
     def touch(self, cause: Cause) -> None:
         self.dirty = True
@@ -125,20 +127,17 @@ class StateCache:
         return {customer_id: entries[customer_id][0] for customer_id in customer_ids if customer_id in entries}
 
     def take(self, stored: StoredProfile) -> Working | None:
-        """The profile to work on; None when the cache does not hold `stored.rev` and `stored` came without its
-        document (the entry changed after `held_revs`, e.g. a concurrent transaction rolled back)."""
+        """The profile to work on when the cache holds `stored.rev`; else None (parse the stored document)."""
         entry = self._entries.pop(stored.customer_id, None)
         if entry is not None and entry[0] == stored.rev:
             self.hits += 1
             return Working.of(entry[1], entry[2])
-        if stored.state_json is None:
-            return None
-        return self.miss(stored.state_json)
+        return None
 
-    def miss(self, state_json: str) -> Working:
-        """A profile the cache did not hold, parsed from its stored document."""
+    def miss(self, document: dict[str, Any]) -> Working:
+        """A profile the cache did not hold, from its stored document (parsed and opened)."""
         self.misses += 1
-        return Working.parse(state_json)
+        return Working.parse(document)
 
     def put(self, customer_id: str, rev: int, state: ProfileState, document: dict[str, Any]) -> None:
         if self.max_entries <= 0:
@@ -174,14 +173,14 @@ class SegmentDefinitions:
         return current
 
 
-def profile_row(state: ProfileState, state_json: str, rev: int) -> ProfileRow:
+def profile_row(state: ProfileState, state_json: str, rev: int, vault: Vault | None = None) -> ProfileRow:
     identities = state.identities
     return ProfileRow(
         customer_id=state.customer_id,
         rev=rev,
         state_json=state_json,
-        email=identities.email,
-        phone=identities.phone,
+        email=identities.email if vault is None else vault.column("email", identities.email),
+        phone=identities.phone if vault is None else vault.column("phone", identities.phone),
         erp_id=identities.erp_id,
         shop_id=identities.shop_id,
         tags_json=orjson.dumps(state.tags).decode(),
@@ -191,24 +190,32 @@ def profile_row(state: ProfileState, state_json: str, rev: int) -> ProfileRow:
 _SERIALISER = ProfileState.__pydantic_serializer__
 
 
-def prepare_save(working: Working, rev: int) -> tuple[ProfileRow, frozenset[str], dict[str, Any]]:
+def prepare_save(
+    working: Working, rev: int, vault: Vault | None = None, key: UnwrappedKey | None = None
+) -> tuple[ProfileRow, frozenset[str], dict[str, Any]]:
     """Normalise a changed profile; return its row, its change set and the `before` document for its next save.
 
     The row's JSON comes straight from pydantic's serialiser (the same document `ProfileState.to_dict()` gives);
     only the fields in `touched` are turned into Python values for the comparison, since building the whole
-    document as a dict cost more than serialising it.
+    document as a dict cost more than serialising it. With `key`, the row holds the personal fields sealed, while
+    the returned document (kept by the state cache) holds them opened.
     """
     state, touched = working.state, working.touched
     normalise(state, touched)
-    state_json = _SERIALISER.to_json(state).decode()
+    clear_json: str | None = None
+    if key is not None and has_personal(state):
+        # Tokens in typed fields (a birthday) are expected here: the copy is only serialised, never validated.
+        state_json = _SERIALISER.to_json(sealed_copy(state, key), warnings=False).decode()
+    else:
+        state_json = clear_json = _SERIALISER.to_json(state).decode()
     if touched is None:
-        after = orjson.loads(state_json)
+        after = orjson.loads(clear_json if clear_json is not None else _SERIALISER.to_json(state))
         document = after
     else:
         compared = touched - INTERNAL_FIELDS
         after = _SERIALISER.to_python(state, mode="json", include=compared) if compared else {}
         document = {**working.before, **after}
-    return profile_row(state, state_json, rev), changed_between(working.before, after), document
+    return profile_row(state, state_json, rev, vault), changed_between(working.before, after), document
 
 
 async def save_and_announce(
@@ -220,6 +227,7 @@ async def save_and_announce(
     segments: Mapping[str, Condition],
     cache: StateCache | None = None,
     always_announce: bool = False,
+    vault: Vault | None = None,
 ) -> list[CloudEvent]:
     """Normalise, upsert, recompute segment membership and emit profile.updated for every dirty profile.
 
@@ -231,9 +239,11 @@ async def save_and_announce(
         return []
     rows: list[ProfileRow] = []
     changes: dict[str, frozenset[str]] = {}
+    keys = {} if vault is None else await vault.keys_to_seal(working.state for working in dirty)
     for working in dirty:
         rev = secrets.randbits(63)
-        row, changes[working.state.customer_id], document = prepare_save(working, rev)
+        key = keys.get(working.state.customer_id)
+        row, changes[working.state.customer_id], document = prepare_save(working, rev, vault, key)
         rows.append(row)
         if cache is not None:
             cache.put(working.state.customer_id, rev, working.state, document)
@@ -264,7 +274,10 @@ async def save_and_announce(
         left_ids = sorted(left_by.get(customer_id, ()))
         if not (changed or entered_ids or left_ids or always_announce) or working.cause is None:
             continue
-        events.append(profile_updated(working.state, working.cause, sorted(changed), as_of, entered_ids, left_ids))
+        announced = profile_updated(working.state, working.cause, sorted(changed), as_of, entered_ids, left_ids)
+        if vault is not None:
+            vault.seal_announcement(announced, keys.get(customer_id))
+        events.append(announced)
     await outbox.add(session, PROFILE_CHANGES, *events)
     return events
 

@@ -3,7 +3,7 @@ every stored profile, in the transaction of the change."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,6 +19,7 @@ from services.profile.adapters.profiles import Member as Member
 from services.profile.adapters.profiles import SegmentRow as SegmentRow
 from services.profile.domain import Condition, ProfileState, evaluate, flat_view
 from services.profile.handlers.profiles import Cause, profile_updated
+from services.profile.handlers.sealing import Vault, document_has_personal
 
 # Profiles parsed and evaluated per round trip: bounded memory whatever the customer base.
 CHUNK = 1000
@@ -47,6 +48,7 @@ class Recomputed:
 async def recompute_segment(
     session: AsyncSession,
     outbox: Outbox,
+    vault: Vault,
     segment_id: str,
     condition: Condition | None,
     cause: Cause,
@@ -65,7 +67,13 @@ async def recompute_segment(
         if not candidates:
             return outcome
         after = candidates[-1].customer_id
-        chunk = _evaluate(candidates, segment_id, condition, cause, clock)
+        documents = await vault.open_texts({candidate.customer_id: candidate.state for candidate in candidates})
+        chunk = _evaluate(candidates, documents, segment_id, condition, cause, clock)
+        keys = await vault.keys_for(
+            [event.subject for event in chunk.events if document_has_personal(documents[event.subject])]
+        )
+        for event in chunk.events:
+            vault.seal_announcement(event, keys.get(event.subject))
         await profiles.add_segment_members(session, segment_id, chunk.entered)
         await profiles.remove_segment_members(session, segment_id, chunk.left)
         await outbox.add(session, PROFILE_CHANGES, *chunk.events)
@@ -84,6 +92,7 @@ class _Chunk:
 
 def _evaluate(
     candidates: Sequence[profiles.SegmentCandidate],
+    documents: Mapping[str, dict[str, Any]],
     segment_id: str,
     condition: Condition | None,
     cause: Cause,
@@ -95,7 +104,7 @@ def _evaluate(
         # Deleting a segment only needs its members' states (for the metrics of the leave events).
         if condition is None and not candidate.member:
             continue
-        state = ProfileState.model_validate_json(candidate.state)
+        state = ProfileState.from_dict(documents[candidate.customer_id])
         as_of = clock(state.last_seen)
         now_member = condition is not None and evaluate(condition, flat_view(state, as_of))
         chunk.members += now_member
@@ -133,6 +142,7 @@ def _cause(row: SegmentRow) -> Cause:
 async def create_segment(
     session: AsyncSession,
     outbox: Outbox,
+    vault: Vault,
     clock: Clock,
     segment_id: str,
     name: str,
@@ -144,12 +154,13 @@ async def create_segment(
         if not await profiles.insert_segment(session, segment_id, name, raw):
             raise SegmentExists(segment_id)
         row = await segment(session, segment_id)
-        return row, await recompute_segment(session, outbox, row.id, condition, _cause(row), clock)
+        return row, await recompute_segment(session, outbox, vault, row.id, condition, _cause(row), clock)
 
 
 async def update_segment(
     session: AsyncSession,
     outbox: Outbox,
+    vault: Vault,
     clock: Clock,
     segment_id: str,
     name: str | None,
@@ -163,15 +174,17 @@ async def update_segment(
         row = await segment(session, segment_id)
         recomputed = None
         if condition is not None and raw != current.condition:
-            recomputed = await recompute_segment(session, outbox, row.id, condition, _cause(row), clock)
+            recomputed = await recompute_segment(session, outbox, vault, row.id, condition, _cause(row), clock)
         return row, recomputed
 
 
-async def delete_segment(session: AsyncSession, outbox: Outbox, clock: Clock, segment_id: str) -> Recomputed:
+async def delete_segment(
+    session: AsyncSession, outbox: Outbox, vault: Vault, clock: Clock, segment_id: str
+) -> Recomputed:
     """Every member leaves (with its `profile.updated`), then the definition goes."""
     async with session.begin():
         row = await segment(session, segment_id, lock=True)
-        recomputed = await recompute_segment(session, outbox, row.id, None, _cause(row), clock)
+        recomputed = await recompute_segment(session, outbox, vault, row.id, None, _cause(row), clock)
         await profiles.delete_segment(session, segment_id)
         return recomputed
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ARRAY, Row, Text, any_, bindparam, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scoring.adapters import bulk
+from libs.common import unnest
 from services.scoring.adapters.tables import due_times, score_history
 from services.scoring.domain.history import HistoryEntry
 
@@ -22,13 +22,15 @@ async def append(session: AsyncSession, entries: Sequence[HistoryEntry]) -> None
             ({name: getattr(entry, name) for name in _HISTORY_COLUMNS} for entry in entries),
             key=lambda row: (row["customer_id"], row["event_id"]),
         )
-        await session.execute(_APPEND, bulk.parameters(score_history, _HISTORY_COLUMNS, rows))
+        await session.execute(_APPEND, unnest.parameters(score_history, _HISTORY_COLUMNS, rows))
 
 
 _HISTORY_COLUMNS = tuple(f.name for f in fields(HistoryEntry))
-_APPEND = bulk.insert_statement(score_history, _HISTORY_COLUMNS, "ON CONFLICT DO NOTHING")
+_APPEND = unnest.insert_statement(score_history, _HISTORY_COLUMNS, "ON CONFLICT DO NOTHING")
 _DUE_COLUMNS = ("customer_id", "due_at")
-_SET_DUE = bulk.insert_statement(due_times, _DUE_COLUMNS, bulk.upsert_all(due_times, ("customer_id",), _DUE_COLUMNS))
+_SET_DUE = unnest.insert_statement(
+    due_times, _DUE_COLUMNS, unnest.upsert_all(due_times, ("customer_id",), _DUE_COLUMNS)
+)
 _DROP_DUE = delete(due_times).where(due_times.c.customer_id == any_(bindparam("ids", type_=ARRAY(Text))))
 
 
@@ -56,7 +58,7 @@ async def set_due(session: AsyncSession, due: dict[str, datetime | None]) -> Non
         await session.execute(_DROP_DUE, {"ids": gone})
     rows = [{"customer_id": customer_id, "due_at": at} for customer_id, at in sorted(due.items()) if at is not None]
     if rows:
-        await session.execute(_SET_DUE, bulk.parameters(due_times, _DUE_COLUMNS, rows))
+        await session.execute(_SET_DUE, unnest.parameters(due_times, _DUE_COLUMNS, rows))
 
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[tuple[str, datetime]]:

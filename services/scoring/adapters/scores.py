@@ -13,7 +13,8 @@ from sqlalchemy import ARRAY, Row, Text, any_, bindparam, delete, func, insert, 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scoring.adapters import bulk, history
+from libs.common import unnest
+from services.scoring.adapters import history
 from services.scoring.adapters.tables import aliases, clock, erasures, facts, models, purchases, refunds, scores
 from services.scoring.domain.bgnbd import BgNbdParams
 from services.scoring.domain.customer_score import ScoringModel
@@ -138,11 +139,11 @@ async def add_refunds(session: AsyncSession, rows: Sequence[RefundRow]) -> None:
     """One row per refund event; a redelivered one changes nothing."""
     ordered = sorted(rows, key=lambda row: (row.customer_id, row.event_id))
     if ordered:
-        await session.execute(_ADD_REFUNDS, bulk.parameters(refunds, _REFUND_COLUMNS, map(_row_dict, ordered)))
+        await session.execute(_ADD_REFUNDS, unnest.parameters(refunds, _REFUND_COLUMNS, map(_row_dict, ordered)))
 
 
 _REFUND_COLUMNS = tuple(f.name for f in fields(RefundRow))
-_ADD_REFUNDS = bulk.insert_statement(refunds, _REFUND_COLUMNS, "ON CONFLICT DO NOTHING")
+_ADD_REFUNDS = unnest.insert_statement(refunds, _REFUND_COLUMNS, "ON CONFLICT DO NOTHING")
 
 
 @dataclass(frozen=True)
@@ -165,11 +166,11 @@ async def add_purchases(session: AsyncSession, rows: Sequence[PurchaseRow]) -> N
             chosen[key] = row
     if chosen:
         ordered = [_row_dict(chosen[key]) for key in sorted(chosen)]
-        await session.execute(_ADD_PURCHASES, bulk.parameters(purchases, _PURCHASE_COLUMNS, ordered))
+        await session.execute(_ADD_PURCHASES, unnest.parameters(purchases, _PURCHASE_COLUMNS, ordered))
 
 
 _PURCHASE_COLUMNS = tuple(f.name for f in fields(PurchaseRow))
-_ADD_PURCHASES = bulk.insert_statement(
+_ADD_PURCHASES = unnest.insert_statement(
     purchases,
     _PURCHASE_COLUMNS,
     "ON CONFLICT (customer_id, order_id) DO UPDATE SET purchased_at = EXCLUDED.purchased_at, "
@@ -317,7 +318,7 @@ def _among(column: Any) -> Any:
     return column == any_(bindparam("ids", type_=ARRAY(Text)))
 
 
-_CREATE_MISSING = bulk.insert_statement(facts, ("customer_id",), "ON CONFLICT DO NOTHING")
+_CREATE_MISSING = unnest.insert_statement(facts, ("customer_id",), "ON CONFLICT DO NOTHING")
 _LOCK_FACTS = (
     select(*(facts.c[name] for name in _FACT_FIELDS))
     .where(_among(facts.c.customer_id))
@@ -330,19 +331,19 @@ _LOCK_SCORES = (
     .order_by(scores.c.customer_id)
     .with_for_update()
 )
-_SAVE_FACTS = bulk.insert_statement(
-    facts, _FACT_FIELDS, bulk.upsert_all(facts, ("customer_id",), _FACT_FIELDS, touch="updated_at")
+_SAVE_FACTS = unnest.insert_statement(
+    facts, _FACT_FIELDS, unnest.upsert_all(facts, ("customer_id",), _FACT_FIELDS, touch="updated_at")
 )
 _SCORE_COLUMNS = ("customer_id", "tier", "stage", "churn_risk", "clv", "model_version", "score", "as_of")
-_SAVE_SCORES = bulk.insert_statement(
-    scores, _SCORE_COLUMNS, bulk.upsert_all(scores, ("customer_id",), _SCORE_COLUMNS, touch="updated_at")
+_SAVE_SCORES = unnest.insert_statement(
+    scores, _SCORE_COLUMNS, unnest.upsert_all(scores, ("customer_id",), _SCORE_COLUMNS, touch="updated_at")
 )
 
 
 async def save(session: AsyncSession, stored: Sequence[StoredFacts], documents: dict[str, dict[str, Any]]) -> None:
     if stored:
         rows = sorted((_row_dict(f) for f in stored), key=lambda row: row["customer_id"])
-        await session.execute(_SAVE_FACTS, bulk.parameters(facts, _FACT_FIELDS, rows))
+        await session.execute(_SAVE_FACTS, unnest.parameters(facts, _FACT_FIELDS, rows))
     if documents:
         rows = [
             {
@@ -357,7 +358,7 @@ async def save(session: AsyncSession, stored: Sequence[StoredFacts], documents: 
             }
             for customer_id, doc in sorted(documents.items())
         ]
-        await session.execute(_SAVE_SCORES, bulk.parameters(scores, _SCORE_COLUMNS, rows))
+        await session.execute(_SAVE_SCORES, unnest.parameters(scores, _SCORE_COLUMNS, rows))
 
 
 async def erase(session: AsyncSession, customer_ids: Iterable[str]) -> None:

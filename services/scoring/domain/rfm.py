@@ -7,6 +7,8 @@ summary. The batch and single-customer paths use the same summary and therefore 
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -107,12 +109,23 @@ def rfm_edges(recency_days: ArrayLike, frequency: ArrayLike, monetary: ArrayLike
     )
 
 
+def quintile_score(value: float, edges: QuintileEdges, higher_is_better: bool = True) -> int:
+    """``quintile_scores`` of one value. Every event scores a customer, and numpy's per-call overhead on a scalar
+    was a tenth of scoring's CPU; bisect on the four sorted edges gives the same answer. NaN, which numpy orders
+    after every number and bisect does not, goes the numpy way."""
+    if not (math.isfinite(value) and all(math.isfinite(edge) for edge in edges)):
+        return int(quintile_scores(value, edges, higher_is_better))
+    if higher_is_better:
+        return 1 + bisect_left(edges, value)
+    return 1 + len(edges) - bisect_right(edges, value)
+
+
 def score_rfm(values: RfmValues, edges: RfmEdges) -> RfmScore:
     if values.recency_days is None:
         return RfmScore(values=values, r=1, f=1, m=1)
-    r = int(quintile_scores(values.recency_days, edges.recency, higher_is_better=False))
-    f = int(quintile_scores(float(values.frequency), edges.frequency))
-    m = int(quintile_scores(values.monetary, edges.monetary))
+    r = quintile_score(values.recency_days, edges.recency, higher_is_better=False)
+    f = quintile_score(float(values.frequency), edges.frequency)
+    m = quintile_score(values.monetary, edges.monetary)
     return RfmScore(values=values, r=r, f=f, m=m)
 
 

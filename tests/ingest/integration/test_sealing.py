@@ -16,11 +16,13 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
 from libs.common import personal
+from libs.common.consumer import HandlerContext
 from libs.common.envelope import CloudEvent
 from libs.common.kafka import Publisher
 from libs.common.personal import KeyClient, MasterKeyWrapper, PersonalData
 from libs.common.topics import CUSTOMER_EVENTS, PROFILE_CHANGES
 from services.ingest.bootstrap import create_app
+from services.ingest.handlers.erasure import on_customer_erased
 from tests.conftest import Isolation
 from tests.ingest.conftest import SHOP, ingest_settings, start
 from tests.topics import read_events
@@ -199,3 +201,48 @@ async def test_with_encryption_off_nothing_is_sealed(isolated: Isolation) -> Non
         ).status_code == 202
         stored = await logged(app, "c-off")
         assert any("eve@example.com" in repr(event.data) for event in stored)
+
+
+async def test_a_first_personal_event_racing_an_erasure_leaves_no_key_behind(app: FastAPI, client: AsyncClient) -> None:
+    """The accept that would create the customer's first key and the erasure that destroys keys meet at the erasure
+    gate: an erasure not yet committed holds the accept back, which then finds the record and keeps nothing; an
+    accept committed first has its new key destroyed by the erasure that follows."""
+    runtime = app.state.runtime
+    erasures = {
+        customer: CloudEvent(
+            f"erased-{customer}",
+            "retain/profile",
+            "customer.erased",
+            customer,
+            datetime.now(UTC),
+            {"customer_id": customer},
+        )
+        for customer in ("c-race", "c-first")
+    }
+
+    async def keys_of(customer: str) -> int:
+        async with app.state.ingest.pool.acquire() as conn:
+            count: int = await conn.fetchval(
+                "SELECT count(*) FROM ingest.customer_keys WHERE customer_id = $1", customer
+            )
+            return count
+
+    async with runtime.sessions() as session, session.begin():
+        await on_customer_erased(HandlerContext(session, runtime.outbox), [erasures["c-race"]])
+        post = asyncio.create_task(client.post("/v1/events", json=events("c-race")[0], headers=SHOP))
+        await asyncio.sleep(0.5)
+        assert not post.done()  # waits at the gate for the erasure to commit
+    assert (await post).json()["status"] == "erased"
+    assert await keys_of("c-race") == 0
+
+    accepted = await client.post("/v1/events", json=events("c-first")[0], headers=SHOP)
+    assert accepted.json()["status"] == "accepted"
+    assert await keys_of("c-first") == 1
+    async with runtime.sessions() as session, session.begin():
+        await on_customer_erased(HandlerContext(session, runtime.outbox), [erasures["c-first"]])
+    assert await keys_of("c-first") == 0
+    consumer = opener(app)
+    copies = await logged(app, "c-first")  # unless the scrub came first: then nothing is left to read at all
+    await consumer.open_events(copies)
+    assert all(readable(repr(copy.data)) == [] for copy in copies)
+    await consumer.keys.aclose()

@@ -131,6 +131,33 @@ async def test_the_planted_region_is_over_represented_among_the_churned(insights
     assert first["reasons"][0]["code"] == "recency"
 
 
+async def test_a_counted_report_is_kept_until_a_score_an_erasure_or_its_age_changes_it(insights: Harness) -> None:
+    await load(insights)
+    grain = insights.settings.insights_churn_report_grain
+    first = await reports(insights).report(grain, None)
+    again = await reports(insights).report(grain, None)
+    assert {k: v for k, v in again.items() if k != "as_of"} == {k: v for k, v in first.items() if k != "as_of"}
+    # A newer profile alone does not recount a kept report (traits are those as of the counting)...
+    await insights.deliver(consume.on_profile_changes, profile("lost-00", 3, "east"))
+    regions = {r["value"] for r in (await reports(insights).report(grain, None))["traits"] if r["trait"] == "region"}
+    assert "east" not in regions
+    # ...a late score within the week does: lost-00 came back on Mar 8, so ends the week in the base.
+    await insights.deliver(consume.on_scores, score("s2-lost-00", "lost-00", at(8), "active"))
+    late = await reports(insights).report(grain, None)
+    assert (late["churned"], late["active_base"]) == (9, 42)
+    # A score after the week's end leaves it alone; an erasure recounts it.
+    await insights.deliver(consume.on_profile_changes, erased("e1", "lost-09", at(12)))
+    after = await reports(insights).report(grain, None)
+    assert after["churned"] == 8 and "lost-09" not in [c["customer_id"] for c in after["top_clv_lost"]]
+    # Once older than the configured age, a kept report is counted again (with the newest traits).
+    aged = ChurnReports(
+        insights.settings.model_copy(update={"insights_churn_report_max_age_s": 0.0}),
+        insights.sessions,
+        insights.figures.outbox,
+    )
+    assert (await aged.report(grain, None))["churned"] == 8
+
+
 async def test_a_week_is_announced_once_and_an_erased_customer_leaves_the_report(insights: Harness) -> None:
     await load(insights)
     assert await reports(insights).announce() == 3  # weeks of Feb 19, Feb 26 and Mar 4 have closed

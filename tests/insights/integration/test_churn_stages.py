@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from libs.common.envelope import CloudEvent
+from services.insights.adapters import store
 from services.insights.domain.churn import BASE_STAGES
 from services.insights.domain.periods import Grain
 from services.insights.handlers import consume
@@ -77,6 +78,11 @@ async def reported(h: Harness) -> dict[str, Any]:
         if row["trait"] == "tier":
             tiers[(True, row["value"])] = row["churned"]
             tiers[(False, row["value"])] = row["base"]
+    async with h.sessions() as session:
+        # What the announcement carries, counted without the traits, is the report's own totals.
+        totals = await store.churn_totals(session, Grain.WEEK, date(2024, 3, 4))
+    assert totals[:2] == (report["churned"], report["active_base"])
+    assert totals[2] == pytest.approx(report["clv_lost"])
     return {
         "churned": report["churned"],
         "base": report["active_base"],
@@ -108,7 +114,9 @@ async def test_stage_runs_give_the_definition_in_any_arrival_order(h: Harness) -
 
     async def run(scores: list[CloudEvent], order: list[int], batch: int, repeats: list[int]) -> dict[str, Any]:
         async with h.sessions() as session, session.begin():
-            await session.execute(text("TRUNCATE insights.scores, insights.stage_runs, insights.clock"))
+            await session.execute(
+                text("TRUNCATE insights.scores, insights.stage_runs, insights.clock, insights.churn_report_counts")
+            )
         await h.purchases(purchase("clock", "z", WEEK_END + timedelta(days=3), 1))  # the clock: after the week
         arrival = [scores[i] for i in order] + [scores[i % len(scores)] for i in repeats]
         for low in range(0, len(arrival), batch):

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from libs.common.consumer import HandlerContext
 from libs.common.envelope import CloudEvent
 from libs.common.migrations import migrate
+from libs.common.personal import PersonalData
 from libs.common.runtime import Runtime
 from services.profile.adapters.tables import SCHEMA, messaging
 from services.profile.bootstrap import DEFINITION, create_app
@@ -49,6 +50,8 @@ class Harness:
     runtime: Runtime
     consumer: ProfileConsumer
     client: AsyncClient
+    # What the consumer loop passes for personal data at rest (None: nothing sealed).
+    personal: PersonalData | None = None
 
     async def deliver(self, *events: CloudEvent, inbox: bool = True) -> None:
         """One partition batch in one transaction, as ConsumerLoop runs it: inbox claim, then the handler."""
@@ -68,7 +71,7 @@ class Harness:
                 )
                 fresh = [e for e in events if e.id in claimed]
             if fresh:
-                await self.consumer(HandlerContext(session, self.runtime.outbox), fresh)
+                await self.consumer(HandlerContext(session, self.runtime.outbox, self.personal), fresh)
 
     async def emitted(self, type_: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
         """(ce_type, subject, data) of outbox rows, oldest first."""
@@ -93,16 +96,19 @@ class Harness:
         return body
 
 
-async def harness(isolated: Isolation, **overrides: object) -> AsyncIterator[Harness]:
+async def harness(
+    isolated: Isolation, personal: PersonalData | None = None, **overrides: object
+) -> AsyncIterator[Harness]:
     settings = isolated.settings(SCHEMA, clock_mode="replay", **overrides)
     await migrate(MIGRATIONS, settings.database_url, SCHEMA)
     app = create_app(settings)
     runtime = Runtime(DEFINITION, app.state.settings)
+    runtime.personal = personal
     app.state.runtime = runtime
     consumer = ProfileConsumer(clock_mode="replay", state_cache_size=1000)
     try:
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
-            yield Harness(runtime, consumer, client)
+            yield Harness(runtime, consumer, client, personal)
     finally:
         await runtime.publisher.stop()  # never started here, but aiokafka reports unstopped producers
         await runtime.engine.dispose()

@@ -4,6 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.scoring.domain.rfm import (
     RfmEdges,
@@ -11,6 +13,7 @@ from services.scoring.domain.rfm import (
     TierConfig,
     assign_tier,
     quintile_edges,
+    quintile_score,
     quintile_scores,
     rank_reference,
     rfm_values,
@@ -140,3 +143,20 @@ def test_tier_config_validation() -> None:
         TierConfig(high_share=0.8, medium_share=0.3)
     with pytest.raises(ValueError):
         TierConfig(hysteresis=0.6)
+
+
+_values = st.floats(allow_nan=True, allow_infinity=True, width=64) | st.sampled_from([0.0, 1.0, 2.5, 10.0])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    edges=st.lists(st.floats(-1e6, 1e6) | st.sampled_from([0.0, 1.0, 2.5, 10.0]), min_size=4, max_size=4),
+    value=_values,
+    higher_is_better=st.booleans(),
+)
+def test_one_value_scores_as_the_array_path_does(edges: list[float], value: float, higher_is_better: bool) -> None:
+    """Edges on the value, ties among edges, NaN and infinities included: the scalar path is the numpy one."""
+    ordered = tuple(sorted(edges))
+    assert len(ordered) == 4
+    expected = int(quintile_scores(value, ordered, higher_is_better))
+    assert quintile_score(value, ordered, higher_is_better) == expected

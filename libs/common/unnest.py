@@ -1,9 +1,10 @@
 """Set-at-a-time writes of a consumer batch: one statement over `unnest` arrays per table, whatever the batch size.
 
 A multi-row `INSERT ... VALUES` built per batch is compiled by SQLAlchemy every time (a bind parameter per cell):
-under a catch-up load that compilation was most of scoring's CPU. These statements have one shape, so they are
-compiled and prepared once, and asyncpg encodes each column as one array. Callers pass rows sorted by key, so two
-writers meeting on the same rows take their locks in the same order.
+under a catch-up load that compilation was most of scoring's CPU. `executemany` runs the statement once per row
+in PostgreSQL. These statements have one shape, so they are compiled and prepared once, and asyncpg encodes each
+column as one array. Callers pass rows sorted by key, so two writers meeting on the same rows take their locks in
+the same order, and without a key twice (ON CONFLICT cannot touch one row twice in a statement).
 """
 
 from __future__ import annotations
@@ -14,18 +15,22 @@ from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Boolean, DateTime, Double, Integer, Table, Text, TextClause, text
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Double, Integer, Numeric, Table, Text, TextClause, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _json_or_null(value: Any) -> str | None:
+    return None if value is None else _json(value)
 
 
 @dataclass(frozen=True)
 class _Kind:
     array: str  # the PostgreSQL array type the column travels as
-    select: str  # how the unnested value becomes the column's value ({} is the value)
+    select: str  # how the unnested value becomes the column's value ({} or {0} is the value)
     encode: Callable[[Any], Any] | None = None
 
 
@@ -33,11 +38,20 @@ _TEXT = _Kind("text[]", "{}")
 _KINDS: tuple[tuple[type[Any], _Kind], ...] = (
     # JSON documents and text arrays travel as JSON text: unnest would flatten an array of arrays
     (JSONB, _Kind("text[]", "CAST({} AS jsonb)", _json)),
-    (ARRAY, _Kind("text[]", "ARRAY(SELECT jsonb_array_elements_text(CAST({} AS jsonb)))", _json)),
+    (
+        ARRAY,
+        _Kind(
+            "text[]",
+            "CASE WHEN {0} IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(CAST({0} AS jsonb))) END",
+            _json_or_null,
+        ),
+    ),
     (DateTime, _Kind("timestamptz[]", "{}")),
+    (Date, _Kind("date[]", "{}")),
     (BigInteger, _Kind("bigint[]", "{}")),
     (Integer, _Kind("integer[]", "{}")),
     (Double, _Kind("float8[]", "{}")),
+    (Numeric, _Kind("numeric[]", "{}")),
     (Boolean, _Kind("boolean[]", "{}")),
     (Text, _TEXT),
 )
@@ -47,6 +61,9 @@ def _kind(table: Table, column: str) -> _Kind:
     column_type = table.c[column].type
     for python_type, kind in _KINDS:
         if isinstance(column_type, python_type):
+            if python_type is JSONB and getattr(column_type, "none_as_null", False):
+                # as SQLAlchemy binds it: None is SQL NULL only where the column says so, else JSON null
+                return _Kind(kind.array, kind.select, _json_or_null)
             return kind
     raise TypeError(f"{table.name}.{column}: no array form for {column_type!r}")
 
