@@ -30,6 +30,7 @@ class ScoringDeps:
             churn=self.config.churn,
             complaint_open_days=settings.scoring_complaint_open_days,
             sla_breach_days=settings.scoring_sla_breach_days,
+            churn_levels=self.change.churn_levels,
         )
         self._active: ActiveModel = NO_MODEL
 

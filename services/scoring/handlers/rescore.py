@@ -29,7 +29,7 @@ from libs.common.erasures import ERASED_EVENT_TYPE, erased_id
 from libs.common.logs import current_customer_id, current_event_id
 from libs.common.topics import SCORE_CHANGES
 from services.scoring.adapters import history, scores
-from services.scoring.domain.due import next_due
+from services.scoring.domain.due import earliest, model_due, next_due
 from services.scoring.domain.facts import (
     StoredFacts,
     apply_feedback,
@@ -115,7 +115,10 @@ def score_batch(
                         document=document,
                     )
                 )
-        result.due[item.customer_id] = next_due(facts, item.as_of, deps.due_config)
+        result.due[item.customer_id] = earliest(
+            next_due(facts, item.as_of, deps.due_config),
+            model_due(customer, item.as_of, active.model.purchase_model, outcome.churn, deps.due_config),
+        )
         documents[item.customer_id] = document
         result.documents[item.customer_id] = document
     return result
