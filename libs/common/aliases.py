@@ -30,23 +30,27 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.common.contracts import ProfileAliased, ProfileMerged, parse
 from libs.common.envelope import CloudEvent
 
-# Profile's announcements that one id is now another customer: (the joined id's field, the customer's field).
-_JOINS = {"profile.merged": ("merged_id", "survivor_id"), "profile.aliased": ("alias_id", "customer_id")}
-JOIN_EVENT_TYPES = frozenset(_JOINS)
+JOIN_EVENT_TYPES = frozenset({"profile.merged", "profile.aliased"})
 # The two-key form of advisory locks is a keyspace of its own, apart from the one-key locks of refits and migrations.
 _CUSTOMER_LOCK_CLASS = 0x414C4941  # "ALIA"
 
 
 def joined_ids(event: CloudEvent) -> tuple[str, str] | None:
-    """(joined id, customer id) of a `profile.merged` / `profile.aliased` event; None for other or empty ones."""
-    keys = _JOINS.get(event.type)
-    if keys is None:
+    """(joined id, customer id) of a `profile.merged` / `profile.aliased` event, read through its contract (one that
+    does not match raises ContractViolation, so it is dead-lettered); None for other types and for an id joined to
+    itself."""
+    if event.type == "profile.merged":
+        merged = parse(event, ProfileMerged)
+        from_id, into_id = merged.merged_id, merged.survivor_id
+    elif event.type == "profile.aliased":
+        aliased = parse(event, ProfileAliased)
+        from_id, into_id = aliased.alias_id, aliased.customer_id
+    else:
         return None
-    from_id = str(event.data.get(keys[0]) or "")
-    into_id = str(event.data.get(keys[1]) or event.subject)
-    return (from_id, into_id) if from_id and from_id != into_id else None
+    return (from_id, into_id) if from_id != into_id else None
 
 
 class CustomerAliases:

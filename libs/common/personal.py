@@ -16,6 +16,7 @@ personal fields.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -104,19 +105,25 @@ def normalised(field: str, value: str) -> str:
 
 def blind_index(index_key: bytes, field: str, value: str) -> str:
     """HMAC-SHA256 of the normalised value: equal for the same person, useless without the key."""
-    mac = hmac.new(index_key, f"{field}:{normalised(field, value)}".encode(), hashlib.sha256)
-    return mac.hexdigest()
+    # hmac.digest is the one-shot C path: a tenth of hmac.new's cost, paid for every email and phone seen.
+    return hmac.digest(index_key, f"{field}:{normalised(field, value)}".encode(), "sha256").hex()
+
+
+@functools.lru_cache(maxsize=8192)
+def _aead(data_key: bytes) -> AESGCM:
+    # Setting up a cipher costs more than sealing a short value with it; a batch meets the same keys again.
+    return AESGCM(data_key)
 
 
 def seal_value(data_key: bytes, customer_id: str, field: str, value: str) -> str:
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(data_key).encrypt(nonce, value.encode(), f"{customer_id}:{field}".encode())
+    sealed = _aead(data_key).encrypt(nonce, value.encode(), f"{customer_id}:{field}".encode())
     return PREFIX + base64.b64encode(nonce + sealed).decode()
 
 
 def open_value(data_key: bytes, customer_id: str, field: str, token: str) -> str:
     raw = base64.b64decode(token[len(PREFIX) :])
-    return AESGCM(data_key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], f"{customer_id}:{field}".encode()).decode()
+    return _aead(data_key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], f"{customer_id}:{field}".encode()).decode()
 
 
 def _get(data: dict[str, Any], path: str) -> Any:

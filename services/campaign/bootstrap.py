@@ -11,7 +11,7 @@ from libs.common.consumer import Subscription
 from libs.common.outbox import Outbox
 from libs.common.runtime import Runtime, ServiceDefinition
 from libs.common.runtime import create_app as create_service_app
-from libs.common.settings import Settings, service_settings
+from libs.common.settings import Settings
 from libs.common.topics import CUSTOMER_EVENTS, FEEDBACK_EVENTS, INSIGHTS_EVENTS, PROFILE_CHANGES, SCORE_CHANGES
 from services.campaign.adapters.channels import Channels
 from services.campaign.adapters.tables import SCHEMA, messaging
@@ -23,13 +23,9 @@ from services.campaign.handlers.gauges import refresh_action_gauges
 from services.campaign.handlers.kpi_alerts import kpi_alert_subscription
 from services.campaign.handlers.scheduler import Scheduler
 from services.campaign.handlers.sender import Sender
-from services.campaign.settings import CampaignSettings
+from services.campaign.settings import campaign_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def campaign_settings(settings: Settings | None) -> CampaignSettings:
-    return service_settings(settings, CampaignSettings, SCHEMA)
 
 
 def subscriptions(handlers: CampaignHandlers) -> list[Subscription]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import time
 
-from libs.common.settings import Settings
+from libs.common.settings import Settings, service_settings
 
 
 class CampaignSettings(Settings):
@@ -45,3 +45,7 @@ class CampaignSettings(Settings):
     default_timezone: str = "UTC"
     # Messages on the generic "webhook" channel (a CRM or marketing-automation endpoint).
     message_webhook_url: str | None = None
+
+
+def campaign_settings(settings: Settings | None) -> CampaignSettings:
+    return service_settings(settings, CampaignSettings, "campaign")

@@ -17,18 +17,14 @@ from libs.common import metrics
 from libs.common.logs import configure_logging
 from libs.common.problems import install_problem_handlers
 from libs.common.runtime import HttpMetricsMiddleware
-from libs.common.settings import Settings, service_settings
+from libs.common.settings import Settings
 from libs.common.unsubscribe import secret_of
 from services.console.adapters.upstreams import SERVICES, Upstreams
 from services.console.domain.session import SessionKeys
 from services.console.entrypoints.pages import SignInRequired, router
-from services.console.settings import ConsoleSettings
+from services.console.settings import console_settings
 
 NAME = "console"
-
-
-def console_settings(settings: Settings | None) -> ConsoleSettings:
-    return service_settings(settings, ConsoleSettings, NAME)
 
 
 def create_app(

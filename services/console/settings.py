@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from libs.common.settings import Settings
+from libs.common.settings import Settings, service_settings
 
 
 class ConsoleSettings(Settings):
@@ -26,3 +26,7 @@ class ConsoleSettings(Settings):
     console_worklist_size: int = Field(default=50, ge=1, le=500)
     # Scores read per worklist (pages of scoring's API): the candidates ranked by CLV at risk.
     console_worklist_candidates: int = Field(default=2000, ge=1, le=20_000)
+
+
+def console_settings(settings: Settings | None) -> ConsoleSettings:
+    return service_settings(settings, ConsoleSettings, "console")

@@ -15,7 +15,7 @@ from libs.common.envelope import CloudEvent
 from libs.common.outbox import Outbox
 from libs.common.runtime import Runtime, ServiceDefinition
 from libs.common.runtime import create_app as create_service_app
-from libs.common.settings import Settings, service_settings
+from libs.common.settings import Settings
 from libs.common.topics import CUSTOMER_EVENTS, PROFILE_CHANGES, SCORE_CHANGES
 from services.feedback.adapters.tables import SCHEMA, messaging
 from services.feedback.entrypoints.api import routers
@@ -25,13 +25,9 @@ from services.feedback.handlers.deps import FeedbackDeps
 from services.feedback.handlers.gauges import refresh_breach_gauges
 from services.feedback.handlers.surveys import survey_response_handler
 from services.feedback.handlers.tickets import TICKET_EVENTS, ticket_handler
-from services.feedback.settings import FeedbackSettings
+from services.feedback.settings import feedback_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def feedback_settings(settings: Settings | None) -> FeedbackSettings:
-    return service_settings(settings, FeedbackSettings, SCHEMA)
 
 
 def subscriptions(deps: FeedbackDeps) -> list[Subscription]:

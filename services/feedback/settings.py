@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
-from libs.common.settings import Settings
+from libs.common.settings import Settings, service_settings
 
 
 class FeedbackSettings(Settings):
@@ -25,3 +25,7 @@ class FeedbackSettings(Settings):
     default_tier: Literal["vip", "high", "medium", "low"] = "low"
     # Upper bound of comments fed to the theme extractor per request (the newest win); jieba is CPU-bound.
     themes_max_documents: int = Field(default=5000, gt=0)
+
+
+def feedback_settings(settings: Settings | None) -> FeedbackSettings:
+    return service_settings(settings, FeedbackSettings, "feedback")

@@ -15,7 +15,7 @@ from libs.common.consumer import Subscription
 from libs.common.erasures import ERASED_EVENT_TYPE
 from libs.common.runtime import ServiceDefinition
 from libs.common.runtime import create_app as create_service_app
-from libs.common.settings import Settings, service_settings
+from libs.common.settings import Settings
 from libs.common.topics import PROFILE_CHANGES
 from services.ingest.adapters.event_log import create_pool
 from services.ingest.adapters.tables import SCHEMA, messaging
@@ -27,7 +27,7 @@ from services.ingest.handlers.erasure import on_customer_erased, scrub_forever
 from services.ingest.handlers.group_commit import GroupCommitter
 from services.ingest.handlers.relay import redeliver, relay_forever
 from services.ingest.handlers.sealing import Sealer
-from services.ingest.settings import IngestSettings
+from services.ingest.settings import ingest_settings
 
 DEFINITION = ServiceDefinition(
     name=SCHEMA,
@@ -50,8 +50,7 @@ DEFINITION = ServiceDefinition(
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    ingest_settings = service_settings(settings, IngestSettings, SCHEMA)
-    app = create_service_app(DEFINITION, ingest_settings)
+    app = create_service_app(DEFINITION, ingest_settings(settings))
     shared_lifespan = app.router.lifespan_context
 
     @contextlib.asynccontextmanager

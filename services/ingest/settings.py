@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import Field, field_validator
 
-from libs.common.settings import Settings
+from libs.common.settings import Settings, service_settings
 from services.ingest.domain.incoming import DEFAULT_TIME_WINDOW, TimeWindow
 
 
@@ -55,3 +55,7 @@ class IngestSettings(Settings):
     @property
     def time_window(self) -> TimeWindow:
         return TimeWindow(self.ingest_earliest_event_time, timedelta(seconds=self.ingest_max_event_time_ahead_s))
+
+
+def ingest_settings(settings: Settings | None) -> IngestSettings:
+    return service_settings(settings, IngestSettings, "ingest")

@@ -14,6 +14,7 @@ from libs.common.settings import Settings
 from libs.common.topics import CUSTOMER_EVENTS, FEEDBACK_EVENTS, PROFILE_CHANGES
 from services.scoring.adapters.tables import SCHEMA, messaging
 from services.scoring.entrypoints.api import router
+from services.scoring.handlers.deps import ScoringDeps
 from services.scoring.handlers.due import due_periodically
 from services.scoring.handlers.gauges import refresh_grade_gauges
 from services.scoring.handlers.refit import refit_periodically
@@ -21,17 +22,19 @@ from services.scoring.handlers.rescore import (
     FEEDBACK_EVENT_TYPES,
     PROFILE_EVENT_TYPES,
     PURCHASE_EVENT_TYPES,
-    ScoringService,
+    ScoringConsumers,
 )
 from services.scoring.settings import scoring_settings
 
 
-def definition(service: ScoringService) -> ServiceDefinition:
+def definition(deps: ScoringDeps) -> ServiceDefinition:
+    consumers = ScoringConsumers(deps)
+
     async def scheduled_refit(runtime: Runtime) -> None:
-        await refit_periodically(service, runtime.sessions, runtime.outbox)
+        await refit_periodically(deps, runtime.sessions, runtime.outbox)
 
     async def due_transitions(runtime: Runtime) -> None:
-        await due_periodically(service, runtime.sessions, runtime.outbox)
+        await due_periodically(deps, runtime.sessions, runtime.outbox)
 
     return ServiceDefinition(
         name=SCHEMA,
@@ -43,13 +46,13 @@ def definition(service: ScoringService) -> ServiceDefinition:
             Subscription(
                 "profile-changes",
                 (PROFILE_CHANGES,),
-                service.handle_profile_changes,
+                consumers.handle_profile_changes,
                 PROFILE_EVENT_TYPES,
                 personal_data=False,
             ),
-            Subscription("feedback-events", (FEEDBACK_EVENTS,), service.handle_feedback, FEEDBACK_EVENT_TYPES),
+            Subscription("feedback-events", (FEEDBACK_EVENTS,), consumers.handle_feedback, FEEDBACK_EVENT_TYPES),
             # purchases straight from upstream, kept per order id: the BTYD summaries need purchase days
-            Subscription("purchases", (CUSTOMER_EVENTS,), service.handle_purchases, PURCHASE_EVENT_TYPES),
+            Subscription("purchases", (CUSTOMER_EVENTS,), consumers.handle_purchases, PURCHASE_EVENT_TYPES),
         ],
         routers=[router],
         background=[scheduled_refit, due_transitions],
@@ -60,7 +63,7 @@ def definition(service: ScoringService) -> ServiceDefinition:
 def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = wall_clock) -> FastAPI:
     """``clock`` is the live clock of the consumers and the due-time scheduler (tests inject theirs)."""
     scoring = scoring_settings(settings)
-    service = ScoringService(scoring, clock)
-    app = create_service_app(definition(service), scoring)
-    app.state.scoring = service
+    deps = ScoringDeps(scoring, clock)
+    app = create_service_app(definition(deps), scoring)
+    app.state.scoring = deps
     return app

@@ -18,8 +18,8 @@ from libs.common.topics import CUSTOMER_EVENTS
 from libs.common.unsubscribe import issue_unsubscribe_token
 from services.campaign.adapters.channels import Channels, Delivery, EmailChannel
 from services.campaign.adapters.tables import customer_facts
-from services.campaign.bootstrap import campaign_settings
 from services.campaign.bootstrap import create_app as create_campaign
+from services.campaign.settings import campaign_settings
 from services.ingest.bootstrap import create_app as create_ingest
 from services.ingest.settings import IngestSettings
 from tests.campaign.integration.harness import SmtpServer

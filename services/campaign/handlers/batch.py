@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from typing import Any
 
 from libs.common.consumer import HandlerContext
@@ -18,19 +18,9 @@ from services.campaign.adapters import bulk
 from services.campaign.adapters.campaigns import StoredCampaign
 from services.campaign.adapters.tables import aliases
 from services.campaign.domain.definitions import EVENT_TRIGGER_KINDS, TIME_TRIGGER_KINDS, CampaignDefinition
-from services.campaign.domain.triggers import due_dates, matches, trigger_window
+from services.campaign.domain.triggers import matches, trigger_window
 from services.campaign.handlers.deps import CampaignDeps
-
-
-def empty_facts(customer_id: str) -> dict[str, Any]:
-    """An unknown customer: every fact None, as a new row would read."""
-    return {
-        **dict.fromkeys(bulk.FACT_COLUMNS),
-        "customer_id": customer_id,
-        "consents": {},
-        "segments": [],
-        "opted_out": False,
-    }
+from services.campaign.handlers.timing import empty_facts, schedule_rows
 
 
 class CampaignCache:
@@ -145,35 +135,3 @@ class Batch:
         await self.load(pending)
         keep, due = schedule_rows(self.deps, timed, {cid: self.facts[cid] for cid in pending}, pending)
         await bulk.reschedule(self.session, keep, due)
-
-
-def schedule_rows(
-    deps: CampaignDeps,
-    campaigns: list[StoredCampaign],
-    facts: Mapping[str, Mapping[str, Any]],
-    when: Mapping[str, datetime],
-) -> tuple[dict[tuple[str, str], list[str]], list[dict[str, Any]]]:
-    """The pending rows each (campaign, customer) should have, as `handlers.scheduler.reschedule` computes them."""
-    from services.campaign.handlers.scheduler import customer_facts_for_schedule, fire_time
-
-    keep: dict[tuple[str, str], list[str]] = {}
-    due: list[dict[str, Any]] = []
-    for customer_id, at in when.items():
-        customer = facts[customer_id]
-        schedule_facts = customer_facts_for_schedule(customer)
-        today: date = deps.now(at).date()
-        for campaign in campaigns:
-            trigger = campaign.definition.trigger
-            days = due_dates(trigger, schedule_facts, today)
-            windows = [trigger_window(trigger, datetime.combine(d, time.min, tzinfo=UTC)) for d in days]
-            keep[(campaign.id, customer_id)] = windows
-            for day, window in zip(days, windows, strict=True):
-                due.append(
-                    {
-                        "campaign_id": campaign.id,
-                        "customer_id": customer_id,
-                        "fire_at": fire_time(day, customer, deps),
-                        "window": window,
-                    }
-                )
-    return keep, due

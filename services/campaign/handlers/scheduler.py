@@ -10,10 +10,9 @@ replicas (and the action's idempotency key would stop a second firing anyway).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -24,46 +23,18 @@ from libs.common.loops import poll_forever
 from services.campaign.adapters import bulk, campaigns
 from services.campaign.adapters.campaigns import StoredCampaign
 from services.campaign.adapters.tables import aliases, scheduled_triggers
-from services.campaign.domain.definitions import TIME_TRIGGER_KINDS
-from services.campaign.domain.triggers import CustomerFacts, TriggerMatch, due_dates, trigger_window
+from services.campaign.domain.triggers import TriggerMatch, due_dates, trigger_window
 from services.campaign.handlers.deps import CampaignDeps
 from services.campaign.handlers.firing import fire
+from services.campaign.handlers.timing import (
+    customer_facts_for_schedule,
+    empty_facts,
+    fire_time,
+    schedule_rows,
+    time_triggered,
+)
 
 log = logging.getLogger(__name__)
-
-
-def _day(moment: datetime | None) -> date | None:
-    return moment.date() if moment is not None else None
-
-
-def customer_facts_for_schedule(facts: Mapping[str, Any]) -> CustomerFacts:
-    return CustomerFacts(
-        birthday=facts.get("birthday"),
-        first_purchase=_day(facts.get("first_purchase_at")),
-        last_purchase=_day(facts.get("last_purchase_at")),
-        predicted_next_purchase=_day(facts.get("predicted_next_purchase_at")),
-        last_activity=_day(facts.get("last_activity_at")),
-    )
-
-
-def _zone(name: str | None, default: str) -> ZoneInfo:
-    for candidate in (name, default):
-        if candidate:
-            try:
-                return ZoneInfo(candidate)
-            except (ZoneInfoNotFoundError, ValueError):
-                continue
-    return ZoneInfo("UTC")
-
-
-def fire_time(due: date, facts: Mapping[str, Any], deps: CampaignDeps) -> datetime:
-    """A due *date* becomes a moment in waking hours of the customer's own zone."""
-    zone = _zone(facts.get("timezone"), deps.settings.default_timezone)
-    return datetime.combine(due, deps.settings.scheduled_fire_local_time, tzinfo=zone).astimezone(UTC)
-
-
-def time_triggered(candidates: Iterable[StoredCampaign]) -> list[StoredCampaign]:
-    return [c for c in candidates if c.definition.trigger.kind in TIME_TRIGGER_KINDS]
 
 
 async def reschedule(
@@ -113,8 +84,6 @@ EVERYONE_CHUNK = 1000
 
 async def schedule_campaign_for_everyone(deps: CampaignDeps, session: AsyncSession, campaign: StoredCampaign) -> int:
     """A new or re-activated time-triggered campaign covers customers already known, a chunk of them at a time."""
-    from services.campaign.handlers.batch import empty_facts, schedule_rows
-
     if not time_triggered([campaign]):
         return 0
     now = deps.now()

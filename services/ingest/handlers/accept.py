@@ -14,6 +14,8 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
+import asyncpg
+
 from services.ingest.adapters import erasures, event_log
 from services.ingest.adapters.broker import publish_records
 from services.ingest.adapters.records import EventRecord
@@ -40,13 +42,7 @@ async def accept_items(
     """
     if not items:
         return []
-    first: dict[str, EventRecord] = {}
-    by_id: dict[str, ValidEvent] = {}
-    for event, source in items:
-        if event.id not in first:
-            first[event.id] = EventRecord.of(event, source)
-            by_id[event.id] = event
-    records = list(first.values())
+    records, by_id = _first_records(items)
     use_broker = ctx.broker_usable()
     failed: set[str] = set()
     past: set[str] = set()
@@ -68,22 +64,45 @@ async def accept_items(
         if fresh and use_broker:
             if progress is not None:
                 progress.append("publishing")
-            started = time.perf_counter()
-            delivery = await publish_records(ctx.publisher, ctx.topic, fresh, ctx.settings.ingest_delivery_timeout_s)
-            failed_ids = delivery.failed
-            ctx.in_doubt.update(delivery.in_doubt)
-            if failed_ids:
-                failed = set(failed_ids)
-                await event_log.set_published(conn, failed_ids, False)
-                await event_log.commit_durably(conn)
-                ctx.broker_failed()
-            else:
-                PUBLISH_LATENCY.labels("request").observe(time.perf_counter() - started)
-                ctx.broker_succeeded()
+            failed = await _publish(ctx, conn, fresh)
         elif fresh:
             await event_log.commit_durably(conn)  # the outbox is now the only copy
     if fresh and (not use_broker or failed):
         ctx.relay_wakeup.set()
+    return _outcomes(items, past, fresh_ids, failed if use_broker else None)
+
+
+def _first_records(items: Sequence[tuple[ValidEvent, str]]) -> tuple[list[EventRecord], dict[str, ValidEvent]]:
+    """One record per event id, of its first occurrence; later ones are duplicates."""
+    first: dict[str, EventRecord] = {}
+    by_id: dict[str, ValidEvent] = {}
+    for event, source in items:
+        if event.id not in first:
+            first[event.id] = EventRecord.of(event, source)
+            by_id[event.id] = event
+    return list(first.values()), by_id
+
+
+async def _publish(ctx: IngestDeps, conn: asyncpg.Connection, fresh: list[EventRecord]) -> set[str]:
+    """Publishes inside the accepting transaction; the ids the broker did not acknowledge are marked unpublished
+    and made durable for the relay. Returns those ids."""
+    started = time.perf_counter()
+    delivery = await publish_records(ctx.publisher, ctx.topic, fresh, ctx.settings.ingest_delivery_timeout_s)
+    ctx.in_doubt.update(delivery.in_doubt)
+    if delivery.failed:
+        await event_log.set_published(conn, delivery.failed, False)
+        await event_log.commit_durably(conn)
+        ctx.broker_failed()
+        return set(delivery.failed)
+    PUBLISH_LATENCY.labels("request").observe(time.perf_counter() - started)
+    ctx.broker_succeeded()
+    return set()
+
+
+def _outcomes(
+    items: Sequence[tuple[ValidEvent, str]], past: set[str], fresh_ids: set[str], failed: set[str] | None
+) -> list[Acceptance]:
+    """One outcome per input item, counted; `failed` None means the broker was not used."""
     outcomes: list[Acceptance] = []
     counts: Counter[tuple[str, str, str]] = Counter()
     claimed: set[str] = set()
@@ -93,7 +112,7 @@ async def accept_items(
             counts[(event.type, source, "erased")] += 1
         elif event.id in fresh_ids and event.id not in claimed:
             claimed.add(event.id)
-            published = use_broker and event.id not in failed
+            published = failed is not None and event.id not in failed
             outcomes.append(Acceptance(event.id, "accepted", published))
             counts[(event.type, source, "accepted")] += 1
         else:

@@ -9,6 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from libs.common.contracts import FeedbackReceived, ProfileUpdated, ScoreChanged
 from services.insights.domain.periods import GRAINS, Grain, period_start, shift, utc_day
 
 
@@ -110,53 +111,40 @@ def _order_and_amount(data: Mapping[str, Any]) -> tuple[str, Decimal]:
     return order_id, amount
 
 
-def score_of(event_id: str, customer_id: str, at: datetime, data: Mapping[str, Any]) -> Score:
-    tier = data.get("tier")
-    stage = data.get("stage")
-    reasons = data.get("reasons")
+def score_of(event_id: str, customer_id: str, at: datetime, score: ScoreChanged) -> Score:
     return Score(
         customer_id,
         at,
         event_id,
-        tier if isinstance(tier, str) else None,
-        _number(data.get("clv")),
-        stage if isinstance(stage, str) else None,
-        tuple(_reason(r) for r in reasons if isinstance(r, Mapping)) if isinstance(reasons, list) else (),
+        score.tier,
+        _number(score.clv),
+        score.stage,
+        tuple({"code": r.code, "message": r.message, "contribution": r.contribution} for r in score.reasons),
     )
 
 
-def _number(value: Any) -> float | None:
-    """CLV arrives as a decimal string (money) or, from producers before that, a JSON number."""
-    if isinstance(value, bool) or value is None:
+def _number(value: Decimal | None) -> float | None:
+    if value is None:
         return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
+    number = float(value)
     return number if math.isfinite(number) else None
 
 
-def _reason(reason: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: reason.get(k) for k in ("code", "message", "contribution")}
-
-
-def traits_of(data: Mapping[str, Any]) -> Traits | None:
+def traits_of(update: ProfileUpdated) -> Traits | None:
     """The traits in a `profile.updated`'s metrics; None when it names no customer."""
-    metrics = data.get("metrics")
-    if not isinstance(metrics, Mapping) or not isinstance(metrics.get("customer_id"), str):
+    metrics = update.metrics
+    if not metrics.customer_id:
         return None
-    version = data.get("version")
-    logins = metrics.get("logins_90d_by_channel")
     return Traits(
-        customer_id=metrics["customer_id"],
-        version=version if isinstance(version, int) and not isinstance(version, bool) else 0,
-        favourite_category=_text(metrics.get("favourite_category")),
-        region=_text(metrics.get("region")),
-        channel=main_channel(logins if isinstance(logins, Mapping) else {}),
-        open_tickets=_count(metrics.get("open_tickets")),
-        last_nps=_int(metrics.get("last_nps")),
-        last_login_at=_time(metrics.get("last_login_at")),
-        last_purchase_at=_time(metrics.get("last_purchase_at")),
+        customer_id=metrics.customer_id,
+        version=update.version,
+        favourite_category=metrics.favourite_category or None,
+        region=metrics.region or None,
+        channel=main_channel(metrics.logins_90d_by_channel),
+        open_tickets=max(metrics.open_tickets, 0),
+        last_nps=metrics.last_nps,
+        last_login_at=metrics.last_login_at,
+        last_purchase_at=metrics.last_purchase_at,
     )
 
 
@@ -164,10 +152,6 @@ def main_channel(logins_by_channel: Mapping[str, Any]) -> str | None:
     """The channel a customer logged in on most (ties: the first name), None without logins."""
     counts = [(-_count(n), str(c)) for c, n in logins_by_channel.items() if _count(n) > 0]
     return min(counts)[1] if counts else None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _int(value: Any) -> int | None:
@@ -179,25 +163,13 @@ def _count(value: Any) -> int:
     return number if number is not None and number > 0 else 0
 
 
-def _time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
-
-
-def survey_score_of(event_id: str, customer_id: str, at: datetime, data: Mapping[str, Any]) -> SurveyScore | None:
+def survey_score_of(event_id: str, customer_id: str, at: datetime, feedback: FeedbackReceived) -> SurveyScore | None:
     """NPS and CSAT answers; other feedback (complaints) is not a score and gives None."""
-    kind = data.get("score_type")
-    if kind not in ("nps", "csat"):
+    kind = feedback.score_type
+    if kind == "complaint":
         return None
-    score = data.get("score")
-    if not isinstance(score, int) or isinstance(score, bool):
+    score = feedback.score
+    if score is None:
         raise InvalidFact("data.score: not an integer")
     low, high = (0, 10) if kind == "nps" else (1, 5)
     if not low <= score <= high:

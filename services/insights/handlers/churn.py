@@ -3,33 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from libs.common.clock import as_of, wall_clock
+from libs.common.clock import wall_clock
 from libs.common.contracts import ChurnReportReady, derived
-from libs.common.outbox import Outbox
 from services.insights.adapters import store
 from services.insights.domain.churn import lifts, over_represented
 from services.insights.domain.periods import Grain, label, midnight, period_end, period_start, shift, utc_day
-from services.insights.settings import InsightsSettings
+from services.insights.handlers.deps import SOURCE, InsightsDeps
 
-SOURCE = "retain/insights"
 REPORT_SUBJECT = "churned"
 
 
 @dataclass
-class ChurnReports:
-    settings: InsightsSettings
-    sessions: async_sessionmaker[AsyncSession]
-    outbox: Outbox
-
-    async def now(self) -> datetime:
-        async with self.sessions() as session:
-            return as_of(self.settings.clock_mode, await store.newest_event_at(session))
-
+class ChurnReports(InsightsDeps):
     async def last_closed(self, grain: Grain) -> date:
         """Start of the newest period that has ended as of the clock."""
         return shift(period_start(utc_day(await self.now()), grain), grain, -1)

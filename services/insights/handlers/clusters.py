@@ -9,34 +9,27 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs.common.clock import as_of, wall_clock
+from libs.common.clock import wall_clock
 from libs.common.contracts import SegmentsChanged, contract_of, derived
 from libs.common.envelope import CloudEvent
-from libs.common.outbox import Outbox
 from services.insights.adapters import store
 from services.insights.domain.clusters import FEATURES, fit
-from services.insights.settings import InsightsSettings
+from services.insights.handlers.deps import SOURCE, InsightsDeps
 
 log = logging.getLogger(__name__)
 
-SOURCE = "retain/insights"
 _OUTBOX_CHUNK = 5000
 SEGMENTS_TOPIC = contract_of(SegmentsChanged).topic
 
 
 @dataclass
-class Clusters:
-    settings: InsightsSettings
-    sessions: async_sessionmaker[AsyncSession]
-    outbox: Outbox
-
+class Clusters(InsightsDeps):
     async def refit(self) -> dict[str, Any]:
         """Fits the clusters on every customer with purchases, as of the clock; emits `segments.changed` for each
         customer whose cluster changed (entered the new one, left the old one)."""
+        moment = await self.now()
         async with self.sessions() as session:
-            moment = as_of(self.settings.clock_mode, await store.newest_event_at(session))
             ids, features = await store.cluster_features(session, moment)
         if not ids:
             return {"k": 0, "customers": 0, "changed": 0, "clusters": []}

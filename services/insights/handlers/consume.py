@@ -14,6 +14,7 @@ from datetime import date, datetime
 
 from libs.common.aliases import JOIN_EVENT_TYPES, joined_ids
 from libs.common.consumer import HandlerContext, PoisonEvent
+from libs.common.contracts import CustomerErased, FeedbackReceived, ProfileUpdated, ScoreChanged, parse
 from libs.common.envelope import CloudEvent
 from services.insights.adapters import store
 from services.insights.domain.facts import (
@@ -129,7 +130,7 @@ async def _store_refunds(ctx: HandlerContext, refunds: list[Refund]) -> list[tup
 
 
 async def on_scores(ctx: HandlerContext, events: Sequence[CloudEvent]) -> None:
-    scores: list[Score] = [score_of(e.id, e.subject, e.time, e.data) for e in await _kept(ctx, events)]
+    scores: list[Score] = [score_of(e.id, e.subject, e.time, parse(e, ScoreChanged)) for e in await _kept(ctx, events)]
     if not scores:
         return
     await store.write_scores(ctx.session, scores)
@@ -141,7 +142,7 @@ async def on_feedback(ctx: HandlerContext, events: Sequence[CloudEvent]) -> None
     answers: list[SurveyScore] = []
     for event in await _kept(ctx, events):
         try:
-            answer = survey_score_of(event.id, event.subject, event.time, event.data)
+            answer = survey_score_of(event.id, event.subject, event.time, parse(event, FeedbackReceived))
         except InvalidFact as exc:
             raise PoisonEvent(str(exc)) from exc
         if answer is not None:
@@ -167,14 +168,14 @@ async def on_profile_changes(ctx: HandlerContext, events: Sequence[CloudEvent]) 
         if joined is not None:
             await _join(ctx, *joined)
             continue
-        customer_id = str(event.data.get("customer_id") or event.subject)
+        customer_id = parse(event, CustomerErased).customer_id
         days = await store.erase(ctx.session, customer_id, event.time)
         if days:
             # Removing a customer's first day moves nothing else, but every later period counted them.
             await store.mark_dirty(ctx.session, periods_touched(days, since=min(days)))
     # Erasures first: a profile announced before its customer's erasure in the same batch is then dropped.
     updates = await _kept(ctx, [e for e in events if e.type == PROFILE_UPDATED])
-    traits = [t for t in (traits_of(e.data) for e in updates) if t is not None]
+    traits = [t for t in (traits_of(parse(e, ProfileUpdated)) for e in updates) if t is not None]
     if traits:
         await store.write_traits(ctx.session, traits)
 

@@ -12,11 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from libs.common.clock import as_of, wall_clock
+from libs.common.clock import wall_clock
 from libs.common.contracts import KpiAnomaly, derived
-from libs.common.outbox import Outbox
 from services.insights import metrics
 from services.insights.adapters import store
 from services.insights.domain.kpis import SCALAR_KPIS, anomalies, kpis
@@ -32,11 +29,9 @@ from services.insights.domain.periods import (
     utc_day,
 )
 from services.insights.handlers.churn import ChurnReports
-from services.insights.settings import InsightsSettings
+from services.insights.handlers.deps import SOURCE, InsightsDeps
 
 log = logging.getLogger(__name__)
-
-SOURCE = "retain/insights"
 
 
 class RangeTooLong(ValueError):
@@ -48,18 +43,7 @@ class RangeTooLong(ValueError):
 
 
 @dataclass
-class Figures:
-    settings: InsightsSettings
-    sessions: async_sessionmaker[AsyncSession]
-    outbox: Outbox
-
-    async def now(self) -> datetime:
-        """The "as of" moment: wall time live, the newest consumed event time in replay mode."""
-        async with self.sessions() as session:
-            return as_of(self.settings.clock_mode, await store.newest_event_at(session))
-
-    # -- recomputing ------------------------------------------------------------------------------------------
-
+class Figures(InsightsDeps):
     async def recompute(self, grain: Grain, start: date) -> None:
         async with self.sessions() as session, session.begin():
             await store.lock_period(session, grain, start)

@@ -251,6 +251,73 @@ async def all_segments(session: AsyncSession) -> list[SegmentRow]:
     return [SegmentRow(*row) for row in result]
 
 
+async def segment(session: AsyncSession, segment_id: str, *, lock: bool = False) -> SegmentRow | None:
+    row = (
+        await session.execute(
+            text(
+                f"SELECT id, name, condition, version, created_at, updated_at FROM {S}.segments WHERE id = :id"
+                + (" FOR UPDATE" if lock else "")
+            ),
+            {"id": segment_id},
+        )
+    ).first()
+    return None if row is None else SegmentRow(*row)
+
+
+async def insert_segment(session: AsyncSession, segment_id: str, name: str, condition: dict[str, Any]) -> bool:
+    """False when a segment of that id exists already."""
+    inserted = (
+        await session.execute(
+            text(
+                f"INSERT INTO {S}.segments (id, name, condition) VALUES (:id, :name, CAST(:condition AS jsonb)) "
+                "ON CONFLICT (id) DO NOTHING RETURNING id"
+            ),
+            {"id": segment_id, "name": name, "condition": orjson.dumps(condition).decode()},
+        )
+    ).first()
+    return inserted is not None
+
+
+async def update_segment(
+    session: AsyncSession, segment_id: str, name: str | None, condition: dict[str, Any] | None
+) -> None:
+    """Changes what is given (None keeps it) and bumps the version."""
+    await session.execute(
+        text(
+            f"UPDATE {S}.segments SET name = COALESCE(:name, name), "
+            "condition = COALESCE(CAST(:condition AS jsonb), condition), version = version + 1, "
+            "updated_at = now() WHERE id = :id"
+        ),
+        {
+            "id": segment_id,
+            "name": name,
+            "condition": orjson.dumps(condition).decode() if condition is not None else None,
+        },
+    )
+
+
+async def delete_segment(session: AsyncSession, segment_id: str) -> None:
+    await session.execute(text(f"DELETE FROM {S}.segments WHERE id = :id"), {"id": segment_id})
+
+
+@dataclass(frozen=True)
+class Member:
+    customer_id: str
+    since: datetime
+
+
+async def segment_members(session: AsyncSession, segment_id: str, after: str, limit: int) -> list[Member]:
+    """Members with a customer id above `after`, in customer id order."""
+    rows = await session.execute(
+        text(
+            f"SELECT customer_id, since FROM {S}.segment_members WHERE segment_id = :id AND customer_id > :after "
+            "ORDER BY customer_id LIMIT :limit"
+        ),
+        {"id": segment_id, "after": after, "limit": limit},
+    )
+    return [Member(row.customer_id, row.since) for row in rows]
+
+
 async def memberships(session: AsyncSession, customer_ids: Iterable[str]) -> dict[str, set[str]]:
     """customer id -> ids of the segments it is in."""
     wanted = sorted(set(customer_ids))

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.auth import Principal, require_scope
@@ -17,13 +14,11 @@ from libs.common.clock import as_of
 from libs.common.envelope import format_time
 from libs.common.problems import Problem
 from libs.common.runtime import db_session, runtime_of
-from services.profile.adapters import profiles
-from services.profile.adapters.profiles import SegmentRow
-from services.profile.adapters.tables import SCHEMA
 from services.profile.domain import Condition, InvalidCondition, parse_condition
-from services.profile.handlers.profiles import Cause, SegmentDefinitions
+from services.profile.handlers import segments
+from services.profile.handlers.profiles import SegmentDefinitions
 from services.profile.handlers.sealing import Vault
-from services.profile.handlers.segments import Recomputed, recompute_segment
+from services.profile.handlers.segments import Recomputed, SegmentExists, SegmentNotFound, SegmentRow
 from services.profile.handlers.timeline import InvalidCursor, decode_cursor, encode_cursor
 
 Session = Annotated[AsyncSession, Depends(db_session)]
@@ -31,7 +26,6 @@ Reader = Annotated[Principal, Depends(require_scope("customers:read"))]
 Writer = Annotated[Principal, Depends(require_scope("customers:write"))]
 
 router = APIRouter(prefix="/v1", tags=["segments"])
-S = SCHEMA
 # Shared by the HTTP paths of this process that change profiles (tag edits re-evaluate segments).
 SEGMENT_DEFINITIONS = SegmentDefinitions()
 
@@ -81,34 +75,17 @@ def _body(row: SegmentRow, recomputed: Recomputed | None = None) -> dict[str, An
     return body
 
 
-async def _get(session: AsyncSession, segment_id: str, *, lock: bool = False) -> SegmentRow:
-    row = (
-        await session.execute(
-            text(
-                f"SELECT id, name, condition, version, created_at, updated_at FROM {S}.segments WHERE id = :id"
-                + (" FOR UPDATE" if lock else "")
-            ),
-            {"id": segment_id},
-        )
-    ).first()
-    if row is None:
-        raise Problem(404, "Not Found", f"no segment '{segment_id}'")
-    return SegmentRow(*row)
+def _not_found(exc: SegmentNotFound) -> Problem:
+    return Problem(404, "Not Found", str(exc))
+
+
+def _vault(request: Request) -> Vault:
+    return Vault(runtime_of(request).personal)
 
 
 def _clock(request: Request) -> Any:
     mode = request.app.state.settings.clock_mode
     return lambda newest: as_of(mode, newest)
-
-
-async def _recompute(
-    request: Request, session: AsyncSession, row: SegmentRow, condition: Condition | None
-) -> Recomputed:
-    cause = Cause(f"segment:{row.id}:v{row.version}", "segment.changed", datetime.now(UTC))
-    runtime = runtime_of(request)
-    return await recompute_segment(
-        session, runtime.outbox, Vault(runtime.personal), row.id, condition, cause, _clock(request)
-    )
 
 
 @router.post("/segments", status_code=201, summary="Define a segment; membership is computed at once")
@@ -120,25 +97,20 @@ async def create_segment(
 ) -> dict[str, Any]:
     condition = _parse(body.condition)
     segment_id = body.id or f"seg-{uuid.uuid4().hex[:12]}"
-    async with session.begin():
-        inserted = (
-            await session.execute(
-                text(
-                    f"INSERT INTO {S}.segments (id, name, condition) VALUES (:id, :name, CAST(:condition AS jsonb)) "
-                    "ON CONFLICT (id) DO NOTHING RETURNING id"
-                ),
-                {"id": segment_id, "name": body.name, "condition": _json(body.condition)},
-            )
-        ).first()
-        if inserted is None:
-            raise Problem(409, "Conflict", f"segment '{segment_id}' exists")
-        row = await _get(session, segment_id)
-        recomputed = await _recompute(request, session, row, condition)
+    try:
+        row, recomputed = await segments.create_segment(
+            session,
+            runtime_of(request).outbox,
+            _vault(request),
+            _clock(request),
+            segment_id,
+            body.name,
+            body.condition,
+            condition,
+        )
+    except SegmentExists as exc:
+        raise Problem(409, "Conflict", str(exc)) from exc
     return _body(row, recomputed)
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 @router.get("/segments", summary="All segments")
@@ -146,7 +118,7 @@ async def list_segments(
     session: Session,
     _: Reader,
 ) -> dict[str, Any]:
-    return {"items": [_body(row) for row in await profiles.all_segments(session)]}
+    return {"items": [_body(row) for row in await segments.all_segments(session)]}
 
 
 @router.get("/segments/{segment_id}", summary="One segment")
@@ -155,7 +127,10 @@ async def get_segment(
     session: Session,
     _: Reader,
 ) -> dict[str, Any]:
-    return _body(await _get(session, segment_id))
+    try:
+        return _body(await segments.segment(session, segment_id))
+    except SegmentNotFound as exc:
+        raise _not_found(exc) from exc
 
 
 @router.put("/segments/{segment_id}", summary="Change a segment; membership is recomputed at once")
@@ -167,24 +142,19 @@ async def update_segment(
     _: Writer,
 ) -> dict[str, Any]:
     condition = _parse(body.condition) if body.condition is not None else None
-    async with session.begin():
-        current = await _get(session, segment_id, lock=True)
-        await session.execute(
-            text(
-                f"UPDATE {S}.segments SET name = COALESCE(:name, name), "
-                "condition = COALESCE(CAST(:condition AS jsonb), condition), version = version + 1, "
-                "updated_at = now() WHERE id = :id"
-            ),
-            {
-                "id": segment_id,
-                "name": body.name,
-                "condition": _json(body.condition) if body.condition is not None else None,
-            },
+    try:
+        row, recomputed = await segments.update_segment(
+            session,
+            runtime_of(request).outbox,
+            _vault(request),
+            _clock(request),
+            segment_id,
+            body.name,
+            body.condition,
+            condition,
         )
-        row = await _get(session, segment_id)
-        recomputed = None
-        if condition is not None and body.condition != current.condition:
-            recomputed = await _recompute(request, session, row, condition)
+    except SegmentNotFound as exc:
+        raise _not_found(exc) from exc
     return _body(row, recomputed)
 
 
@@ -195,10 +165,12 @@ async def delete_segment(
     session: Session,
     _: Writer,
 ) -> dict[str, Any]:
-    async with session.begin():
-        row = await _get(session, segment_id, lock=True)
-        recomputed = await _recompute(request, session, row, None)
-        await session.execute(text(f"DELETE FROM {S}.segments WHERE id = :id"), {"id": segment_id})
+    try:
+        recomputed = await segments.delete_segment(
+            session, runtime_of(request).outbox, _vault(request), _clock(request), segment_id
+        )
+    except SegmentNotFound as exc:
+        raise _not_found(exc) from exc
     return {"id": segment_id, "deleted": True, "left": recomputed.left}
 
 
@@ -210,24 +182,18 @@ async def segment_members(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> dict[str, Any]:
-    await _get(session, segment_id)
-    params: dict[str, Any] = {"id": segment_id, "limit": limit + 1, "after": ""}
+    after = ""
     if cursor:
         try:
-            (params["after"],) = decode_cursor(cursor, (str,))
+            (after,) = decode_cursor(cursor, (str,))
         except InvalidCursor as exc:
             raise Problem(
                 422, "Invalid request", str(exc), errors=[{"field": "cursor", "message": str(exc), "code": "invalid"}]
             ) from exc
-    rows = (
-        await session.execute(
-            text(
-                f"SELECT customer_id, since FROM {S}.segment_members WHERE segment_id = :id AND customer_id > :after "
-                "ORDER BY customer_id LIMIT :limit"
-            ),
-            params,
-        )
-    ).all()
+    try:
+        rows = await segments.segment_members(session, segment_id, after, limit + 1)
+    except SegmentNotFound as exc:
+        raise _not_found(exc) from exc
     page = rows[:limit]
     return {
         "segment_id": segment_id,

@@ -1,4 +1,5 @@
-"""Recomputing a segment's membership over every stored profile after the segment changes."""
+"""Segment definitions and their membership: defining, changing and deleting a segment recomputes who is in it over
+every stored profile, in the transaction of the change."""
 
 from __future__ import annotations
 
@@ -9,16 +10,32 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.common.clock import wall_clock
 from libs.common.envelope import CloudEvent
 from libs.common.outbox import Outbox
 from libs.common.topics import PROFILE_CHANGES
 from services.profile.adapters import profiles
+from services.profile.adapters.profiles import Member as Member
+from services.profile.adapters.profiles import SegmentRow as SegmentRow
 from services.profile.domain import Condition, ProfileState, evaluate, flat_view
 from services.profile.handlers.profiles import Cause, profile_updated
 from services.profile.handlers.sealing import Vault, document_has_personal
 
 # Profiles parsed and evaluated per round trip: bounded memory whatever the customer base.
 CHUNK = 1000
+
+
+class SegmentNotFound(LookupError):
+    def __init__(self, segment_id: str) -> None:
+        super().__init__(f"no segment '{segment_id}'")
+
+
+class SegmentExists(Exception):
+    def __init__(self, segment_id: str) -> None:
+        super().__init__(f"segment '{segment_id}' exists")
+
+
+Clock = Callable[[datetime | None], datetime]
 
 
 @dataclass
@@ -105,3 +122,73 @@ def _evaluate(
             )
         )
     return chunk
+
+
+async def segment(session: AsyncSession, segment_id: str, *, lock: bool = False) -> SegmentRow:
+    row = await profiles.segment(session, segment_id, lock=lock)
+    if row is None:
+        raise SegmentNotFound(segment_id)
+    return row
+
+
+async def all_segments(session: AsyncSession) -> list[SegmentRow]:
+    return await profiles.all_segments(session)
+
+
+def _cause(row: SegmentRow) -> Cause:
+    return Cause(f"segment:{row.id}:v{row.version}", "segment.changed", wall_clock())
+
+
+async def create_segment(
+    session: AsyncSession,
+    outbox: Outbox,
+    vault: Vault,
+    clock: Clock,
+    segment_id: str,
+    name: str,
+    raw: dict[str, Any],
+    condition: Condition,
+) -> tuple[SegmentRow, Recomputed]:
+    """Defines the segment (`raw` as stored, `condition` parsed from it) and computes its membership at once."""
+    async with session.begin():
+        if not await profiles.insert_segment(session, segment_id, name, raw):
+            raise SegmentExists(segment_id)
+        row = await segment(session, segment_id)
+        return row, await recompute_segment(session, outbox, vault, row.id, condition, _cause(row), clock)
+
+
+async def update_segment(
+    session: AsyncSession,
+    outbox: Outbox,
+    vault: Vault,
+    clock: Clock,
+    segment_id: str,
+    name: str | None,
+    raw: dict[str, Any] | None,
+    condition: Condition | None,
+) -> tuple[SegmentRow, Recomputed | None]:
+    """Changes what is given; membership is recomputed only when the condition changed."""
+    async with session.begin():
+        current = await segment(session, segment_id, lock=True)
+        await profiles.update_segment(session, segment_id, name, raw)
+        row = await segment(session, segment_id)
+        recomputed = None
+        if condition is not None and raw != current.condition:
+            recomputed = await recompute_segment(session, outbox, vault, row.id, condition, _cause(row), clock)
+        return row, recomputed
+
+
+async def delete_segment(
+    session: AsyncSession, outbox: Outbox, vault: Vault, clock: Clock, segment_id: str
+) -> Recomputed:
+    """Every member leaves (with its `profile.updated`), then the definition goes."""
+    async with session.begin():
+        row = await segment(session, segment_id, lock=True)
+        recomputed = await recompute_segment(session, outbox, vault, row.id, None, _cause(row), clock)
+        await profiles.delete_segment(session, segment_id)
+        return recomputed
+
+
+async def segment_members(session: AsyncSession, segment_id: str, after: str, limit: int) -> list[Member]:
+    await segment(session, segment_id)
+    return await profiles.segment_members(session, segment_id, after, limit)

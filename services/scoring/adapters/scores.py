@@ -280,8 +280,9 @@ async def try_refit_lock(session: AsyncSession, lock_id: int) -> bool:
     return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(lock_id))))
 
 
-async def newest_model_fitted_at(session: AsyncSession) -> datetime | None:
-    newest: datetime | None = await session.scalar(select(func.max(models.c.fitted_at)))
+async def newest_model_as_of(session: AsyncSession) -> datetime | None:
+    """The clock reading (wall time live, event time in replay) the newest model was fitted as of."""
+    newest: datetime | None = await session.scalar(select(func.max(models.c.as_of)))
     return newest
 
 

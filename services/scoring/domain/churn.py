@@ -9,7 +9,7 @@ weights; the model signal is weight x (1 - P(alive)).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
@@ -82,58 +82,60 @@ def _pct(x: float) -> str:
     return f"{x * 100:.0f} %"
 
 
-def churn_reasons(signals: ChurnSignals, config: ChurnConfig | None = None) -> list[ChurnReason]:
-    cfg = config or ChurnConfig()
-    out: list[ChurnReason] = []
-    s = signals
+# One rule per signal: each reads the signals and the configuration and gives the reasons it finds (none, one, or
+# for the metric deviations up to three). Order is the order of the reason lines before ranking.
+Rule = Callable[[ChurnSignals, ChurnConfig], Iterator[ChurnReason]]
 
-    if s.p_alive is not None:
-        dropout = min(max(1.0 - s.p_alive, 0.0), 1.0)
-        strength = cfg.model_weight * dropout
-        if strength >= cfg.model_reason_min:
-            out.append(
-                ChurnReason(
-                    ReasonCode.MODEL_DROPOUT,
-                    f"purchase model gives {_pct(dropout)} probability the customer has already left",
-                    {"p_alive": s.p_alive},
-                    strength,
-                )
-            )
-        elif strength > 0:
-            # counted silently: a 2 % model risk is not worth a reason line
-            out.append(ChurnReason(ReasonCode.MODEL_DROPOUT, "", {"p_alive": s.p_alive}, strength))
 
+def _model_dropout(s: ChurnSignals, cfg: ChurnConfig) -> Iterator[ChurnReason]:
+    if s.p_alive is None:
+        return
+    dropout = min(max(1.0 - s.p_alive, 0.0), 1.0)
+    strength = cfg.model_weight * dropout
+    if strength >= cfg.model_reason_min:
+        yield ChurnReason(
+            ReasonCode.MODEL_DROPOUT,
+            f"purchase model gives {_pct(dropout)} probability the customer has already left",
+            {"p_alive": s.p_alive},
+            strength,
+        )
+    elif strength > 0:
+        # counted silently: a 2 % model risk is not worth a reason line
+        yield ChurnReason(ReasonCode.MODEL_DROPOUT, "", {"p_alive": s.p_alive}, strength)
+
+
+def _no_login(s: ChurnSignals, cfg: ChurnConfig) -> Iterator[ChurnReason]:
     if s.days_since_login is not None and s.days_since_login >= cfg.no_login_days:
-        out.append(
-            ChurnReason(
-                ReasonCode.NO_LOGIN,
-                f"no login for {s.days_since_login:.0f} days (threshold {cfg.no_login_days:.0f})",
-                {"days_since_login": s.days_since_login, "threshold_days": cfg.no_login_days},
-                cfg.no_login_weight,
-            )
+        yield ChurnReason(
+            ReasonCode.NO_LOGIN,
+            f"no login for {s.days_since_login:.0f} days (threshold {cfg.no_login_days:.0f})",
+            {"days_since_login": s.days_since_login, "threshold_days": cfg.no_login_days},
+            cfg.no_login_weight,
         )
 
+
+def _engagement_drop(s: ChurnSignals, cfg: ChurnConfig) -> Iterator[ChurnReason]:
     if (
         s.purchase_ratio is not None
         and s.login_ratio is not None
         and s.purchase_ratio <= 1.0 - cfg.purchase_drop
         and s.login_ratio <= 1.0 - cfg.login_drop
     ):
-        out.append(
-            ChurnReason(
-                ReasonCode.ENGAGEMENT_DROP,
-                f"purchases down {_pct(1 - s.purchase_ratio)} and logins down {_pct(1 - s.login_ratio)} "
-                "against the customer's own 90-day baseline",
-                {
-                    "purchase_ratio": s.purchase_ratio,
-                    "login_ratio": s.login_ratio,
-                    "purchase_drop_threshold": cfg.purchase_drop,
-                    "login_drop_threshold": cfg.login_drop,
-                },
-                cfg.engagement_drop_weight,
-            )
+        yield ChurnReason(
+            ReasonCode.ENGAGEMENT_DROP,
+            f"purchases down {_pct(1 - s.purchase_ratio)} and logins down {_pct(1 - s.login_ratio)} "
+            "against the customer's own 90-day baseline",
+            {
+                "purchase_ratio": s.purchase_ratio,
+                "login_ratio": s.login_ratio,
+                "purchase_drop_threshold": cfg.purchase_drop,
+                "login_drop_threshold": cfg.login_drop,
+            },
+            cfg.engagement_drop_weight,
         )
 
+
+def _off_baseline(s: ChurnSignals, cfg: ChurnConfig) -> Iterator[ChurnReason]:
     # Only drops count: a customer spending 30 % more than usual is not at risk because of it.
     metrics = (
         (ReasonCode.SPEND_OFF_BASELINE, "spend", s.spend_ratio),
@@ -142,36 +144,53 @@ def churn_reasons(signals: ChurnSignals, config: ChurnConfig | None = None) -> l
     )
     for code, label, ratio in metrics:
         if ratio is not None and ratio <= 1.0 - cfg.metric_deviation:
-            out.append(
-                ChurnReason(
-                    code,
-                    f"{label} down {_pct(1 - ratio)} against baseline (threshold {_pct(cfg.metric_deviation)})",
-                    {"ratio": ratio, "deviation": 1.0 - ratio, "threshold": cfg.metric_deviation},
-                    cfg.metric_deviation_weight,
-                )
+            yield ChurnReason(
+                code,
+                f"{label} down {_pct(1 - ratio)} against baseline (threshold {_pct(cfg.metric_deviation)})",
+                {"ratio": ratio, "deviation": 1.0 - ratio, "threshold": cfg.metric_deviation},
+                cfg.metric_deviation_weight,
             )
 
+
+def _open_complaints(s: ChurnSignals, cfg: ChurnConfig) -> Iterator[ChurnReason]:
     if s.open_complaints > 0:
-        out.append(
-            ChurnReason(
-                ReasonCode.OPEN_COMPLAINTS,
-                f"{s.open_complaints} open complaint(s)",
-                {"open_complaints": float(s.open_complaints)},
-                cfg.complaint_weight,
-            )
+        yield ChurnReason(
+            ReasonCode.OPEN_COMPLAINTS,
+            f"{s.open_complaints} open complaint(s)",
+            {"open_complaints": float(s.open_complaints)},
+            cfg.complaint_weight,
         )
+
+
+def _sla_breach(s: ChurnSignals, cfg: ChurnConfig) -> Iterator[ChurnReason]:
     if s.sla_breached:
-        out.append(ChurnReason(ReasonCode.SLA_BREACH, "a support ticket breached its SLA", {}, cfg.sla_breach_weight))
+        yield ChurnReason(ReasonCode.SLA_BREACH, "a support ticket breached its SLA", {}, cfg.sla_breach_weight)
+
+
+def _detractor_nps(s: ChurnSignals, cfg: ChurnConfig) -> Iterator[ChurnReason]:
     if s.last_nps is not None and s.last_nps <= cfg.detractor_nps_max:
-        out.append(
-            ChurnReason(
-                ReasonCode.DETRACTOR_NPS,
-                f"last NPS answer {s.last_nps} (detractor, <= {cfg.detractor_nps_max})",
-                {"nps": float(s.last_nps), "threshold": float(cfg.detractor_nps_max)},
-                cfg.detractor_weight,
-            )
+        yield ChurnReason(
+            ReasonCode.DETRACTOR_NPS,
+            f"last NPS answer {s.last_nps} (detractor, <= {cfg.detractor_nps_max})",
+            {"nps": float(s.last_nps), "threshold": float(cfg.detractor_nps_max)},
+            cfg.detractor_weight,
         )
-    return out
+
+
+RULES: tuple[Rule, ...] = (
+    _model_dropout,
+    _no_login,
+    _engagement_drop,
+    _off_baseline,
+    _open_complaints,
+    _sla_breach,
+    _detractor_nps,
+)
+
+
+def churn_reasons(signals: ChurnSignals, config: ChurnConfig | None = None) -> list[ChurnReason]:
+    cfg = config or ChurnConfig()
+    return [reason for rule in RULES for reason in rule(signals, cfg)]
 
 
 def combine(strengths: Sequence[float]) -> float:

@@ -241,6 +241,79 @@ def build_scoring_model_from_arrays(
     )
 
 
+@dataclass(frozen=True)
+class _Predictions:
+    """What the purchase model says of one buyer; all None without a model or for a never-buyer."""
+
+    p_alive: float | None = None
+    clv: float | None = None
+    expected_30d: float | None = None
+    expected_90d: float | None = None
+    next_at: datetime | None = None
+
+
+def _predictions(facts: CustomerFacts, as_of: datetime, model: ScoringModel, cfg: ScoringConfig) -> _Predictions:
+    driver = model.purchase_model
+    if not facts.is_buyer or driver is None:
+        return _Predictions()
+    assert facts.first_purchase_at is not None and facts.last_purchase_at is not None
+    f, r, t_age = bgnbd_inputs(facts.first_purchase_at, facts.last_purchase_at, facts.transactions, as_of)
+    p_alive = float(driver.probability_alive(f, r, t_age))
+    horizons = driver.expected_purchases(np.array([30.0, 90.0]), f, r, t_age)
+    days = int(days_until_expected(driver, f, r, t_age, cfg.next_purchase_threshold, cfg.next_purchase_max_days)[0])
+    clv: float | None = None
+    if model.gamma_gamma is not None:
+        aov = facts.monetary_value
+        clv = float(
+            customer_lifetime_value(
+                driver,
+                model.gamma_gamma,
+                f,
+                r,
+                t_age,
+                aov,
+                cfg.clv_horizon_months,
+                cfg.clv_discount_rate_monthly,
+            )
+        )
+    return _Predictions(
+        p_alive=p_alive,
+        clv=clv,
+        expected_30d=float(horizons[0]),
+        expected_90d=float(horizons[1]),
+        # counted from the clock: the model's expectation is about the future from as_of
+        next_at=as_of + timedelta(days=days) if days > 0 else None,
+    )
+
+
+def _value_rank(
+    facts: CustomerFacts, rfm: RfmScore, clv: float | None, model: ScoringModel
+) -> tuple[Literal["clv", "rfm", "none"], float]:
+    """The basis of the customer's value and their percentile rank in the base on it."""
+    if not facts.is_buyer:
+        # never-buyers are outside the ranked base; they have no value to rank yet
+        return "none", 0.0
+    if clv is not None and model.clv_rank is not None:
+        return "clv", float(model.clv_rank.percentile_rank(clv))
+    return "rfm", float(model.rfm_rank.percentile_rank(float(rfm.composite)))
+
+
+def _churn_signals(facts: CustomerFacts, as_of: datetime, p_alive: float | None) -> ChurnSignals:
+    days_since_login = None
+    if facts.last_login_at is not None:
+        days_since_login = max((as_of - facts.last_login_at).total_seconds() / 86400.0, 0.0)
+    return ChurnSignals(
+        p_alive=p_alive,
+        days_since_login=days_since_login,
+        purchase_ratio=facts.purchase_ratio_30_90,
+        login_ratio=facts.login_ratio_30_90,
+        spend_ratio=facts.spend_ratio_30_90,
+        open_complaints=facts.open_complaints,
+        sla_breached=facts.sla_breached,
+        last_nps=facts.last_nps,
+    )
+
+
 def score_customer(
     facts: CustomerFacts,
     as_of: datetime,
@@ -248,75 +321,21 @@ def score_customer(
     previous: ScoreSnapshot | None = None,
     config: ScoringConfig | None = None,
 ) -> CustomerScore:
+    """RFM, lifecycle stage, the model's predictions, value tier and churn risk of one customer as of `as_of`."""
     cfg = config or ScoringConfig()
     rfm = score_rfm(rfm_values(as_of, facts.last_purchase_at, facts.purchase_count, facts.total_spend), model.rfm_edges)
-    prev_tier = previous.tier if previous is not None else None
-    prev_stage = previous.stage if previous is not None else None
     stage = lifecycle_stage(
         as_of,
         facts.first_purchase_at,
         facts.last_purchase_at,
         facts.typical_interval_days,
-        prev_stage,
+        previous.stage if previous is not None else None,
         cfg.lifecycle,
     )
-
-    p_alive: float | None = None
-    clv: float | None = None
-    e30: float | None = None
-    e90: float | None = None
-    next_at: datetime | None = None
-    driver = model.purchase_model
-    if facts.is_buyer and driver is not None:
-        assert facts.first_purchase_at is not None and facts.last_purchase_at is not None
-        f, r, t_age = bgnbd_inputs(facts.first_purchase_at, facts.last_purchase_at, facts.transactions, as_of)
-        p_alive = float(driver.probability_alive(f, r, t_age))
-        horizons = driver.expected_purchases(np.array([30.0, 90.0]), f, r, t_age)
-        e30, e90 = float(horizons[0]), float(horizons[1])
-        days = int(days_until_expected(driver, f, r, t_age, cfg.next_purchase_threshold, cfg.next_purchase_max_days)[0])
-        # counted from the clock: the model's expectation is about the future from as_of
-        next_at = as_of + timedelta(days=days) if days > 0 else None
-        if model.gamma_gamma is not None:
-            aov = facts.monetary_value
-            clv = float(
-                customer_lifetime_value(
-                    driver,
-                    model.gamma_gamma,
-                    f,
-                    r,
-                    t_age,
-                    aov,
-                    cfg.clv_horizon_months,
-                    cfg.clv_discount_rate_monthly,
-                )
-            )
-
-    basis: Literal["clv", "rfm", "none"]
-    if not facts.is_buyer:
-        # never-buyers are outside the ranked base; they have no value to rank yet
-        basis, rank = "none", 0.0
-    elif clv is not None and model.clv_rank is not None:
-        basis, rank = "clv", float(model.clv_rank.percentile_rank(clv))
-    else:
-        basis, rank = "rfm", float(model.rfm_rank.percentile_rank(float(rfm.composite)))
-    tier = assign_tier(rank, prev_tier, cfg.tier)
-
-    days_since_login = None
-    if facts.last_login_at is not None:
-        days_since_login = max((as_of - facts.last_login_at).total_seconds() / 86400.0, 0.0)
-    churn = assess_churn(
-        ChurnSignals(
-            p_alive=p_alive,
-            days_since_login=days_since_login,
-            purchase_ratio=facts.purchase_ratio_30_90,
-            login_ratio=facts.login_ratio_30_90,
-            spend_ratio=facts.spend_ratio_30_90,
-            open_complaints=facts.open_complaints,
-            sla_breached=facts.sla_breached,
-            last_nps=facts.last_nps,
-        ),
-        cfg.churn,
-    )
+    predicted = _predictions(facts, as_of, model, cfg)
+    basis, rank = _value_rank(facts, rfm, predicted.clv, model)
+    tier = assign_tier(rank, previous.tier if previous is not None else None, cfg.tier)
+    churn = assess_churn(_churn_signals(facts, as_of, predicted.p_alive), cfg.churn)
     return CustomerScore(
         customer_id=facts.customer_id,
         as_of=as_of,
@@ -326,9 +345,9 @@ def score_customer(
         tier=tier,
         stage=stage,
         churn=churn,
-        p_alive=p_alive,
-        clv=clv,
-        expected_purchases_30d=e30,
-        expected_purchases_90d=e90,
-        predicted_next_purchase_at=next_at,
+        p_alive=predicted.p_alive,
+        clv=predicted.clv,
+        expected_purchases_30d=predicted.expected_30d,
+        expected_purchases_90d=predicted.expected_90d,
+        predicted_next_purchase_at=predicted.next_at,
     )

@@ -47,6 +47,10 @@ MODEL_NAMES = (BG_NBD, MBG_NBD, PARETO_NBD)
 _INITIAL_LOG_PARAMS = np.full(4, 0.1)
 # Pareto/NBD's reference starts near 1 in every parameter (randomly); a fixed start there is reproducible.
 _PARETO_INITIAL_LOG_PARAMS = np.zeros(4)
+# Where s and beta grow together the likelihood tends to a limit (drop-out exponential at rate s / beta) that no
+# finite point attains: the optimiser would walk that ridge for ever. Parameters in time rescaled to the oldest
+# customer's T stay within exp(+-14) (about 1.2e6), past any meaningful value.
+_PARETO_LOG_BOUND = 14.0
 
 
 class PurchaseModel(Protocol):
@@ -133,6 +137,80 @@ class ParetoNbdParams:
     beta: float
 
 
+def _log_a0_term(k: FloatArray, second: float | FloatArray, big_t: FloatArray, gap: float) -> FloatArray:
+    """log(2F1(k, second; k + 1; z) / big_t^k) with z = gap / big_t; NaN where ``_log_dropout`` must stand in.
+
+    Euler's transformation 2F1(k, b; k + 1; z) = (1 - z)^(1 - b) 2F1(1, k + 1 - b; k + 1; z) keeps the series from
+    overflowing where the direct one does (a large s or r + x with z near 1, where the optimiser's line search
+    goes), the power taken in logarithms. Past ``_LARGE_K`` scipy's evaluation gets slow (tens of microseconds) and
+    fails in corners near z = 1 (NaN), and the integral is the better way."""
+    k, second_b, big_t = np.broadcast_arrays(
+        np.asarray(k, dtype=np.float64), np.asarray(second, dtype=np.float64), big_t
+    )
+    z = gap / big_t
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        small = k <= _LARGE_K
+        log_hyp = np.full(k.shape, np.nan)
+        if small.all():
+            log_hyp = (1.0 - second_b) * np.log1p(-z) + np.log(hyp2f1(1.0, k + 1.0 - second_b, k + 1.0, z))
+        elif small.any():
+            ks, bs, zs = k[small], second_b[small], z[small]
+            log_hyp[small] = (1.0 - bs) * np.log1p(-zs) + np.log(hyp2f1(1.0, ks + 1.0 - bs, ks + 1.0, zs))
+        return np.asarray(log_hyp - k * np.log(big_t), dtype=np.float64)
+
+
+_LARGE_K = 100.0
+_NODES, _NODE_WEIGHTS = np.polynomial.legendre.leggauss(128)
+
+
+def _log_dropout(
+    r: float, alpha: float, s: float, beta: float, x: FloatArray, rec: FloatArray, age: FloatArray
+) -> FloatArray:
+    """log(s / (r + s + x) A0) as the integral it is, over the drop-out time tau in [recency, T]:
+    integral of s (beta + tau)^-(s + 1) (alpha + tau)^-(r + x) dtau, by Gauss-Legendre in u = log(c + tau),
+    c = min(alpha, beta), where both factors are at most exponential. For the histories the hypergeometric form
+    leaves without a value."""
+    c = min(alpha, beta)
+    lo, hi = np.log(c + rec), np.log(c + age)
+    half = (hi - lo)[:, None] / 2.0
+    u = lo[:, None] + half * (_NODES[None, :] + 1.0)
+    tau = np.exp(u) - c
+    with np.errstate(divide="ignore"):
+        log_f = np.log(s) - (s + 1.0) * np.log(beta + tau) - (r + x)[:, None] * np.log(alpha + tau) + u
+        log_f += np.log(_NODE_WEIGHTS)[None, :] + np.log(half)
+    top = log_f.max(axis=1)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(top + np.log(np.exp(log_f - top[:, None]).sum(axis=1)), dtype=np.float64)
+
+
+def _patched(
+    log_terms: FloatArray,
+    r: float,
+    alpha: float,
+    s: float,
+    beta: float,
+    x: FloatArray,
+    rec: FloatArray,
+    age: FloatArray,
+) -> FloatArray:
+    """``log_terms`` (log(s / (r + s + x)) + log A0 per history) with its missing values integrated."""
+    terms, xs, recs, ages = (
+        np.array(v, dtype=np.float64, ndmin=1) for v in np.broadcast_arrays(log_terms, x, rec, age)
+    )
+    missing = ~np.isfinite(terms) & (recs < ages)
+    if not missing.any():
+        return log_terms
+    terms[missing] = _log_dropout(r, alpha, s, beta, xs[missing], recs[missing], ages[missing])
+    return terms.reshape(np.shape(log_terms))
+
+
+def _log_difference(u: FloatArray, v: FloatArray) -> FloatArray:
+    """log(exp(u) - exp(v)) for u >= v: recency <= T makes the first term the larger one; a rounding excess of v is
+    the equality it stands for (-inf, a zero difference), never a NaN."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(u + np.log1p(-np.exp(np.minimum(v - u, 0.0))), dtype=np.float64)
+
+
 def _pareto_log_a0(
     r: float, alpha: float, s: float, beta: float, x: FloatArray, rec: FloatArray, age: FloatArray
 ) -> FloatArray:
@@ -145,11 +223,7 @@ def _pareto_log_a0(
         big, second = beta, r + x
     k = r + s + x
     gap = abs(alpha - beta)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_at_recency = np.log(hyp2f1(k, second, k + 1.0, gap / (big + rec))) - k * np.log(big + rec)
-        log_at_age = np.log(hyp2f1(k, second, k + 1.0, gap / (big + age))) - k * np.log(big + age)
-        # log(exp(u) - exp(v)) with u >= v: recency <= T makes the first term the larger one
-        return np.asarray(log_at_recency + np.log1p(-np.exp(log_at_age - log_at_recency)), dtype=np.float64)
+    return _log_difference(_log_a0_term(k, second, big + rec, gap), _log_a0_term(k, second, big + age, gap))
 
 
 def _pareto_log_likelihood(
@@ -158,7 +232,8 @@ def _pareto_log_likelihood(
     a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
     log_a0 = _pareto_log_a0(r, alpha, s, beta, x, rec, age)
     alive_through = -(r + x) * np.log(alpha + age) - s * np.log(beta + age)
-    return np.asarray(a1 + np.logaddexp(alive_through, np.log(s) - np.log(r + s + x) + log_a0), dtype=np.float64)
+    dropout = _patched(np.log(s) - np.log(r + s + x) + log_a0, r, alpha, s, beta, x, rec, age)
+    return np.asarray(a1 + np.logaddexp(alive_through, dropout), dtype=np.float64)
 
 
 def pareto_log_likelihood(p: ParetoNbdParams, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> FloatArray:
@@ -179,7 +254,8 @@ class ParetoNbd:
         x, rec, age = np.broadcast_arrays(_f(frequency), _f(recency), _f(T))
         r, alpha, s, beta = self.p.r, self.p.alpha, self.p.s, self.p.beta
         log_a0 = _pareto_log_a0(r, alpha, s, beta, x, rec, age)
-        log_odds_dead = np.log(s) - np.log(r + s + x) + (r + x) * np.log(alpha + age) + s * np.log(beta + age) + log_a0
+        dropout = _patched(np.log(s) - np.log(r + s + x) + log_a0, r, alpha, s, beta, x, rec, age)
+        log_odds_dead = dropout + (r + x) * np.log(alpha + age) + s * np.log(beta + age)
         return np.asarray(expit(-log_odds_dead), dtype=np.float64)
 
     def expected_purchases(self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> FloatArray:
@@ -392,17 +468,17 @@ class _ParetoObjective:
             big, second_rec, second_age = beta, r + self.pairs_rec[:, 0], r + self.pairs_age[:, 0]
         gap = abs(alpha - beta)
         k_rec, k_age = r + s + self.pairs_rec[:, 0], r + s + self.pairs_age[:, 0]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            big_rec, big_age = big + self.pairs_rec[:, 1], big + self.pairs_age[:, 1]
-            at_rec = np.log(hyp2f1(k_rec, second_rec, k_rec + 1.0, gap / big_rec)) - k_rec * np.log(big_rec)
-            at_age = np.log(hyp2f1(k_age, second_age, k_age + 1.0, gap / big_age)) - k_age * np.log(big_age)
-            u, v = at_rec[self.rec_idx], at_age[self.age_idx]
-            log_a0 = u + np.log1p(-np.exp(v - u))
+        at_rec = _log_a0_term(k_rec, second_rec, big + self.pairs_rec[:, 1], gap)
+        at_age = _log_a0_term(k_age, second_age, big + self.pairs_age[:, 1], gap)
+        log_a0 = _log_difference(at_rec[self.rec_idx], at_age[self.age_idx])
         a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
         alive_through = -(r + x) * np.log(alpha + h.T) - s * np.log(beta + h.T)
-        return np.asarray(a1 + np.logaddexp(alive_through, np.log(s) - np.log(r + s + x) + log_a0), dtype=np.float64)
+        dropout = _patched(np.log(s) - np.log(r + s + x) + log_a0, r, alpha, s, beta, x, h.recency, h.T)
+        return np.asarray(a1 + np.logaddexp(alive_through, dropout), dtype=np.float64)
 
     def __call__(self, log_params: FloatArray) -> float:
+        if np.any(np.abs(log_params) > _PARETO_LOG_BOUND):
+            return 1e300
         params = np.exp(log_params)
         ll = self.log_likelihood(*(float(v) for v in params))
         value = -float(self.w @ ll) + self.penalizer * float(params @ params)

@@ -19,18 +19,18 @@ from services.scoring.domain.lifecycle import Stage
 from services.scoring.domain.purchase_models import TIME_UNIT
 from services.scoring.domain.rfm import Tier
 from services.scoring.handlers import reads
+from services.scoring.handlers.deps import ScoringDeps
 from services.scoring.handlers.history import score_history_page
 from services.scoring.handlers.refit import RefitInProgress, describe, refit
-from services.scoring.handlers.rescore import ScoringService
 
 router = APIRouter(prefix="/v1", tags=["scores"])
 Reader = Annotated[Principal, Depends(require_scope("customers:read"))]
 Session = Annotated[AsyncSession, Depends(db_session)]
 
 
-def scoring_of(request: Request) -> ScoringService:
-    service: ScoringService = request.app.state.scoring
-    return service
+def deps_of(request: Request) -> ScoringDeps:
+    deps: ScoringDeps = request.app.state.scoring
+    return deps
 
 
 def _encode_cursor(customer_id: str) -> str:
@@ -178,7 +178,7 @@ async def list_models(session: Session, _: Reader, limit: Annotated[int, Query(g
 async def refit_now(request: Request, _: Annotated[Principal, Depends(require_scope("admin"))]) -> dict[str, Any]:
     runtime = runtime_of(request)
     try:
-        result = await refit(scoring_of(request), runtime.sessions, runtime.outbox, trigger="api")
+        result = await refit(deps_of(request), runtime.sessions, runtime.outbox, trigger="api")
     except RefitInProgress as exc:
         raise Problem(409, "Conflict", str(exc)) from exc
     return describe(result)

@@ -22,7 +22,8 @@ from libs.common.loops import poll_forever
 from libs.common.outbox import Outbox
 from libs.common.topics import SCORE_CHANGES
 from services.scoring.adapters import history, scores
-from services.scoring.handlers.rescore import Rescore, ScoringService
+from services.scoring.handlers.deps import ScoringDeps
+from services.scoring.handlers.rescore import Rescore, score_batch
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +33,21 @@ def due_cause(customer_id: str, due_at: datetime) -> str:
 
 
 async def run_due_pass(
-    service: ScoringService,
+    deps: ScoringDeps,
     sessions: async_sessionmaker[AsyncSession],
     outbox: Outbox,
     clock: Callable[[], datetime] | None = None,
 ) -> int:
     """One transaction: rescores up to the batch size of customers that are due; returns how many."""
     async with sessions() as session, session.begin():
-        wall = service.wall if clock is None else clock
-        now = clock_as_of(service.settings.clock_mode, await scores.newest_event_time(session), wall)
-        claimed = dict(await history.claim_due(session, now, service.settings.scoring_due_batch_size))
+        wall = deps.wall if clock is None else clock
+        now = clock_as_of(deps.settings.clock_mode, await scores.newest_event_time(session), wall)
+        claimed = dict(await history.claim_due(session, now, deps.settings.scoring_due_batch_size))
         ids = await scores.try_lock_customers(session, claimed)
         if not ids:
             return 0
         stored, documents = await scores.lock_and_load(session, ids, create_missing=False)
-        active = await service.active_model(session)
+        active = await deps.active_model(session)
         work = []
         for customer_id in ids:
             due_at = claimed[customer_id]
@@ -56,7 +57,7 @@ async def run_due_pass(
             as_of = due_at if scored_at is None else max(due_at, parse_time(scored_at))
             work.append(Rescore(customer_id, due_cause(customer_id, due_at), due_at, as_of, "due"))
         # a full pass is ~1 ms of numpy per customer: off the event loop, as the consumers do
-        result = await asyncio.to_thread(service.score_batch, work, stored, documents, active)
+        result = await asyncio.to_thread(score_batch, deps, work, stored, documents, active)
         result.due.update({customer_id: None for customer_id in ids if customer_id not in stored})
         await scores.save(session, [], result.documents)
         await result.store_history_and_due(session)
@@ -65,10 +66,10 @@ async def run_due_pass(
         return len(ids)
 
 
-async def due_periodically(service: ScoringService, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
-    batch = service.settings.scoring_due_batch_size
+async def due_periodically(deps: ScoringDeps, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
+    batch = deps.settings.scoring_due_batch_size
 
     async def step() -> int:
-        return await run_due_pass(service, sessions, outbox)
+        return await run_due_pass(deps, sessions, outbox)
 
-    await poll_forever(step, interval_s=service.settings.scoring_due_interval_s, name="due transitions", busy_at=batch)
+    await poll_forever(step, interval_s=deps.settings.scoring_due_interval_s, name="due transitions", busy_at=batch)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,8 @@ from services.scoring.domain.policy import ActiveModel
 from services.scoring.domain.purchase_models import TIME_UNIT
 from services.scoring.domain.rfm import RfmEdges
 from services.scoring.domain.small_base import PRIOR_RFM_EDGES, prior_model
-from services.scoring.handlers.rescore import Rescore, ScoringService
+from services.scoring.handlers.deps import ScoringDeps
+from services.scoring.handlers.rescore import Rescore, score_batch
 
 log = logging.getLogger(__name__)
 
@@ -190,13 +191,13 @@ def _json_safe(value: Any) -> Any:
 
 
 async def refit(
-    service: ScoringService, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, *, trigger: str
+    deps: ScoringDeps, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, *, trigger: str
 ) -> RefitResult:
     """Fit, store a new version, rescore every customer in batches. Raises RefitInProgress when
     another refit holds the lock (not a failure: the other one is doing the work)."""
-    name = service.settings.service
+    name = deps.settings.service
     try:
-        result = await _refit(service, sessions, outbox, trigger=trigger)
+        result = await _refit(deps, sessions, outbox, trigger=trigger)
     except RefitInProgress:
         raise
     except Exception:
@@ -207,58 +208,64 @@ async def refit(
     return result
 
 
+def _model_row(
+    fitted: Fitted, as_of: datetime, n_customers: int, trigger: str, config: ScoringConfig
+) -> dict[str, Any]:
+    """The stored row of a fitted model: parameters, ranks, diagnostics and the model selection."""
+    model = fitted.model
+    selection = fitted.selection
+    return dict(
+        as_of=as_of,
+        n_customers=n_customers,
+        n_buyers=fitted.n_buyers,
+        n_unique_triples=fitted.n_unique_triples,
+        small_base=fitted.small_base,
+        bgnbd=None if model.bgnbd is None else asdict(model.bgnbd),
+        gamma_gamma=None if model.gamma_gamma is None else asdict(model.gamma_gamma),
+        rfm_edges=_edges_json(model.rfm_edges),
+        rfm_rank=[float(v) for v in model.rfm_rank.sorted_values],
+        clv_rank=None if model.clv_rank is None else [float(v) for v in model.clv_rank.sorted_values],
+        diagnostics={
+            "trigger": trigger,
+            "fit_seconds": round(fitted.fit_seconds, 4),
+            "min_buyers_to_fit": config.min_buyers_to_fit,
+            "bgnbd_usable": model.bgnbd is not None,
+            "gamma_gamma_usable": model.gamma_gamma is not None,
+            "time_unit": TIME_UNIT,
+            "chosen_by": None if selection is None else selection.basis,
+        },
+        chosen_model=None if selection is None else selection.chosen_name,
+        candidates=None if selection is None else _json_safe(selection.candidates),
+        holdout=None if selection is None else _json_safe(selection.holdout),
+    )
+
+
 async def _refit(
-    service: ScoringService, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, *, trigger: str
+    deps: ScoringDeps, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, *, trigger: str
 ) -> RefitResult:
     started = time.perf_counter()
-    settings = service.settings
+    settings = deps.settings
     async with sessions() as lock_session, lock_session.begin():
         if not await scores.try_refit_lock(lock_session, REFIT_LOCK_ID):
             raise RefitInProgress("a refit is already running")
         holdout_days = settings.scoring_holdout_days
         async with sessions() as session:
-            as_of = await service.clock(session)
+            as_of = await deps.clock(session)
             n_customers, buyers = await scores.load_buyers(session, as_of, cutoff_day(as_of, holdout_days))
         fitted = await asyncio.to_thread(
-            fit_base, buyers, as_of, service.config, settings.scoring_refit_penalizer, holdout_days
+            fit_base, buyers, as_of, deps.config, settings.scoring_refit_penalizer, holdout_days
         )
         model = fitted.model
         selection = fitted.selection
         async with sessions() as session, session.begin():
-            version = await scores.insert_model(
-                session,
-                dict(
-                    as_of=as_of,
-                    n_customers=n_customers,
-                    n_buyers=fitted.n_buyers,
-                    n_unique_triples=fitted.n_unique_triples,
-                    small_base=fitted.small_base,
-                    bgnbd=None if model.bgnbd is None else asdict(model.bgnbd),
-                    gamma_gamma=None if model.gamma_gamma is None else asdict(model.gamma_gamma),
-                    rfm_edges=_edges_json(model.rfm_edges),
-                    rfm_rank=[float(v) for v in model.rfm_rank.sorted_values],
-                    clv_rank=None if model.clv_rank is None else [float(v) for v in model.clv_rank.sorted_values],
-                    diagnostics={
-                        "trigger": trigger,
-                        "fit_seconds": round(fitted.fit_seconds, 4),
-                        "min_buyers_to_fit": service.config.min_buyers_to_fit,
-                        "bgnbd_usable": model.bgnbd is not None,
-                        "gamma_gamma_usable": model.gamma_gamma is not None,
-                        "time_unit": TIME_UNIT,
-                        "chosen_by": None if selection is None else selection.basis,
-                    },
-                    chosen_model=None if selection is None else selection.chosen_name,
-                    candidates=None if selection is None else _json_safe(selection.candidates),
-                    holdout=None if selection is None else _json_safe(selection.holdout),
-                ),
-            )
+            version = await scores.insert_model(session, _model_row(fitted, as_of, n_customers, trigger, deps.config))
             drift = drift_event(version, selection, settings.scoring_drift_threshold, as_of)
             if drift is not None:
                 await outbox.add(session, SCORE_CHANGES, drift)
         publish_holdout_errors(settings.service, selection)
         active = ActiveModel(version=int(version), model=model, small_base=fitted.small_base)
-        service.use_model(active)
-        rescored, emitted = await rescore_base(service, sessions, outbox, active, as_of)
+        deps.use_model(active)
+        rescored, emitted = await rescore_base(deps, sessions, outbox, active, as_of)
         async with sessions() as session, session.begin():
             retention = timedelta(days=settings.scoring_history_retention_days)
             await history.purge_before(session, as_of - retention)
@@ -277,7 +284,7 @@ async def _refit(
 
 
 async def rescore_base(
-    service: ScoringService,
+    deps: ScoringDeps,
     sessions: async_sessionmaker[AsyncSession],
     outbox: Outbox,
     active: ActiveModel,
@@ -289,12 +296,12 @@ async def rescore_base(
     cause = f"refit:{active.version}"
     while True:
         async with sessions() as session, session.begin():
-            ids = await scores.customer_ids_after(session, after, service.settings.scoring_rescore_batch_size)
+            ids = await scores.customer_ids_after(session, after, deps.settings.scoring_rescore_batch_size)
             if not ids:
                 return rescored, emitted
             stored, documents = await scores.lock_and_load(session, ids, create_missing=False)
             work = [Rescore(cid, cause, as_of, as_of, "refit") for cid in ids if cid in stored]  # erased: skip
-            batch = await asyncio.to_thread(service.score_batch, work, stored, documents, active)
+            batch = await asyncio.to_thread(score_batch, deps, work, stored, documents, active)
             await scores.save(session, [], batch.documents)
             await batch.store_history_and_due(session)
             if batch.events:
@@ -317,27 +324,37 @@ def describe(result: RefitResult) -> dict[str, Any]:
     }
 
 
-async def refit_periodically(
-    service: ScoringService, sessions: async_sessionmaker[AsyncSession], outbox: Outbox
-) -> None:
-    """Refits when the newest model is older than the interval (or none exists), then every interval.
-    Checking the stored age rather than sleeping a fixed interval from start-up means restarts and
-    several replicas do not multiply refits."""
-    interval = service.settings.scoring_refit_interval_s
+async def refit_if_due(deps: ScoringDeps, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> float:
+    """Refits when the newest model is older than the interval by the service's clock (the injected wall clock live,
+    the newest event time in replay, so a replayed year refits as often as living through it did), or when there is
+    none; returns the seconds until it is due again by that clock."""
+    interval = deps.settings.scoring_refit_interval_s
+    async with sessions() as session:
+        newest = await scores.newest_model_as_of(session)
+        now = await deps.clock(session)
+    age = None if newest is None else (now - newest).total_seconds()
+    if age is None or age >= interval:
+        await refit(deps, sessions, outbox, trigger="schedule")
+        return interval
+    return interval - age
+
+
+async def refit_periodically(deps: ScoringDeps, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
+    """Refits when due (``refit_if_due``), then sleeps until the next due time. Checking the stored model's age
+    rather than sleeping a fixed interval from start-up means restarts and several replicas do not multiply refits.
+    In replay the clock moves with the events, not with the sleep: it looks again at least every due interval."""
+    settings = deps.settings
     while True:
         try:
-            async with sessions() as session:
-                newest = await scores.newest_model_fitted_at(session)
-            age = None if newest is None else (datetime.now(UTC) - newest).total_seconds()
-            if age is None or age >= interval:
-                await refit(service, sessions, outbox, trigger="schedule")
-                age = 0.0
-            await asyncio.sleep(max(interval - age, 1.0))
+            wait = await refit_if_due(deps, sessions, outbox)
+            if settings.clock_mode == "replay":
+                wait = min(wait, settings.scoring_due_interval_s)
+            await asyncio.sleep(max(wait, 1.0))
         except RefitInProgress:
-            await asyncio.sleep(min(interval, 60.0))
+            await asyncio.sleep(min(settings.scoring_refit_interval_s, 60.0))
         except asyncio.CancelledError:
             raise
         except Exception:
             # a failed fit must not take the consumers down with it; the next round tries again
             log.exception("scheduled refit failed")
-            await asyncio.sleep(min(interval, 300.0))
+            await asyncio.sleep(min(settings.scoring_refit_interval_s, 300.0))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.aliases import JOIN_EVENT_TYPES, joined_ids
 from libs.common.clock import as_of as clock_as_of
-from libs.common.clock import wall_clock
 from libs.common.consumer import HandlerContext
 from libs.common.contracts import (
     Contract,
@@ -30,7 +29,7 @@ from libs.common.erasures import ERASED_EVENT_TYPE, erased_id
 from libs.common.logs import current_customer_id, current_event_id
 from libs.common.topics import SCORE_CHANGES
 from services.scoring.adapters import history, scores
-from services.scoring.domain.due import DueConfig, next_due
+from services.scoring.domain.due import earliest, model_due, next_due
 from services.scoring.domain.facts import (
     StoredFacts,
     apply_feedback,
@@ -39,8 +38,8 @@ from services.scoring.domain.facts import (
     seen,
 )
 from services.scoring.domain.history import HistoryEntry, history_entry
-from services.scoring.domain.policy import NO_MODEL, ActiveModel, outgoing_events, score, score_document, snapshot_of
-from services.scoring.settings import ScoringSettings
+from services.scoring.domain.policy import ActiveModel, outgoing_events, score, score_document, snapshot_of
+from services.scoring.handlers.deps import ScoringDeps
 
 SOURCE = "retain/scoring"
 PROFILE_EVENT_TYPES = frozenset({"profile.updated", ERASED_EVENT_TYPE}) | JOIN_EVENT_TYPES
@@ -74,94 +73,62 @@ class BatchResult:
         await history.set_due(session, self.due)
 
 
-class ScoringService:
-    """Holds the configuration and the active model; one per process, shared by consumers, the
-    refit task and the API."""
-
-    def __init__(self, settings: ScoringSettings, wall: Callable[[], datetime] = wall_clock) -> None:
-        self.settings = settings
-        self.wall = wall  # the live clock; tests inject their own
-        self.config = settings.scoring_config()
-        self.change = settings.change_config()
-        self.small_base = settings.small_base_config()
-        self.due_config = DueConfig(
-            lifecycle=self.config.lifecycle,
-            churn=self.config.churn,
-            complaint_open_days=settings.scoring_complaint_open_days,
-            sla_breach_days=settings.scoring_sla_breach_days,
+def score_batch(
+    deps: ScoringDeps,
+    work: Sequence[Rescore],
+    stored: dict[str, StoredFacts],
+    documents: dict[str, dict[str, Any]],
+    active: ActiveModel,
+) -> BatchResult:
+    """Pure CPU: scores ``work`` in order against the current documents (updated as it goes, so
+    two events of one customer in a batch compare against each other)."""
+    result = BatchResult()
+    for item in work:
+        facts = stored.get(item.customer_id) or StoredFacts(item.customer_id)
+        previous = documents.get(item.customer_id)
+        customer = facts.customer_facts(
+            item.as_of, deps.settings.scoring_complaint_open_days, deps.settings.scoring_sla_breach_days
         )
-        self._active: ActiveModel = NO_MODEL
-
-    # -- model and clock -------------------------------------------------------------------------
-
-    async def active_model(self, session: AsyncSession) -> ActiveModel:
-        """The newest stored model. One indexed max() per batch; the model itself is reloaded only
-        when another replica (or this one) stored a new version."""
-        latest = await scores.latest_model_version(session)
-        if latest is None:
-            return NO_MODEL
-        if self._active.version != latest:
-            self._active = await scores.load_model(session, latest)
-        return self._active
-
-    def use_model(self, active: ActiveModel) -> None:
-        self._active = active
-
-    async def clock(self, session: AsyncSession, newest_in_batch: datetime | None = None) -> datetime:
-        """Wall time live; the newest event time seen (stored watermark or this batch) in replay."""
-        newest = await scores.newest_event_time(session)
-        if newest_in_batch is not None and (newest is None or newest_in_batch > newest):
-            newest = newest_in_batch
-        return clock_as_of(self.settings.clock_mode, newest, self.wall)
-
-    # -- scoring -----------------------------------------------------------------------------------
-
-    def score_batch(
-        self,
-        work: Sequence[Rescore],
-        stored: dict[str, StoredFacts],
-        documents: dict[str, dict[str, Any]],
-        active: ActiveModel,
-    ) -> BatchResult:
-        """Pure CPU: scores ``work`` in order against the current documents (updated as it goes, so
-        two events of one customer in a batch compare against each other)."""
-        result = BatchResult()
-        for item in work:
-            facts = stored.get(item.customer_id) or StoredFacts(item.customer_id)
-            previous = documents.get(item.customer_id)
-            customer = facts.customer_facts(
-                item.as_of, self.settings.scoring_complaint_open_days, self.settings.scoring_sla_breach_days
+        previous_snapshot = None if previous is None else snapshot_of(previous)
+        outcome = score(customer, item.as_of, active, previous_snapshot, deps.config, deps.small_base)
+        document = score_document(outcome, customer, active.version, deps.small_base)
+        for out in outgoing_events(previous, document, deps.change):
+            # built through the contract: a field the contract does not declare cannot leave the service
+            _, event = derived(
+                _CONTRACT_OF[out.type].model_validate(out.data),
+                cause=f"{item.cause_id}#{out.key}",
+                source=SOURCE,
+                subject=item.customer_id,
+                time=item.time,
             )
-            previous_snapshot = None if previous is None else snapshot_of(previous)
-            outcome = score(customer, item.as_of, active, previous_snapshot, self.config, self.small_base)
-            document = score_document(outcome, customer, active.version, self.small_base)
-            for out in outgoing_events(previous, document, self.change):
-                # built through the contract: a field the contract does not declare cannot leave the service
-                _, event = derived(
-                    _CONTRACT_OF[out.type].model_validate(out.data),
-                    cause=f"{item.cause_id}#{out.key}",
-                    source=SOURCE,
-                    subject=item.customer_id,
-                    time=item.time,
-                )
-                result.events.append(event)
-                if out.type == "score.changed":
-                    result.history.append(
-                        history_entry(
-                            item.customer_id,
-                            event.id,
-                            at=item.time,
-                            as_of=item.as_of,
-                            trigger=item.trigger,
-                            cause_id=item.cause_id,
-                            previous=previous,
-                            document=document,
-                        )
+            result.events.append(event)
+            if out.type == "score.changed":
+                result.history.append(
+                    history_entry(
+                        item.customer_id,
+                        event.id,
+                        at=item.time,
+                        as_of=item.as_of,
+                        trigger=item.trigger,
+                        cause_id=item.cause_id,
+                        previous=previous,
+                        document=document,
                     )
-            result.due[item.customer_id] = next_due(facts, item.as_of, self.due_config)
-            documents[item.customer_id] = document
-            result.documents[item.customer_id] = document
-        return result
+                )
+        result.due[item.customer_id] = earliest(
+            next_due(facts, item.as_of, deps.due_config),
+            model_due(customer, item.as_of, active.model.purchase_model, outcome.churn, deps.due_config),
+        )
+        documents[item.customer_id] = document
+        result.documents[item.customer_id] = document
+    return result
+
+
+class ScoringConsumers:
+    """The consumers of profile-changes, feedback-events and purchases: fold each batch, rescore, emit."""
+
+    def __init__(self, deps: ScoringDeps) -> None:
+        self.deps = deps
 
     # -- consumers ---------------------------------------------------------------------------------
 
@@ -188,11 +155,8 @@ class ScoringService:
             return
         targets = {_target(event, resolved) for event in admitted if event.type not in _STRUCTURAL}
         stored, documents = await scores.lock_and_load(session, sorted(targets))
-        active = await self.active_model(session)
-        watermark = await scores.newest_event_time(session)
-        fold = Fold(watermark=watermark)
-        bought: list[scores.PurchaseRow] = []
-        refunded: list[scores.RefundRow] = []
+        active = await self.deps.active_model(session)
+        fold = Fold(watermark=await scores.newest_event_time(session))
         for event in admitted:
             current_event_id.set(event.id)
             current_customer_id.set(event.subject)
@@ -207,45 +171,62 @@ class ScoringService:
             customer_id = _target(event, resolved)
             if _describes_erased(event, resolved, erased, customer_id):
                 continue  # erased earlier in this batch
-            facts = stored.get(customer_id) or StoredFacts(customer_id)
-            if event.type == PURCHASE_EVENT_TYPE:
-                row = _purchase_row(event, customer_id)
-                if row is None:
-                    continue
-                bought.append(row)
-                fold.purchases_changed.add(customer_id)
-                facts = seen(facts, event.time)
-            elif event.type == REFUND_EVENT_TYPE:
-                refund = _refund_row(event, customer_id)
-                if refund is None:
-                    continue
-                refunded.append(refund)
-                fold.purchases_changed.add(customer_id)
-                facts = seen(facts, event.time)
-            elif event.type == "profile.updated":
-                profile = parse(event, ProfileUpdated)
-                facts = apply_profile_metrics(
-                    facts, profile.metrics.model_dump(mode="json"), event.time, _version(profile)
-                )
-            elif event.type in FEEDBACK_EVENT_TYPES:
-                feedback = parse(event, FEEDBACK_CONTRACTS[event.type])
-                facts = apply_feedback(
-                    facts,
-                    event.type,
-                    feedback.wire(),
-                    event.time,
-                    self.settings.scoring_complaint_open_days,
-                    event.id,
-                )
+            facts = self._fold_event(event, customer_id, stored.get(customer_id) or StoredFacts(customer_id), fold)
+            if facts is None:
+                continue
             stored[customer_id] = facts
             fold.changed[customer_id] = facts
             fold.causes[customer_id] = (event.id, event.time)
+        await self._store_purchases(session, fold, stored, erased)
+        await self._score_and_emit(ctx, fold, stored, documents, active)
+
+    def _fold_event(self, event: CloudEvent, customer_id: str, facts: StoredFacts, fold: Fold) -> StoredFacts | None:
+        """The customer's facts with one purchase, refund, profile or feedback event applied; None for a purchase
+        or refund that changes nothing. Purchases and refunds are collected in `fold` to be stored together."""
+        if event.type == PURCHASE_EVENT_TYPE:
+            row = _purchase_row(event, customer_id)
+            if row is None:
+                return None
+            fold.bought.append(row)
+            fold.purchases_changed.add(customer_id)
+            return seen(facts, event.time)
+        if event.type == REFUND_EVENT_TYPE:
+            refund = _refund_row(event, customer_id)
+            if refund is None:
+                return None
+            fold.refunded.append(refund)
+            fold.purchases_changed.add(customer_id)
+            return seen(facts, event.time)
+        if event.type == "profile.updated":
+            profile = parse(event, ProfileUpdated)
+            return apply_profile_metrics(facts, profile.metrics.model_dump(mode="json"), event.time, _version(profile))
+        if event.type in FEEDBACK_EVENT_TYPES:
+            feedback = parse(event, FEEDBACK_CONTRACTS[event.type])
+            return apply_feedback(
+                facts,
+                event.type,
+                feedback.wire(),
+                event.time,
+                self.deps.settings.scoring_complaint_open_days,
+                event.id,
+            )
+        return facts
+
+    @staticmethod
+    async def _store_purchases(
+        session: AsyncSession, fold: Fold, stored: dict[str, StoredFacts], erased: dict[str, datetime]
+    ) -> None:
+        """Stores the batch's purchases and refunds and folds the new purchase summaries into the facts."""
         # a purchase of this batch about a customer an erasure of this batch covers is the erased person's
         bought = [
-            row for row in bought if not (row.customer_id in erased and row.purchased_at <= erased[row.customer_id])
+            row
+            for row in fold.bought
+            if not (row.customer_id in erased and row.purchased_at <= erased[row.customer_id])
         ]
         refunded = [
-            row for row in refunded if not (row.customer_id in erased and row.refunded_at <= erased[row.customer_id])
+            row
+            for row in fold.refunded
+            if not (row.customer_id in erased and row.refunded_at <= erased[row.customer_id])
         ]
         await scores.add_purchases(session, bought)
         await scores.add_refunds(session, refunded)
@@ -254,13 +235,24 @@ class ScoringService:
             if customer_id in fold.changed:
                 facts = apply_purchases(fold.changed[customer_id], summaries.get(customer_id))
                 stored[customer_id] = fold.changed[customer_id] = facts
-        now = clock_as_of(self.settings.clock_mode, fold.watermark, self.wall)
+
+    async def _score_and_emit(
+        self,
+        ctx: HandlerContext,
+        fold: Fold,
+        stored: dict[str, StoredFacts],
+        documents: dict[str, dict[str, Any]],
+        active: ActiveModel,
+    ) -> None:
+        """Scores each changed customer once, as of the batch's clock, and stores and announces what changed."""
+        session = ctx.session
+        now = clock_as_of(self.deps.settings.clock_mode, fold.watermark, self.deps.wall)
         work = [Rescore(cid, cause, at, now) for cid, (cause, at) in sorted(fold.causes.items()) if cid in fold.changed]
         if len(work) >= _THREAD_FROM_CUSTOMERS:
             # a full batch is ~1 ms of numpy per customer: off the event loop, so HTTP stays responsive
-            result = await asyncio.to_thread(self.score_batch, work, stored, documents, active)
+            result = await asyncio.to_thread(score_batch, self.deps, work, stored, documents, active)
         else:
-            result = self.score_batch(work, stored, documents, active)
+            result = score_batch(self.deps, work, stored, documents, active)
         await scores.save(session, list(fold.changed.values()), result.documents)
         await result.store_history_and_due(session)
         if result.events:
@@ -334,6 +326,8 @@ class Fold:
     changed: dict[str, StoredFacts] = field(default_factory=dict)
     causes: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # last event of each customer
     purchases_changed: set[str] = field(default_factory=set)
+    bought: list[scores.PurchaseRow] = field(default_factory=list)
+    refunded: list[scores.RefundRow] = field(default_factory=list)
 
 
 def _ids_named(event: CloudEvent) -> tuple[str, ...]:

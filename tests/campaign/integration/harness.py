@@ -31,12 +31,12 @@ from libs.common.outbox import Outbox
 from retain_cli.embedded import free_port
 from services.campaign.adapters.channels import Channels
 from services.campaign.adapters.tables import actions, campaigns, messaging
-from services.campaign.bootstrap import MIGRATIONS, campaign_settings
+from services.campaign.bootstrap import MIGRATIONS
 from services.campaign.handlers.deps import CampaignDeps
 from services.campaign.handlers.events import CampaignHandlers
 from services.campaign.handlers.scheduler import Scheduler
 from services.campaign.handlers.sender import Sender
-from services.campaign.settings import CampaignSettings
+from services.campaign.settings import CampaignSettings, campaign_settings
 from tests.conftest import Isolation
 from tests.derived import NOON as NOON
 from tests.derived import Clock as Clock

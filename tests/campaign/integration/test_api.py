@@ -15,7 +15,8 @@ from libs.common.envelope import CloudEvent
 from libs.common.kafka import Publisher
 from libs.common.topics import CUSTOMER_EVENTS, PROFILE_CHANGES, SCORE_CHANGES
 from services.campaign.adapters.tables import assignments, customer_facts, purchases
-from services.campaign.bootstrap import campaign_settings, create_app
+from services.campaign.bootstrap import create_app
+from services.campaign.settings import campaign_settings
 from tests.campaign.integration.harness import WebhookServer
 from tests.conftest import Isolation, running
 from tests.derived import complete

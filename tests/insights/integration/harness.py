@@ -22,6 +22,7 @@ from services.insights.handlers import consume
 from services.insights.handlers.figures import Figures
 from services.insights.settings import InsightsSettings, insights_settings
 from tests.conftest import Isolation
+from tests.derived import complete
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "insights" / "migrations"
 
@@ -96,7 +97,7 @@ def scored(event_id: str, customer: str, at: datetime, tier: str, clv: float) ->
         type="score.changed",
         subject=customer,
         time=at,
-        data={"tier": tier, "clv": clv},
+        data=complete("score.changed", {"tier": tier, "clv": clv}),
     )
 
 
@@ -107,7 +108,7 @@ def answered(event_id: str, customer: str, at: datetime, kind: str, score: int) 
         type="feedback.received",
         subject=customer,
         time=at,
-        data={"score_type": kind, "score": score, "sentiment": "neutral"},
+        data=complete("feedback.received", {"score_type": kind, "score": score}),
     )
 
 

@@ -21,6 +21,7 @@ from services.insights.handlers import consume
 from services.insights.handlers.churn import ChurnReports
 from services.insights.settings import insights_settings
 from tests.conftest import Isolation, running
+from tests.derived import complete
 from tests.insights.integration.harness import Harness, erased, harness, purchase
 from tests.problems import assert_problem
 
@@ -40,7 +41,7 @@ def score(event_id: str, customer: str, when: datetime, stage: str, clv: str = "
         type="score.changed",
         subject=customer,
         time=when,
-        data={"tier": "low", "stage": stage, "clv": clv, "reasons": reasons},
+        data=complete("score.changed", {"tier": "low", "stage": stage, "clv": clv, "reasons": reasons}),
     )
 
 
@@ -59,7 +60,9 @@ def profile(customer: str, version: int, region: str, *, login: datetime | None 
         type="profile.updated",
         subject=customer,
         time=at(1) + timedelta(minutes=version),
-        data={"cause": {"id": "x", "type": "purchase"}, "version": version, "changed": [], "metrics": metrics},
+        data=complete(
+            "profile.updated", {"cause": {"id": "x", "type": "purchase"}, "version": version, "metrics": metrics}
+        ),
     )
 
 

@@ -21,6 +21,7 @@ from services.insights.domain.periods import Grain
 from services.insights.handlers import consume
 from services.insights.handlers.churn import ChurnReports
 from tests.conftest import Isolation
+from tests.derived import complete
 from tests.insights.integration.harness import Harness, harness, purchase
 
 WEEK_START = datetime(2024, 3, 4, tzinfo=UTC)  # a Monday
@@ -37,7 +38,7 @@ def score(n: int, customer: str, when: datetime, stage: str, tier: str) -> Cloud
         type="score.changed",
         subject=customer,
         time=when,
-        data={"tier": tier, "stage": stage, "clv": f"{n}.00", "reasons": []},
+        data=complete("score.changed", {"tier": tier, "stage": stage, "clv": f"{n}.00", "reasons": []}),
     )
 
 

@@ -91,9 +91,9 @@ async def test_tiers_clv_nps_and_csat_of_a_period(insights: Harness) -> None:
     await insights.purchases(*BASE)
     await insights.deliver(
         consume.on_scores,
-        scored("s1", "a", at(1, 25), "gold", 100.0),
-        scored("s2", "c", at(2, 5), "silver", 50.0),
-        scored("s3", "c", at(3, 1, hour=10), "gold", 90.0),  # after February ended: counts from March on
+        scored("s1", "a", at(1, 25), "high", 100.0),
+        scored("s2", "c", at(2, 5), "medium", 50.0),
+        scored("s3", "c", at(3, 1, hour=10), "high", 90.0),  # after February ended: counts from March on
     )
     await insights.deliver(
         consume.on_feedback,
@@ -103,13 +103,13 @@ async def test_tiers_clv_nps_and_csat_of_a_period(insights: Harness) -> None:
     )
     rows = await months(insights)
     feb, mar = rows["2024-02"], rows["2024-03"]
-    assert feb["active_by_tier"] == {"gold": 1, "silver": 1}
+    assert feb["active_by_tier"] == {"high": 1, "medium": 1}
     assert feb["clv_mean"] == pytest.approx(75)
     assert feb["clv_deciles"] == pytest.approx([55, 60, 65, 70, 75, 80, 85, 90, 95])
     assert feb["nps"] == pytest.approx(25)  # 2 promoters, 1 detractor of 4
     assert feb["csat"] == pytest.approx(200 / 3)  # 2 satisfied of 3
     assert (feb["nps_responses"], feb["csat_responses"]) == (4, 3)
-    assert mar["active_by_tier"] == {"gold": 1, "unscored": 1}  # d was never scored
+    assert mar["active_by_tier"] == {"high": 1, "unscored": 1}  # d was never scored
     assert mar["clv_mean"] == pytest.approx(90) and mar["clv_deciles"] == pytest.approx([90] * 9)
     assert mar["nps"] is None and mar["csat"] is None
 
@@ -170,7 +170,7 @@ async def test_a_duplicate_changes_nothing(insights: Harness) -> None:
 
 async def test_erasure_removes_the_customer_from_every_figure(insights: Harness) -> None:
     await insights.purchases(*BASE)
-    await insights.deliver(consume.on_scores, scored("s1", "a", at(1, 25), "gold", 100.0))
+    await insights.deliver(consume.on_scores, scored("s1", "a", at(1, 25), "high", 100.0))
     await insights.deliver(consume.on_profile_changes, erased("e1", "a", at(3, 21)))
     # A replay of a's history after the erasure is dropped.
     await insights.purchases(*BASE[:3])

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from libs.common.contracts import FeedbackReceived
 from services.insights.domain.facts import InvalidFact, periods_touched, purchase_of, refund_of, survey_score_of
 from services.insights.domain.kpis import PeriodCounts, anomalies, kpis
 from services.insights.domain.periods import Grain, label, period_end, period_start, periods_apart, shift
@@ -105,8 +106,8 @@ def test_bad_event_data_names_the_field() -> None:
     with pytest.raises(InvalidFact, match=r"data\.amount"):
         purchase_of("e", "c", None, {"order_id": "o", "amount": "lots"})  # type: ignore[arg-type]
     with pytest.raises(InvalidFact, match=r"data\.score"):
-        survey_score_of("e", "c", None, {"score_type": "csat", "score": 9})  # type: ignore[arg-type]
-    assert survey_score_of("e", "c", None, {"score_type": "complaint"}) is None  # type: ignore[arg-type]
+        survey_score_of("e", "c", None, FeedbackReceived(score_type="csat", score=9, sentiment="neutral"))  # type: ignore[arg-type]
+    assert survey_score_of("e", "c", None, FeedbackReceived(score_type="complaint", sentiment="neutral")) is None  # type: ignore[arg-type]
     with pytest.raises(InvalidFact, match=r"data\.amount"):
         refund_of("e", "c", None, {"order_id": "o", "amount": "-5"})  # type: ignore[arg-type]
     with pytest.raises(InvalidFact, match=r"data\.order_id"):

@@ -4,6 +4,7 @@ and search still work through the blind indexes, and destroying the key leaves n
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 from collections.abc import AsyncIterator
@@ -12,17 +13,21 @@ from typing import Any
 
 import orjson
 import pytest
+from alembic import command
 from fastapi import FastAPI
 from httpx import ASGITransport
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from libs.common import personal
 from libs.common.envelope import CloudEvent
+from libs.common.migrations import alembic_config
 from libs.common.personal import KeyClient, MasterKeyWrapper, PersonalData
 from services.ingest.bootstrap import create_app as create_ingest
+from services.profile.domain import new_profile
 from tests.conftest import Isolation
 from tests.ingest.conftest import ingest_settings, start
 
-from .harness import AUTH, READER, Harness, event, harness
+from .harness import AUTH, MIGRATIONS, READER, Harness, event, harness
 
 MASTER = os.urandom(32)
 INDEX_KEY = personal.derived_secret(MASTER, personal.BLIND_INDEX_PURPOSE)
@@ -159,3 +164,33 @@ async def test_an_event_sealed_with_a_key_destroyed_since_is_applied_without_its
     assert view["attributes"]["region"] == "CA"
     assert (await h.client.get("/v1/customers/c-gone", headers=READER)).status_code == 404
     assert readable(repr(await stored(h))) == []
+
+
+async def test_profiles_stored_before_sealing_are_still_found_by_email_after_the_upgrade(
+    isolated: Isolation, key_service: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = isolated.settings("profile")
+    config = alembic_config(MIGRATIONS, settings.database_url, "profile")
+    await asyncio.to_thread(command.upgrade, config, "profile_0006")
+    # A profile as stored before: the document and the lookup columns in clear.
+    old = new_profile("c-old")
+    old.identities.email, old.identities.phone = "eve@example.com", "+14155550100"
+    engine = create_async_engine(settings.database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(
+                "INSERT INTO profile.customers (customer_id, rev, state, email, phone) VALUES ($1, 1, $2, $3, $4)",
+                ("c-old", old.model_dump_json(), "eve@example.com", "+14155550100"),
+            )
+    finally:
+        await engine.dispose()
+    monkeypatch.setenv("RETAIN_MASTER_KEY", base64.b64encode(MASTER).decode())
+    await asyncio.to_thread(command.upgrade, config, "head")
+    async for h in harness(isolated, personal=personal_data(key_service)):
+        (row,) = await stored(h)
+        assert row.email == personal.blind_index(INDEX_KEY, "email", "eve@example.com")
+        assert row.phone == personal.blind_index(INDEX_KEY, "phone", "+14155550100")
+        # The same person from another system joins the existing profile, which is sealed by this save.
+        await h.deliver(event("u-new", "customer.upserted", "c-new", AT, email="eve@example.com", name="Eve Example"))
+        (row,) = await stored(h)
+        assert row.customer_id == "c-old" and readable(row.state) == []

@@ -18,7 +18,8 @@ from libs.common.envelope import CloudEvent
 from libs.common.migrations import migrate
 from libs.common.outbox import Outbox
 from services.scoring.adapters.tables import SCHEMA, messaging, scores
-from services.scoring.handlers.rescore import ScoringService
+from services.scoring.handlers.deps import ScoringDeps
+from services.scoring.handlers.rescore import ScoringConsumers
 from services.scoring.settings import ScoringSettings
 from tests.conftest import Isolation
 from tests.derived import complete
@@ -32,7 +33,11 @@ class Harness:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     outbox: Outbox
-    service: ScoringService
+    service: ScoringDeps
+
+    @property
+    def consumers(self) -> ScoringConsumers:
+        return ScoringConsumers(self.service)
 
     async def deliver(self, handler: BatchHandler, *events: CloudEvent) -> None:
         """One consumer batch: the handler in one transaction, as ConsumerLoop runs it."""
@@ -40,13 +45,13 @@ class Harness:
             await handler(HandlerContext(session, self.outbox), list(events))
 
     async def profile(self, *events: CloudEvent) -> None:
-        await self.deliver(self.service.handle_profile_changes, *events)
+        await self.deliver(self.consumers.handle_profile_changes, *events)
 
     async def feedback(self, *events: CloudEvent) -> None:
-        await self.deliver(self.service.handle_feedback, *events)
+        await self.deliver(self.consumers.handle_feedback, *events)
 
     async def purchases(self, *events: CloudEvent) -> None:
-        await self.deliver(self.service.handle_purchases, *events)
+        await self.deliver(self.consumers.handle_purchases, *events)
 
     async def score(self, customer_id: str) -> dict[str, Any] | None:
         async with self.sessions() as session:
@@ -74,7 +79,7 @@ async def harness(isolated: Isolation, **overrides: object) -> AsyncIterator[Har
     await migrate(MIGRATIONS, settings.database_url, SCHEMA)
     engine = create_engine(settings)
     try:
-        yield Harness(settings, engine, session_factory(engine), Outbox(messaging, ""), ScoringService(settings))
+        yield Harness(settings, engine, session_factory(engine), Outbox(messaging, ""), ScoringDeps(settings))
     finally:
         await engine.dispose()
 

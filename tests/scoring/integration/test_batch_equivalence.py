@@ -63,10 +63,10 @@ def events_of(customer: str, n: int) -> list[CloudEvent]:
 
 def consumer_of(h: Harness, event: CloudEvent) -> Any:
     if event.type in ("purchase", "refund"):
-        return h.service.handle_purchases
+        return h.consumers.handle_purchases
     if event.type in ("feedback.received", "sla.breached"):
-        return h.service.handle_feedback
-    return h.service.handle_profile_changes
+        return h.consumers.handle_feedback
+    return h.consumers.handle_profile_changes
 
 
 async def deliver(h: Harness, arrival: Sequence[CloudEvent], batch: int) -> None:

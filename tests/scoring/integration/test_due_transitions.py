@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import orjson
 import pytest
 from sqlalchemy import select
 
 from libs.common.envelope import format_time
+from services.scoring.adapters import scores
 from services.scoring.adapters.tables import due_times, messaging
+from services.scoring.domain.bgnbd import BgNbdParams
 from services.scoring.domain.due import PAST_BOUNDARY
+from services.scoring.domain.purchase_models import BgNbd
 from services.scoring.handlers.due import run_due_pass
 from tests.conftest import Isolation
 from tests.scoring.integration.helpers import Harness, harness, profile_updated, purchase
@@ -136,3 +139,61 @@ async def test_replay_moves_on_the_newest_event_time_and_stamps_the_due_time(rep
     assert _stage_changes(await _events(replay)) == [
         ("c-1", format_time(last + 90 * DAY + PAST_BOUNDARY), "active", "at_risk")
     ]
+
+
+async def _store_bg_nbd(h: Harness, params: dict[str, float]) -> None:
+    """A fitted model whose chosen purchase model is BG/NBD with ``params`` (time in days)."""
+    async with h.sessions() as session, session.begin():
+        await scores.insert_model(
+            session,
+            dict(
+                as_of=datetime.now(UTC),
+                n_customers=1,
+                n_buyers=1,
+                n_unique_triples=1,
+                small_base=False,
+                bgnbd=params,
+                gamma_gamma=None,
+                rfm_edges={"recency": [30, 60, 90, 180], "frequency": [1, 2, 3, 5], "monetary": [20, 50, 100, 200]},
+                rfm_rank=[0.0, 5.0, 10.0, 15.0],
+                clv_rank=None,
+                diagnostics={"trigger": "test"},
+                chosen_model="bg_nbd",
+                candidates=[{"name": "bg_nbd", "params": params}],
+                holdout=None,
+            ),
+        )
+
+
+async def test_p_alive_falling_crosses_the_churn_level_on_its_day(live: Harness) -> None:
+    """A repeat buyer who goes quiet: BG/NBD's P(alive) falls every day, and the UTC midnight at which the churn risk
+    (1 - P(alive), no other signal) reaches 0.5 is a due time; passes up to just before it (injected clock) emit no
+    crossing, the pass at it emits churn_risk_up stamped with that instant."""
+    params = {"r": 0.243, "alpha": 30.9, "a": 0.793, "b": 2.426}
+    await _store_bg_nbd(live, params)
+    first = datetime.now(UTC) - 70 * DAY
+    # six purchase days 10 days apart: x = 5, recency 50 days, the last one 20 days ago
+    await live.purchases(*[purchase(f"q{i}", "c-q", first + i * 10 * DAY, 40.0) for i in range(6)])
+    score = await live.score("c-q")
+    assert score is not None and score["churn_risk"] < 0.5
+    p_alive = BgNbd(BgNbdParams(**params)).probability_alive
+    start = datetime.combine(first.date(), time(), tzinfo=UTC)
+    quiet = next(d for d in range(71, 2000) if 1.0 - float(p_alive(5.0, 50.0, float(d))) >= 0.5)
+    crossing = start + quiet * DAY + PAST_BOUNDARY
+    await live.clear_outbox()
+
+    while await run_due_pass(live.service, live.sessions, live.outbox, at(crossing - 2 * PAST_BOUNDARY)):
+        pass  # stage boundaries on the way (new -> active, ...) come first, each at its own due time
+    assert await _due(live, "c-q") == crossing
+    assert not [data for _, kind, *_, data in await _events(live) if data.get("kind") == "churn_risk_up"]
+    assert await run_due_pass(live.service, live.sessions, live.outbox, at(crossing + timedelta(seconds=20))) == 1
+    crossed = [
+        (when, data["level"])
+        for _, kind, _, when, data in await _events(live)
+        if kind == "threshold.crossed" and data["kind"] == "churn_risk_up"
+    ]
+    assert crossed == [(format_time(crossing), 0.5)]
+    score = await live.score("c-q")
+    assert score is not None and score["churn_risk"] >= 0.5 and score["as_of"] == format_time(crossing)
+    following = await _due(live, "c-q")
+    assert following is not None and following > crossing  # the next level (0.8) or a stage boundary

@@ -67,10 +67,10 @@ EVENTS = len(history("count"))
 
 def handler_of(h: Harness, event: CloudEvent) -> Any:
     if event.type == "purchase":
-        return h.service.handle_purchases
+        return h.consumers.handle_purchases
     if event.type in ("feedback.received", "sla.breached"):
-        return h.service.handle_feedback
-    return h.service.handle_profile_changes
+        return h.consumers.handle_feedback
+    return h.consumers.handle_profile_changes
 
 
 async def deliver_in_batches(h: Harness, arrival: Sequence[CloudEvent], batch: int) -> None:

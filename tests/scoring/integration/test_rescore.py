@@ -162,7 +162,7 @@ async def test_profile_and_feedback_for_a_new_customer_do_not_overwrite_each_oth
     now = datetime.now(UTC) - timedelta(hours=1)
     nps = feedback_event("f1", "c-new", now, "feedback.received", {"score_type": "nps", "score": 2})
     async with live.sessions() as first, first.begin():
-        await live.service.handle_purchases(HandlerContext(first, live.outbox), [purchase("p1", "c-new", now, 700.0)])
+        await live.consumers.handle_purchases(HandlerContext(first, live.outbox), [purchase("p1", "c-new", now, 700.0)])
         second = asyncio.create_task(live.feedback(nps))
         await asyncio.sleep(0.3)
         assert not second.done()  # blocked on the first transaction's lock of the customer

@@ -65,3 +65,64 @@ def test_nothing_flips_before_the_due_time(
     between = as_of + (horizon - as_of) * fraction
     if between < horizon:
         assert _clock_state(facts, between, previous) == _clock_state(facts, as_of, previous)
+
+
+_MODELS = {
+    "bg_nbd": {"r": 0.243, "alpha": 30.9, "a": 0.793, "b": 2.426},
+    "mbg_nbd": {"r": 0.525, "alpha": 44.1, "a": 0.891, "b": 1.614},
+    "pareto_nbd": {"r": 0.553, "alpha": 74.0, "s": 0.606, "beta": 81.7},
+}
+
+
+@given(
+    name=st.sampled_from(sorted(_MODELS)),
+    repeats=st.integers(min_value=0, max_value=12),
+    span=st.integers(min_value=0, max_value=300),
+    quiet=st.integers(min_value=0, max_value=200),
+    hour=st.integers(min_value=0, max_value=23),
+    complaints=st.integers(min_value=0, max_value=2),
+)
+def test_a_churn_level_reached_by_p_alive_alone_is_due_on_its_day(
+    name: str, repeats: int, span: int, quiet: int, hour: int, complaints: int
+) -> None:
+    """Scoring the same facts day after day with the real scorer: the churn risk stays below the next level up to
+    the day before ``model_due`` and reaches it on that day (or never within the horizon when it says None)."""
+    import numpy as np
+
+    from services.scoring.domain.customer_score import CustomerFacts, ScoringModel, score_customer
+    from services.scoring.domain.due import PAST_BOUNDARY, model_due
+    from services.scoring.domain.purchase_models import model_from_params
+    from services.scoring.domain.rfm import rank_reference, rfm_edges
+
+    model = model_from_params(name, _MODELS[name])
+    scoring = ScoringModel(
+        rfm_edges=rfm_edges(np.arange(10.0), np.arange(10.0), np.arange(10.0)),
+        rfm_rank=rank_reference([0.0, 1.0]),
+        purchase=model,
+    )
+    first = START
+    last = first + timedelta(days=span if repeats else 0)
+    customer = CustomerFacts(
+        "c",
+        first_purchase_at=first,
+        last_purchase_at=last,
+        purchase_count=repeats + 1,
+        total_spend=10.0 * (repeats + 1),
+        purchase_days=repeats + 1,
+        repeat_day_spend=10.0 * repeats,
+        open_complaints=complaints,
+    )
+    as_of = last + timedelta(days=quiet, hours=hour)
+    now = score_customer(customer, as_of, scoring)
+    due = model_due(customer, as_of, model, now.churn, CONFIG)
+    level = min((lvl for lvl in CONFIG.churn_levels if lvl > now.churn.risk), default=None)
+    if due is None:
+        if level is not None:
+            far = score_customer(customer, as_of + timedelta(days=CONFIG.model_horizon_days), scoring)
+            assert far.churn.risk < level
+        return
+    assert level is not None and due > as_of
+    assert due - PAST_BOUNDARY == due.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(0)
+    before = score_customer(customer, due - PAST_BOUNDARY - timedelta(seconds=1), scoring)
+    on = score_customer(customer, due, scoring)
+    assert before.churn.risk < level <= on.churn.risk
