@@ -95,6 +95,9 @@ class Refund(EventData):
     amount: Money
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
     reason: ShortText | None = None
+    # the upstream's own id of the refund: a refund sent twice under two event ids counts once (without it, two
+    # refunds of one order at the same time and amount are taken for one)
+    refund_id: Identifier | None = None
 
     _currency = field_validator("currency")(_check_currency)
 

@@ -40,15 +40,11 @@ _upsert_facts = unnest.insert_statement(
 _PURCHASE_ROW = tuple(c.name for c in purchases.c)
 _insert_purchases = unnest.insert_statement(purchases, _PURCHASE_ROW, "ON CONFLICT DO NOTHING")
 
-_upsert_loyalty = pg_insert(loyalty_accounts)
-_upsert_loyalty = _upsert_loyalty.on_conflict_do_update(
-    index_elements=[loyalty_accounts.c.customer_id],
-    set_={
-        "points": _upsert_loyalty.excluded.points,
-        "level": _upsert_loyalty.excluded.level,
-        "rolling_spend": _upsert_loyalty.excluded.rolling_spend,
-        "updated_at": func.now(),
-    },
+_LOYALTY_ROW = ("customer_id", "points", "level", "rolling_spend")
+_upsert_loyalty = unnest.insert_statement(
+    loyalty_accounts,
+    _LOYALTY_ROW,
+    unnest.upsert_all(loyalty_accounts, ("customer_id",), _LOYALTY_ROW, touch="updated_at"),
 )
 
 _refund = (
@@ -166,7 +162,8 @@ async def mark_refunded(session: AsyncSession, keys: Collection[tuple[str, str]]
 
 async def upsert_loyalty(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
-        await session.execute(_upsert_loyalty, sorted(rows, key=lambda row: row["customer_id"]))
+        ordered = sorted(rows, key=lambda row: row["customer_id"])
+        await session.execute(_upsert_loyalty, unnest.parameters(loyalty_accounts, _LOYALTY_ROW, ordered))
 
 
 async def reschedule(

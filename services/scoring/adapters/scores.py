@@ -117,8 +117,8 @@ async def join(session: AsyncSession, from_id: str, into_id: str) -> None:
     )
     await session.execute(
         text(
-            f"INSERT INTO {refunds.fullname} (customer_id, event_id, order_id, refunded_at, amount) "
-            f"SELECT :into_id, event_id, order_id, refunded_at, amount FROM {refunds.fullname} "
+            f"INSERT INTO {refunds.fullname} (customer_id, event_id, order_id, refunded_at, amount, refund_id) "
+            f"SELECT :into_id, event_id, order_id, refunded_at, amount, refund_id FROM {refunds.fullname} "
             "WHERE customer_id = :from_id ORDER BY event_id ON CONFLICT DO NOTHING"
         ),
         {"into_id": into_id, "from_id": from_id},
@@ -133,10 +133,12 @@ class RefundRow:
     order_id: str
     refunded_at: datetime
     amount: float
+    refund_id: str | None = None
 
 
 async def add_refunds(session: AsyncSession, rows: Sequence[RefundRow]) -> None:
-    """One row per refund event; a redelivered one changes nothing."""
+    """One row per refund event; a redelivered one changes nothing. Several events of one refund (its business key,
+    ``_ONE_PER_REFUND``) are all kept and counted once when netted."""
     ordered = sorted(rows, key=lambda row: (row.customer_id, row.event_id))
     if ordered:
         await session.execute(_ADD_REFUNDS, unnest.parameters(refunds, _REFUND_COLUMNS, map(_row_dict, ordered)))
@@ -184,6 +186,18 @@ def _row_dict(row: Any) -> dict[str, Any]:
     return {name: getattr(row, name) for name in row.__dataclass_fields__}
 
 
+# A refund is known by its order and upstream refund id, or, without an id, by its order, time and amount: two events
+# of one refund (re-sent by upstream under a new event id) count once, the earliest (time, event id) standing for
+# both whatever the order they arrived in.
+_ONE_PER_REFUND = f"""
+    SELECT DISTINCT ON (customer_id, order_id, refund_id, CASE WHEN refund_id IS NULL THEN refunded_at END,
+                        CASE WHEN refund_id IS NULL THEN amount END)
+           customer_id, order_id, amount
+    FROM {refunds.fullname} {{some}}
+    ORDER BY customer_id, order_id, refund_id, CASE WHEN refund_id IS NULL THEN refunded_at END,
+             CASE WHEN refund_id IS NULL THEN amount END, refunded_at, event_id"""
+
+
 def _net_orders(only_ids: bool) -> str:
     """The orders with their refunds netted off (floored at 0), without those refunded in full: a returned order is
     no transaction and no spend. ``only_ids`` restricts both sides to ``:ids``."""
@@ -192,7 +206,7 @@ def _net_orders(only_ids: bool) -> str:
     return f"""(
     SELECT p.customer_id, p.purchased_at, greatest(p.amount - coalesce(r.refunded, 0), 0) AS amount
     FROM {purchases.fullname} AS p
-    LEFT JOIN (SELECT customer_id, order_id, sum(amount) AS refunded FROM {refunds.fullname} {some}
+    LEFT JOIN (SELECT customer_id, order_id, sum(amount) AS refunded FROM ({_ONE_PER_REFUND.format(some=some)}) AS one
                GROUP BY customer_id, order_id) AS r ON r.customer_id = p.customer_id AND r.order_id = p.order_id
     WHERE NOT (p.amount > 0 AND coalesce(r.refunded, 0) >= p.amount) {also}
 ) AS orders"""
@@ -280,8 +294,9 @@ async def try_refit_lock(session: AsyncSession, lock_id: int) -> bool:
     return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(lock_id))))
 
 
-async def newest_model_fitted_at(session: AsyncSession) -> datetime | None:
-    newest: datetime | None = await session.scalar(select(func.max(models.c.fitted_at)))
+async def newest_model_as_of(session: AsyncSession) -> datetime | None:
+    """The clock reading (wall time live, event time in replay) the newest model was fitted as of."""
+    newest: datetime | None = await session.scalar(select(func.max(models.c.as_of)))
     return newest
 
 

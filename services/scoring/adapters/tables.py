@@ -79,6 +79,7 @@ refunds = Table(
     Column("order_id", Text, nullable=False),
     Column("refunded_at", DateTime(timezone=True), nullable=False),
     Column("amount", Double, nullable=False),
+    Column("refund_id", Text),  # upstream's id of the refund, when it sends one: the business key of a refund
     Index("refunds_order", "customer_id", "order_id"),
 )
 

@@ -412,9 +412,12 @@ class MbgObjective:
         gap = log_at[self.T_idx] - log_arec[self.rec_idx]
         rx = r + self.x
         d = (np.log(a) - np.log(b + xu))[self.x_idx] + rx * gap
-        ll = float(self.w_x @ by_x - by_t @ log_at + self.w @ np.logaddexp(0.0, d))
+        # softplus(d) and its derivative sigmoid(d) from one exponential
+        e = np.exp(-np.abs(d))
+        softplus = np.maximum(d, 0.0) + np.log1p(e)
+        ll = float(self.w_x @ by_x - by_t @ log_at + self.w @ softplus)
 
-        ws = self.w * expit(d)
+        ws = self.w * np.where(d >= 0.0, 1.0, e) / (1.0 + e)
         wsrx = ws * rx
         inv_at, inv_arec = 1.0 / (alpha + self.T_u), 1.0 / (alpha + self.rec_u)
         psi_ab, psi_abx = digamma(a + b), digamma(a + b + xu + 1.0)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -324,25 +324,37 @@ def describe(result: RefitResult) -> dict[str, Any]:
     }
 
 
-async def refit_periodically(deps: ScoringDeps, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
-    """Refits when the newest model is older than the interval (or none exists), then every interval.
-    Checking the stored age rather than sleeping a fixed interval from start-up means restarts and
-    several replicas do not multiply refits."""
+async def refit_if_due(deps: ScoringDeps, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> float:
+    """Refits when the newest model is older than the interval by the service's clock (the injected wall clock live,
+    the newest event time in replay, so a replayed year refits as often as living through it did), or when there is
+    none; returns the seconds until it is due again by that clock."""
     interval = deps.settings.scoring_refit_interval_s
+    async with sessions() as session:
+        newest = await scores.newest_model_as_of(session)
+        now = await deps.clock(session)
+    age = None if newest is None else (now - newest).total_seconds()
+    if age is None or age >= interval:
+        await refit(deps, sessions, outbox, trigger="schedule")
+        return interval
+    return interval - age
+
+
+async def refit_periodically(deps: ScoringDeps, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
+    """Refits when due (``refit_if_due``), then sleeps until the next due time. Checking the stored model's age
+    rather than sleeping a fixed interval from start-up means restarts and several replicas do not multiply refits.
+    In replay the clock moves with the events, not with the sleep: it looks again at least every due interval."""
+    settings = deps.settings
     while True:
         try:
-            async with sessions() as session:
-                newest = await scores.newest_model_fitted_at(session)
-            age = None if newest is None else (datetime.now(UTC) - newest).total_seconds()
-            if age is None or age >= interval:
-                await refit(deps, sessions, outbox, trigger="schedule")
-                age = 0.0
-            await asyncio.sleep(max(interval - age, 1.0))
+            wait = await refit_if_due(deps, sessions, outbox)
+            if settings.clock_mode == "replay":
+                wait = min(wait, settings.scoring_due_interval_s)
+            await asyncio.sleep(max(wait, 1.0))
         except RefitInProgress:
-            await asyncio.sleep(min(interval, 60.0))
+            await asyncio.sleep(min(settings.scoring_refit_interval_s, 60.0))
         except asyncio.CancelledError:
             raise
         except Exception:
             # a failed fit must not take the consumers down with it; the next round tries again
             log.exception("scheduled refit failed")
-            await asyncio.sleep(min(interval, 300.0))
+            await asyncio.sleep(min(settings.scoring_refit_interval_s, 300.0))

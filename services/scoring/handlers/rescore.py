@@ -380,4 +380,7 @@ def _refund_row(event: CloudEvent, customer_id: str) -> scores.RefundRow | None:
         return None
     if not order_id or not math.isfinite(amount) or amount <= 0:
         return None
-    return scores.RefundRow(customer_id, event.id, str(order_id), event.time, amount)
+    refund_id = event.data.get("refund_id")
+    return scores.RefundRow(
+        customer_id, event.id, str(order_id), event.time, amount, None if refund_id is None else str(refund_id)
+    )
