@@ -42,14 +42,20 @@ class Sealer:
 async def stored_keys_for(
     conn: asyncpg.Connection, sealer: Sealer, customer_ids: set[str]
 ) -> dict[str, key_store.StoredKey]:
-    """Each customer's stored (wrapped) key, created for those who have none yet."""
-    fresh = {customer_id: personal.new_data_key() for customer_id in customer_ids}
+    """Each customer's stored (wrapped) key, created for those who have none yet.
+
+    Most customers have one already: they are read first, and only the others get a new key made and inserted.
+    """
+    stored = await key_store.find_many(conn, customer_ids)
+    missing = customer_ids - stored.keys()
+    if not missing:
+        return stored
     candidates = {
-        customer_id: (personal.new_key_id(), sealer.wrapper.wrap(key, customer_id))
-        for customer_id, key in fresh.items()
+        customer_id: (personal.new_key_id(), sealer.wrapper.wrap(personal.new_data_key(), customer_id))
+        for customer_id in missing
     }
-    stored = await key_store.get_or_create(conn, candidates, personal.SCHEME_VERSION)
-    for customer_id in customer_ids - stored.keys():
+    stored.update(await key_store.get_or_create(conn, candidates, personal.SCHEME_VERSION))
+    for customer_id in missing - stored.keys():
         # Created by a concurrent transaction after this statement's snapshot: read it now it has committed.
         found = await key_store.find(conn, customer_id)
         if found is not None:
