@@ -140,22 +140,29 @@ class ParetoNbdParams:
 def _log_a0_term(k: FloatArray, second: float | FloatArray, big_t: FloatArray, gap: float) -> FloatArray:
     """log(2F1(k, second; k + 1; z) / big_t^k) with z = gap / big_t; NaN where ``_log_dropout`` must stand in.
 
-    Euler's transformation 2F1(k, b; k + 1; z) = (1 - z)^(1 - b) 2F1(1, k + 1 - b; k + 1; z) keeps the series from
-    overflowing where the direct one does (a large s or r + x with z near 1, where the optimiser's line search
-    goes), the power taken in logarithms. Past ``_LARGE_K`` scipy's evaluation gets slow (tens of microseconds) and
-    fails in corners near z = 1 (NaN), and the integral is the better way."""
+    The direct series is the fast one; where it overflows (a large s or r + x with z near 1, where the optimiser's
+    line search goes) Euler's transformation 2F1(k, b; k + 1; z) = (1 - z)^(1 - b) 2F1(1, k + 1 - b; k + 1; z) has a
+    series of positive terms shrinking geometrically, the power taken in logarithms. Past ``_LARGE_K`` scipy's
+    evaluation gets slow (tens of microseconds) and fails in corners near z = 1 (NaN): the integral is the better
+    way there."""
     k, second_b, big_t = np.broadcast_arrays(
         np.asarray(k, dtype=np.float64), np.asarray(second, dtype=np.float64), big_t
     )
     z = gap / big_t
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         small = k <= _LARGE_K
-        log_hyp = np.full(k.shape, np.nan)
-        if small.all():
-            log_hyp = (1.0 - second_b) * np.log1p(-z) + np.log(hyp2f1(1.0, k + 1.0 - second_b, k + 1.0, z))
-        elif small.any():
-            ks, bs, zs = k[small], second_b[small], z[small]
-            log_hyp[small] = (1.0 - bs) * np.log1p(-zs) + np.log(hyp2f1(1.0, ks + 1.0 - bs, ks + 1.0, zs))
+        every = bool(small.all())
+        ks, bs, zs = (k, second_b, z) if every else (k[small], second_b[small], z[small])
+        part = np.log(hyp2f1(ks, bs, ks + 1.0, zs))
+        overflowed = ~np.isfinite(part)
+        if overflowed.any():
+            kb, bb, zb = ks[overflowed], bs[overflowed], zs[overflowed]
+            part[overflowed] = (1.0 - bb) * np.log1p(-zb) + np.log(hyp2f1(1.0, kb + 1.0 - bb, kb + 1.0, zb))
+        if every:
+            log_hyp = part
+        else:
+            log_hyp = np.full(k.shape, np.nan)
+            log_hyp[small] = part
         return np.asarray(log_hyp - k * np.log(big_t), dtype=np.float64)
 
 
@@ -194,12 +201,12 @@ def _patched(
     age: FloatArray,
 ) -> FloatArray:
     """``log_terms`` (log(s / (r + s + x)) + log A0 per history) with its missing values integrated."""
+    if np.all(np.isfinite(log_terms) | np.asarray(rec >= age)):
+        return log_terms
     terms, xs, recs, ages = (
         np.array(v, dtype=np.float64, ndmin=1) for v in np.broadcast_arrays(log_terms, x, rec, age)
     )
     missing = ~np.isfinite(terms) & (recs < ages)
-    if not missing.any():
-        return log_terms
     terms[missing] = _log_dropout(r, alpha, s, beta, xs[missing], recs[missing], ages[missing])
     return terms.reshape(np.shape(log_terms))
 
