@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -12,13 +11,10 @@ from sqlalchemy import (
     DateTime,
     LargeBinary,
     MetaData,
-    Row,
     Table,
     Text,
     func,
-    text,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -78,48 +74,3 @@ class MessagingTables:
             Column("headers", JSONB, nullable=False),
             Column("sent_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         )
-
-
-_POSTGRES = postgresql.dialect()  # type: ignore[no-untyped-call]
-
-
-def _array_type(column: Column[Any]) -> str:
-    return f"{column.type.compile(dialect=_POSTGRES)}[]"
-
-
-async def bulk_upsert(
-    session: AsyncSession,
-    table: Table,
-    rows: Sequence[Mapping[str, Any]],
-    *,
-    key: Sequence[str] = (),
-    update: Sequence[str] | None = None,
-    update_where: str | None = None,
-    returning: Sequence[str] = (),
-) -> Sequence[Row[Any]]:
-    """Inserts `rows` (mappings with the same columns) in one statement over arrays, whatever their number.
-
-    Without `update`, a row whose key is already stored is skipped (ON CONFLICT DO NOTHING); with it, those columns
-    are overwritten from the new row (`update_where`, SQL over `excluded` and the table's name, keeps some stored
-    rows). Rows are written in key order, so concurrent writers of overlapping keys do not deadlock; with `update`
-    the caller passes each key once (PostgreSQL refuses to update one row twice in a statement).
-    """
-    if not rows:
-        return []
-    names = [c.name for c in table.columns if c.name in rows[0]]
-    ordered = sorted(rows, key=lambda row: tuple(row[k] for k in key)) if key else list(rows)
-    arrays = ", ".join(f"CAST(:{name} AS {_array_type(table.c[name])})" for name in names)
-    statement = (
-        f"INSERT INTO {table.fullname} ({', '.join(names)}) SELECT * FROM unnest({arrays}) "
-        f"ON CONFLICT {'(' + ', '.join(key) + ') ' if key else ''}"
-    )
-    if update:
-        statement += "DO UPDATE SET " + ", ".join(f"{name} = excluded.{name}" for name in update)
-        if update_where:
-            statement += f" WHERE {update_where}"
-    else:
-        statement += "DO NOTHING"
-    if returning:
-        statement += " RETURNING " + ", ".join(returning)
-    result = await session.execute(text(statement), {name: [row[name] for row in ordered] for name in names})
-    return result.all() if returning else []

@@ -15,8 +15,9 @@ from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Double, Integer, Numeric, Table, Text, TextClause, text
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Float, Integer, Numeric, Row, Table, Text, TextClause, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
 
 
 def _json(value: Any) -> str:
@@ -50,7 +51,7 @@ _KINDS: tuple[tuple[type[Any], _Kind], ...] = (
     (Date, _Kind("date[]", "{}")),
     (BigInteger, _Kind("bigint[]", "{}")),
     (Integer, _Kind("integer[]", "{}")),
-    (Double, _Kind("float8[]", "{}")),
+    (Float, _Kind("float8[]", "{}")),  # Double too; before Numeric, of which Float is a kind
     (Numeric, _Kind("numeric[]", "{}")),
     (Boolean, _Kind("boolean[]", "{}")),
     (Text, _TEXT),
@@ -102,3 +103,34 @@ def parameters(table: Table, columns: Sequence[str], rows: Iterable[Mapping[str,
         values = [row[name] for row in listed]
         out[name] = values if encode is None else [encode(value) for value in values]
     return out
+
+
+async def upsert(
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: Sequence[str] = (),
+    update: Sequence[str] | None = None,
+    update_where: str | None = None,
+    returning: Sequence[str] = (),
+) -> Sequence[Row[Any]]:
+    """`rows` (mappings with the same columns) written by one statement of this module, whatever their number.
+
+    Without `update`, a row whose key is already stored is skipped (ON CONFLICT DO NOTHING); with it, those columns
+    are overwritten from the new row, unless `update_where` (SQL over `t`, the stored row, and `EXCLUDED`) says
+    otherwise. Rows are written in key order; with `update` the caller passes each key once.
+    """
+    if not rows:
+        return []
+    columns = tuple(c.name for c in table.columns if c.name in rows[0])
+    ordered = sorted(rows, key=lambda row: tuple(row[k] for k in key)) if key else list(rows)
+    target = f"({', '.join(key)}) " if key else ""
+    if update:
+        clause = f"ON CONFLICT {target}DO UPDATE SET " + ", ".join(f"{name} = EXCLUDED.{name}" for name in update)
+        clause += f" WHERE {update_where}" if update_where else ""
+    else:
+        clause = f"ON CONFLICT {target}DO NOTHING"
+    clause += f" RETURNING {', '.join(returning)}" if returning else ""
+    result = await session.execute(insert_statement(table, columns, clause), parameters(table, columns, ordered))
+    return result.all() if returning else []

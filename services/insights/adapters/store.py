@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.common.db import bulk_upsert
+from libs.common.unnest import upsert
 from services.insights.adapters import tables
 from services.insights.adapters.tables import (
     aliases,
@@ -180,7 +180,7 @@ async def stored_orders(session: AsyncSession, order_ids: Sequence[str]) -> dict
 
 async def write_purchases(session: AsyncSession, orders: Sequence[Purchase]) -> None:
     """Inserts or replaces whole orders (the caller decided which version of each order wins)."""
-    await bulk_upsert(
+    await upsert(
         session,
         purchases,
         [
@@ -202,7 +202,7 @@ async def write_purchases(session: AsyncSession, orders: Sequence[Purchase]) -> 
 
 async def write_refunds(session: AsyncSession, given_back: Sequence[Refund]) -> set[str]:
     """Keeps each refund event once; returns the order ids of the refunds not stored before."""
-    rows = await bulk_upsert(
+    rows = await upsert(
         session,
         refunds,
         [
@@ -323,7 +323,7 @@ async def first_purchase_day(session: AsyncSession) -> date | None:
 
 
 async def write_scores(session: AsyncSession, received: Sequence[Score]) -> None:
-    await bulk_upsert(
+    await upsert(
         session,
         scores,
         [
@@ -334,7 +334,7 @@ async def write_scores(session: AsyncSession, received: Sequence[Score]) -> None
                 "tier": s.tier,
                 "clv": s.clv,
                 "stage": s.stage,
-                "reasons": orjson.dumps(list(s.reasons)).decode(),
+                "reasons": list(s.reasons),
             }
             for s in received
         ],
@@ -377,7 +377,7 @@ async def rebuild_stage_runs(session: AsyncSession, customer_ids: Iterable[str] 
 
 
 async def write_survey_scores(session: AsyncSession, answers: Sequence[SurveyScore]) -> None:
-    await bulk_upsert(
+    await upsert(
         session,
         survey_scores,
         [
@@ -692,13 +692,13 @@ async def write_traits(session: AsyncSession, traits: Sequence[Traits]) -> None:
         "last_login_at",
         "last_purchase_at",
     ]
-    await bulk_upsert(
+    await upsert(
         session,
         customer_traits,
         [{"customer_id": t.customer_id} | {c: getattr(t, c) for c in columns} for t in newest.values()],
         key=["customer_id"],
         update=columns,
-        update_where="customer_traits.version < excluded.version",
+        update_where="t.version < EXCLUDED.version",
     )
 
 
@@ -993,7 +993,7 @@ async def replace_clusters(
     ordered = sorted(members.items())
     for low in range(0, len(ordered), _MEMBERS_CHUNK):
         chunk = ordered[low : low + _MEMBERS_CHUNK]
-        await bulk_upsert(session, tables.cluster_members, [{"customer_id": c, "segment": g} for c, g in chunk])
+        await upsert(session, tables.cluster_members, [{"customer_id": c, "segment": g} for c, g in chunk])
 
 
 async def stored_clusters(session: AsyncSession) -> list[dict[str, Any]]:

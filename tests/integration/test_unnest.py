@@ -1,4 +1,4 @@
-"""libs.common.db.bulk_upsert on the real PostgreSQL: one statement over arrays, casts from the columns' types."""
+"""libs.common.unnest.upsert on the real PostgreSQL: one statement over arrays, each column in its own type."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from decimal import Decimal
 from sqlalchemy import Column, Date, DateTime, Float, Integer, MetaData, Numeric, Table, Text, select
 from sqlalchemy.dialects.postgresql import JSONB
 
-from libs.common.db import bulk_upsert, create_engine, session_factory
+from libs.common.db import create_engine, session_factory
+from libs.common.unnest import upsert
 from tests.conftest import Isolation
 
 metadata = MetaData(schema="bulktest")
@@ -33,7 +34,7 @@ def row(key: str, version: int, amount: str = "1.50") -> dict[str, object]:
         "ratio": 0.25,
         "day": date(2024, 2, 29),
         "at": datetime(2024, 2, 29, 12, tzinfo=UTC),
-        "doc": '{"a": [1, 2]}',
+        "doc": {"a": [1, 2]},
     }
 
 
@@ -45,21 +46,21 @@ async def test_insert_skip_update_where_and_returning(isolated: Isolation) -> No
             await connection.run_sync(metadata.create_all)
         sessions = session_factory(engine)
         async with sessions() as session, session.begin():
-            added = await bulk_upsert(session, things, [row("b", 1), row("a", 1)], key=["id"], returning=["id"])
+            added = await upsert(session, things, [row("b", 1), row("a", 1)], key=["id"], returning=["id"])
             assert sorted(r.id for r in added) == ["a", "b"]
             # Without `update` a stored key is skipped; only the new one comes back.
-            again = await bulk_upsert(session, things, [row("a", 5, "9"), row("c", 1)], key=["id"], returning=["id"])
+            again = await upsert(session, things, [row("a", 5, "9"), row("c", 1)], key=["id"], returning=["id"])
             assert [r.id for r in again] == ["c"]
             # With `update`, the WHERE keeps rows whose stored version is newer.
-            await bulk_upsert(
+            await upsert(
                 session,
                 things,
                 [row("a", 3, "3"), row("b", 0, "7")],
                 key=["id"],
                 update=["version", "amount"],
-                update_where="things.version < excluded.version",
+                update_where="t.version < EXCLUDED.version",
             )
-            assert await bulk_upsert(session, things, [], key=["id"]) == []
+            assert await upsert(session, things, [], key=["id"]) == []
         async with sessions() as session:
             stored = {r.id: r for r in await session.execute(select(things))}
         assert {k: (r.version, r.amount) for k, r in stored.items()} == {
