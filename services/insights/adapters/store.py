@@ -23,7 +23,7 @@ from services.insights.adapters.tables import (
     scores,
     survey_scores,
 )
-from services.insights.domain.churn import BASE_STAGES
+from services.insights.domain.churn import BASE_STAGES, TRAITS
 from services.insights.domain.facts import DirtyPeriod, Purchase, Refund, Score, SurveyScore, Traits
 from services.insights.domain.kpis import PeriodCounts
 from services.insights.domain.periods import Grain, midnight, period_end, shift
@@ -729,16 +729,6 @@ _TOTALS = (
 
 # One value per customer and trait (the buckets of the report); traits are the customer's latest profile. One pass
 # over the customers counts every trait (a grouping set per trait).
-TRAITS = (
-    "favourite_category",
-    "region",
-    "channel",
-    "tier",
-    "complaints",
-    "nps_band",
-    "coupon_use",
-    "days_since_last_login",
-)
 _TRAIT_COUNTS_SQL = f"""
 WITH coupons AS (
     SELECT DISTINCT customer_id FROM insights.purchases WHERE coupon_code IS NOT NULL AND purchased_at < :end_at
