@@ -125,12 +125,10 @@ async def upsert(
         return []
     columns = tuple(c.name for c in table.columns if c.name in rows[0])
     ordered = sorted(rows, key=lambda row: tuple(row[k] for k in key)) if key else list(rows)
-    target = f"({', '.join(key)}) " if key else ""
     if update:
-        clause = f"ON CONFLICT {target}DO UPDATE SET " + ", ".join(f"{name} = EXCLUDED.{name}" for name in update)
-        clause += f" WHERE {update_where}" if update_where else ""
+        clause = upsert_all(table, key, update) + (f" WHERE {update_where}" if update_where else "")
     else:
-        clause = f"ON CONFLICT {target}DO NOTHING"
+        clause = f"ON CONFLICT ({', '.join(key)}) DO NOTHING" if key else "ON CONFLICT DO NOTHING"
     clause += f" RETURNING {', '.join(returning)}" if returning else ""
     result = await session.execute(insert_statement(table, columns, clause), parameters(table, columns, ordered))
     return result.all() if returning else []

@@ -12,7 +12,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import get_args
+from typing import Any, get_args
 from urllib.parse import quote
 
 from pydantic import SecretStr
@@ -60,21 +60,21 @@ def issue_unsubscribe_token(secret: str, customer_id: str, channel: str, campaig
 
 def verify_unsubscribe_token(secret: str, token: str, now: datetime) -> UnsubscribeClaims:
     try:
-        data = signed_tokens.open_token(secret, token, TOKEN_VERSION)
+        claims = _claims_of(signed_tokens.open_token(secret, token, TOKEN_VERSION))
     except signed_tokens.SignedTokenError as exc:
         raise UnsubscribeTokenError(str(exc)) from exc
+    if now >= claims.expires_at:
+        raise ExpiredUnsubscribeToken(f"token expired at {claims.expires_at.isoformat()}")
+    return claims
+
+
+def _claims_of(data: dict[str, Any]) -> UnsubscribeClaims:
     customer_id, channel, campaign_id = data.get("c"), data.get("ch"), data.get("m")
     if not (isinstance(customer_id, str) and isinstance(channel, str) and isinstance(campaign_id, str)):
-        raise UnsubscribeTokenError("token payload is missing fields")
+        raise signed_tokens.MalformedToken("token payload is missing fields")
     if channel not in CHANNELS:
-        raise UnsubscribeTokenError("token payload has a bad channel")
-    try:
-        expires_at = signed_tokens.expiry_of(data.get("e"))
-    except signed_tokens.SignedTokenError as exc:
-        raise UnsubscribeTokenError(str(exc)) from exc
-    if now >= expires_at:
-        raise ExpiredUnsubscribeToken(f"token expired at {expires_at.isoformat()}")
-    return UnsubscribeClaims(customer_id, channel, campaign_id, expires_at)
+        raise signed_tokens.MalformedToken("token payload has a bad channel")
+    return UnsubscribeClaims(customer_id, channel, campaign_id, signed_tokens.expiry_of(data.get("e")))
 
 
 def unsubscribe_url(base_url: str, token: str, locale: str | None = None) -> str:
